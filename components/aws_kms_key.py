@@ -1,0 +1,73 @@
+"""A customer-managed KMS key with rotation, a deletion window, an alias and in-region replicas."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class AwsKmsKeyArgs:
+    alias: str  # without the "alias/" prefix
+    description: str
+    replica_regions: list[str] = field(default_factory=list)  # multi-Region replicas, only in allowed regions
+    protect: bool = True
+    deletion_window_in_days: int = 30  # the longest AWS allows: time to notice a mistaken deletion
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class AwsKmsKey(pulumi.ComponentResource):
+    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+    replica_arns: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: AwsKmsKeyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llmhost:index:AwsKmsKey", name, None, opts)
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        # Root-of-account statement only: access is then governed by IAM policies, which stay least-privilege.
+        policy = pulumi.Output.all(identity.account_id, partition.partition).apply(lambda a: json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "EnableIamPolicies",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{a[1]}:iam::{a[0]}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }],
+        }))
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        self._key = aws.kms.Key(
+            f"{name}-key",
+            description=args.description,
+            enable_key_rotation=True,
+            rotation_period_in_days=365,
+            deletion_window_in_days=args.deletion_window_in_days,
+            multi_region=bool(args.replica_regions),
+            policy=policy,
+            tags=args.tags,
+            opts=stateful,
+        )
+        aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=self._key.key_id,
+                      opts=pulumi.ResourceOptions(parent=self))
+        replicas = {}
+        for region in args.replica_regions:
+            replica = aws.kms.ReplicaKey(
+                f"{name}-replica-{region}",
+                region=region,
+                primary_key_arn=self._key.arn,
+                description=f"{args.description} ({region} replica)",
+                deletion_window_in_days=args.deletion_window_in_days,
+                policy=policy,
+                tags=args.tags,
+                opts=stateful,
+            )
+            replicas[region] = replica.arn
+        self.key_arn = self._key.arn
+        self.key_id = self._key.key_id
+        self.replica_arns = pulumi.Output.from_input(replicas)
+        self.register_outputs({"key_arn": self.key_arn, "key_id": self.key_id, "replica_arns": self.replica_arns})

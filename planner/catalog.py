@@ -1,0 +1,259 @@
+"""The sourced catalog: API prices, GPUs, instance prices, throughput and planning assumptions.
+
+Loaded once, strictly: a number without a `source` (or, for a derived row, `estimate: true` with a `basis`)
+is refused, so every figure in a decision can be traced back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import from_validation_error, read_yaml, refuse
+
+DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
+REGIONS_FILE = Path(__file__).with_name("regions.yaml")
+
+Quality = Literal["frontier", "strong-open", "small"]
+QUALITY_RANK: dict[str, int] = {"small": 1, "strong-open": 2, "frontier": 3}
+Cloud = Literal["aws", "gcp"]
+Capacity = Literal["none", "limited", "dedicated"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Sourced(_Strict):
+    source: Optional[str] = None
+    estimate: bool = False
+    basis: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _has_provenance(self):
+        if not (self.source or (self.estimate and self.basis)):
+            raise ValueError("every number needs a `source` (or `estimate: true` with a `basis`)")
+        return self
+
+
+class ApiProvider(_Strict):
+    kind: Literal["closed", "hosted-open"]
+    endpoints: dict[str, str] = Field(min_length=1, description="jurisdiction -> OpenAI-compatible base URL")
+    source: str
+    notes: Optional[str] = None
+
+
+class ApiModel(_Sourced):
+    provider: str
+    model: str
+    kind: Literal["closed", "hosted-open"]
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: Optional[float] = Field(default=None, ge=0)
+    quality: Quality
+    quality_basis: str
+    source_date: Optional[str] = None
+    status: Optional[str] = None
+    notes: Optional[str] = None
+
+
+class ModelClass(_Strict):
+    params_billion: float = Field(gt=0)
+    layers: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    kv_bytes_per_token_fp16: int = Field(gt=0)
+    max_context_tokens: int = Field(gt=0)
+    quality: Quality
+    source: str
+
+    @model_validator(mode="after")
+    def _kv_consistent(self):
+        expected = 2 * self.layers * self.kv_heads * self.head_dim * 2
+        if expected != self.kv_bytes_per_token_fp16:
+            raise ValueError(f"kv_bytes_per_token_fp16 should be 2 x layers x kv_heads x head_dim x 2 = {expected}")
+        return self
+
+
+class Gpu(_Strict):
+    memory_gb: float = Field(gt=0)
+    bandwidth_gbps: float = Field(gt=0)
+    bf16_tflops: Optional[float] = None
+    fp16_tflops: Optional[float] = None
+    fp8_tflops: Optional[float] = None
+    source: str
+    notes: Optional[str] = None
+
+    @property
+    def supports_fp8(self) -> bool:
+        return self.fp8_tflops is not None
+
+
+class Instance(_Sourced):
+    cloud: Cloud
+    instance_type: str
+    service: Literal["compute", "sagemaker", "vertex"]
+    gpu: str
+    gpu_count: int = Field(gt=0)
+    region: str
+    on_demand_hourly: float = Field(gt=0)
+    spot_hourly: Optional[float] = Field(default=None, gt=0)
+    spot_hourly_range: Optional[list[float]] = None
+    source_date: Optional[str] = None
+    previous_on_demand_hourly: Optional[float] = None
+    previous_source: Optional[str] = None
+    price_basis: Optional[str] = None
+    ec2_twin: Optional[str] = None
+    premium_over_ec2: Optional[float] = None
+    premium_basis: Optional[str] = None
+    notes: Optional[str] = None
+
+
+class Throughput(_Sourced):
+    model_class: str
+    model: str
+    precision: str
+    gpu: str
+    gpu_count: int = Field(gt=0)
+    engine: str
+    concurrency: Optional[int | str] = None
+    output_tok_s_total: float = Field(gt=0)
+    output_tok_s_per_gpu: float = Field(gt=0)
+    input_len: Optional[int] = None
+    output_len: Optional[int] = None
+    mean_itl_ms: Optional[float] = None
+    dataset: Optional[str] = None
+    setup: Optional[str] = None
+    notes: Optional[str] = None
+    precision_note: Optional[str] = None
+    carried_from: Optional[str] = None
+
+    @property
+    def is_capacity_figure(self) -> bool:
+        """A single-request figure measures latency, not what a replica can carry."""
+        return self.concurrency != 1
+
+
+class Staffing(_Strict):
+    fte_annual_cost_usd: float = Field(gt=0)
+    fte_annual_cost_source: str
+    fte_by_tier: dict[Literal["api", "managed", "self-hosted", "gateway"], dict[Capacity, float]]
+    fte_by_tier_source: str
+
+    def fte(self, tier: str, capacity: str) -> float:
+        return self.fte_by_tier[tier][capacity]
+
+    @property
+    def fte_monthly_usd(self) -> float:
+        return self.fte_annual_cost_usd / 12
+
+
+class Serving(_Strict):
+    target_utilization: float = Field(gt=0, le=1)
+    target_utilization_source: str
+    gpu_memory_utilization: float = Field(gt=0, le=1)
+    gpu_memory_utilization_source: str
+    kv_cache_sequences: int = Field(gt=0)
+    kv_cache_sequences_basis: str
+    hours_per_month: float = Field(gt=0)
+    hours_per_month_source: str
+
+
+class Latency(_Strict):
+    api_min_reliable_ttft_ms: int = Field(gt=0)
+    api_min_reliable_ttft_ms_source: str
+
+
+class Availability(_Strict):
+    failover_floor_target_percent: float
+    failover_floor_basis: str
+    spare_replica_target_percent: float
+    spare_replica_basis: str
+
+
+class SourceNote(_Strict):
+    source: str
+    note: str
+
+
+class Catalog(_Strict):
+    as_of: str
+    api_providers: dict[str, ApiProvider]
+    api_models: list[ApiModel]
+    models: dict[str, ModelClass]
+    gpus: dict[str, Gpu]
+    instances: list[Instance]
+    throughput: list[Throughput]
+    staffing: Staffing
+    serving: Serving
+    latency: Latency
+    availability: Availability
+    source_notes: list[SourceNote] = []
+    gaps: list[str] = []
+
+    @model_validator(mode="after")
+    def _references_resolve(self):
+        for i, m in enumerate(self.api_models):
+            if m.provider not in self.api_providers:
+                raise ValueError(f"api_models[{i}].provider {m.provider!r} is not in api_providers "
+                                 f"({', '.join(sorted(self.api_providers))})")
+        for i, row in enumerate(self.instances):
+            if row.gpu not in self.gpus:
+                raise ValueError(f"instances[{i}].gpu {row.gpu!r} is not in gpus ({', '.join(sorted(self.gpus))})")
+        for i, row in enumerate(self.throughput):
+            if row.gpu not in self.gpus:
+                raise ValueError(f"throughput[{i}].gpu {row.gpu!r} is not in gpus ({', '.join(sorted(self.gpus))})")
+        return self
+
+    def instances_in(self, cloud: str, region: str, service: str) -> list[Instance]:
+        return [i for i in self.instances if i.cloud == cloud and i.region == region and i.service == service]
+
+    def throughput_for(self, model_class: str, gpu: str) -> list[Throughput]:
+        return [t for t in self.throughput if t.model_class == model_class and t.gpu == gpu and t.is_capacity_figure]
+
+
+class Regions(_Strict):
+    zone_suffixes: list[str]
+    regions: dict[str, str]
+
+
+class RegionTable(_Strict):
+    aws: Regions
+    gcp: Regions
+
+    def for_cloud(self, cloud: str) -> Regions:
+        return getattr(self, cloud)
+
+    def jurisdiction(self, cloud: str, region: str) -> str:
+        return self.for_cloud(cloud).regions[region]
+
+    def zones(self, cloud: str, region: str) -> list[str]:
+        sep = "" if cloud == "aws" else "-"
+        return [f"{region}{sep}{s}" for s in self.for_cloud(cloud).zone_suffixes]
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    path = Path(path) if path else DEFAULT_CATALOG
+    data = read_yaml(path, "catalog")
+    if not isinstance(data, dict):
+        raise refuse(path, "", "a catalog is a YAML mapping with api_models, gpus, instances, throughput, ...")
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(path, exc, Catalog) from None
+
+
+_REGIONS: RegionTable | None = None
+
+
+def load_regions() -> RegionTable:
+    global _REGIONS
+    if _REGIONS is None:
+        data = read_yaml(REGIONS_FILE, "regions")
+        try:
+            _REGIONS = RegionTable.model_validate(data)
+        except ValidationError as exc:
+            raise from_validation_error(REGIONS_FILE, exc, RegionTable) from None
+    return _REGIONS

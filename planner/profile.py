@@ -1,0 +1,153 @@
+"""Workload profiles: the YAML a team writes to describe what it must serve.
+
+`load_profile` is the single strict entry point: unknown keys, wrong types, regions the cloud does not have
+and self-contradictory settings are refused with the file and the field named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .catalog import Capacity, Cloud, Quality, load_regions
+from .errors import InputError, from_validation_error, read_yaml, refuse
+
+Sensitivity = Literal["public", "internal", "confidential", "regulated"]
+SENSITIVITY_RANK: dict[str, int] = {"public": 0, "internal": 1, "confidential": 2, "regulated": 3}
+# Confidential and regulated data stay inside the organisation's cloud boundary: no third-party API sees them.
+BOUNDARY_SENSITIVITIES = ("confidential", "regulated")
+Regulation = Literal["hipaa", "gdpr", "fedramp", "pci-dss", "soc2"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Traffic(_Strict):
+    daily_requests: int = Field(gt=0, description="requests per day today")
+    avg_input_tokens: int = Field(gt=0)
+    avg_output_tokens: int = Field(gt=0)
+    peak_to_average: float = Field(default=2.0, ge=1.0, description="peak request rate / average request rate")
+    peak_hours_per_day: float = Field(default=2.0, gt=0, le=24, description="how long the daily peak lasts")
+    growth_monthly_percent: float = Field(default=0.0, ge=0, le=100)
+    horizon_months: int = Field(default=12, ge=0, le=60, description="cost is judged at the volume this far ahead")
+
+    @model_validator(mode="after")
+    def _peak_fits_in_a_day(self):
+        if self.peak_to_average * self.peak_hours_per_day > 24:
+            raise ValueError(
+                f"peak_to_average x peak_hours_per_day is {self.peak_to_average * self.peak_hours_per_day:g} hours, "
+                "more than a day holds: a peak that long would raise the average itself (keep the product <= 24)")
+        return self
+
+
+class Residency(_Strict):
+    allowed_regions: list[str] = Field(min_length=1, description="regions data and resources may live in; the first is the home region")
+
+
+class Team(_Strict):
+    ml_ops_capacity: Capacity
+
+
+class ModelSpec(_Strict):
+    id: str = Field(min_length=1, description="open-weight model id, e.g. meta-llama/Llama-3.1-70B-Instruct")
+    size_class: str = Field(description="a size class from the catalog's `models` (8b, 70b, moe-47b)")
+    fine_tuned: bool = Field(default=False, description="true means our own weights, which no API serves")
+    max_context_tokens: int = Field(default=8192, gt=0, description="context length the server must hold per sequence")
+    weights_uri: Optional[str] = Field(default=None, description="s3:// or gs:// location of the weights, in an allowed region")
+
+
+class Workload(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    share_percent: float = Field(gt=0, le=100)
+    data_sensitivity: Sensitivity
+    quality: Optional[Quality] = None
+
+
+class Profile(_Strict):
+    name: Optional[str] = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    cloud: Cloud
+    traffic: Traffic
+    latency_sla_ms: int = Field(gt=0, description="p95 time to first token the users need")
+    data_sensitivity: Sensitivity
+    regulations: list[Regulation] = []
+    residency: Residency
+    air_gapped: bool = False
+    team: Team
+    model: Optional[ModelSpec] = None
+    quality: Quality
+    availability_target: float = Field(default=99.9, ge=90.0, lt=100.0)
+    allow_spot: bool = True
+    gcp_project: Optional[str] = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    workloads: list[Workload] = []
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        regions = load_regions().for_cloud(self.cloud).regions
+        for i, region in enumerate(self.residency.allowed_regions):
+            if region not in regions:
+                raise _FieldError(f"residency.allowed_regions[{i}]",
+                                  f"{region!r} is not a region of {self.cloud}; valid {self.cloud} regions: {', '.join(regions)}")
+        if len(set(self.residency.allowed_regions)) != len(self.residency.allowed_regions):
+            raise _FieldError("residency.allowed_regions", "lists a region twice")
+        if self.gcp_project and self.cloud != "gcp":
+            raise _FieldError("gcp_project", f"only applies to cloud: gcp (this profile is cloud: {self.cloud})")
+        if self.workloads:
+            total = sum(w.share_percent for w in self.workloads)
+            if abs(total - 100.0) > 0.01:
+                raise _FieldError("workloads", f"share_percent values add up to {total:g}, they must add up to 100")
+            names = [w.name for w in self.workloads]
+            if len(set(names)) != len(names):
+                raise _FieldError("workloads", "workload names must be unique")
+            for i, w in enumerate(self.workloads):
+                if SENSITIVITY_RANK[w.data_sensitivity] > SENSITIVITY_RANK[self.data_sensitivity]:
+                    raise _FieldError(f"workloads[{i}].data_sensitivity",
+                                      f"{w.data_sensitivity!r} is above the profile's data_sensitivity "
+                                      f"{self.data_sensitivity!r}; the profile's value is the stack's classification and must be the highest")
+        if self.model and self.model.weights_uri and not self.model.weights_uri.startswith(("s3://", "gs://")):
+            raise _FieldError("model.weights_uri", "must be an s3:// or gs:// URI inside the allowed regions")
+        return self
+
+    @property
+    def classes(self) -> list[Workload]:
+        """Traffic classes: the declared workloads, or the whole profile as one class."""
+        if self.workloads:
+            return [w if w.quality else w.model_copy(update={"quality": self.quality}) for w in self.workloads]
+        return [Workload(name="all", share_percent=100.0, data_sensitivity=self.data_sensitivity, quality=self.quality)]
+
+    @property
+    def home_region(self) -> str:
+        return self.residency.allowed_regions[0]
+
+
+class _FieldError(ValueError):
+    """A cross-field problem that knows which field it is about."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def load_profile(path: Path) -> Profile:
+    path = Path(path)
+    data = read_yaml(path, "profile")
+    if not isinstance(data, dict):
+        raise refuse(path, "", "a workload profile is a YAML mapping (cloud, traffic, residency, team, quality, ...)")
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        field_errors = [e for e in exc.errors(include_url=False) if isinstance(e.get("ctx", {}).get("error"), _FieldError)]
+        if field_errors:
+            problems = []
+            for e in field_errors:
+                err = e["ctx"]["error"]
+                prefix = ".".join(str(p) for p in e["loc"])
+                problems.append((f"{prefix}.{err.field}" if prefix else err.field, str(err)))
+            raise InputError(path, problems) from None
+        raise from_validation_error(path, exc, Profile) from None
+    if profile.name is None:
+        profile = profile.model_copy(update={"name": path.stem})
+    return profile

@@ -1,0 +1,74 @@
+"""The decision report (`stacks/<stack>.decision.md`): a reviewer reads why, not only what."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .rules import Decision
+    from .stack_config import StackConfig
+
+
+def _usd(v) -> str:
+    return "n/a" if v is None else f"${v:,.0f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: str) -> str:
+    p, c = d.profile, d.chosen
+    lines = [f"# Hosting decision: {stack}", "",
+             f"Profile: `{profile_path}`" + (f" ({p.description.strip()})" if p.description else ""), "",
+             "## Recommendation", ""]
+    what = f"**{c.tier}**" + (f" ({c.pattern})" if c.pattern else "")
+    breakdown = ", ".join(f"{k.replace('_usd', '')} {_usd(v)}" for k, v in c.cost.items())
+    lines += [f"- Tier: {what}, network variant **{d.network}**, {p.cloud} {c.region}.",
+              f"- Serving: {c.label}.",
+              f"- All-in monthly cost at projected volume: **{_usd(c.monthly_cost_usd)}** "
+              f"({breakdown}).",
+              f"- Revisit: {d.revisit}."]
+    if d.class_routes and (p.workloads or c.tier == "hybrid"):
+        lines.append("- Routes: " + "; ".join(f"`{k}` -> {v}" for k, v in d.class_routes.items()) + ".")
+    for n in c.notes:
+        lines.append(f"- Note: {n}")
+    lines += ["", "## Rules that fired", ""] + [f"- {r}" for r in d.reasons]
+    lines += ["", "## Numbers used", "", "| quantity | value |", "|---|---|"]
+    lines += [f"| {k} | {v:,} |" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"| {k} | {v} |"
+              for k, v in d.numbers.items()]
+    if c.plan:
+        o, f = c.plan.option, c.plan.fleet
+        lines += ["", "## Capacity", "",
+                  f"- {p.model.id} ({p.model.size_class}) in {o.fit.precision} on {o.fit.gpu}: {o.fit.weights_gb} GB of weights + "
+                  f"{o.fit.kv_cache_gb} GB KV cache in {o.fit.usable_gb} GB usable, so {o.fit.gpus_per_replica} GPU(s) per replica.",
+                  f"- Planned {o.tok_s_per_replica:,.0f} output tok/s per replica = {o.throughput.output_tok_s_per_gpu:,.1f} tok/s/GPU measured "
+                  f"({o.throughput.engine}, {o.throughput.model}) x target utilisation x GPUs per replica.",
+                  f"- {f.replicas} replica(s) for a load of {c.plan.load_tok_s:,.0f} output tok/s; floor {f.floor_replicas} on on-demand capacity; "
+                  f"{f.on_demand_instances} on-demand + {f.spot_instances} spot {o.instance.instance_type} instance(s) "
+                  f"({o.replicas_per_instance} replica(s) each).",
+                  f"- Throughput source: {o.throughput.source}.",
+                  f"- Price source: {o.instance.source or o.instance.basis}."]
+    lines += ["", "## Candidates", "", "| tier | option | monthly cost | feasible | reasons |", "|---|---|---|---|---|"]
+    for x in d.candidates:
+        lines.append(f"| {x.tier} | {_cell(x.label)} | {_usd(x.monthly_cost_usd)} | {'yes' if x.feasible else 'no'} | "
+                     f"{_cell('; '.join(x.reasons)) or ('chosen' if x is c else '')} |")
+    lines += ["", "## Crossover against each API option", ""]
+    if d.crossovers:
+        lines += ["| tier | API | API $/Mtok | marginal $/Mtok | crossover (tokens/month) | requests/day |", "|---|---|---|---|---|---|"]
+        for x in d.crossovers:
+            vol = "none" if x.monthly_tokens is None else f"{x.monthly_tokens / 1e6:,.0f}M"
+            req = "-" if x.daily_requests is None else f"{x.daily_requests:,.0f}"
+            lines.append(f"| {x.tier} | {x.against} | {x.api_usd_per_mtok:.3f} | {x.marginal_usd_per_mtok:.3f} | {vol} | {req} |")
+        lines += ["", "Marginal cost is what one more million tokens costs on the cheapest capacity type (spot where allowed), "
+                      "provisioned for peak; where it is at or above the API price there is no crossover."]
+    else:
+        lines.append("No self-hosted or managed option could be priced, so there is no crossover to report.")
+    lines += ["", "## What would change the answer", ""] + [f"- {t}" for t in d.thresholds]
+    lines += ["", "## Next steps", "", "```sh"]
+    if cfg.api:
+        lines.append(f"pulumi config set --secret llm-hosting:{cfg.api.api_key_config} <key> --stack {stack}")
+    lines += [f"llmhost preview --stack {stack}",
+              f"pulumi preview --stack {stack} --policy-pack policies --policy-pack-config stacks/{stack}.policy-config.json",
+              "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,521 @@
+"""Decision rules: a profile and a catalog in, a recommendation with its reasons out.
+
+The order follows the seeds: hard constraints first (boundary, air-gap, fine-tuned weights, residency), then
+cost at projected volume, then ops capacity, then latency. Each stage marks candidates infeasible with a
+reason that names the rule; the cheapest feasible candidate wins, ties going to the simpler tier.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .catalog import QUALITY_RANK, ApiModel, Catalog, load_regions
+from .costmodel import (
+    Crossover,
+    GpuOption,
+    GpuPlan,
+    Volume,
+    api_cost_per_request_usd,
+    api_monthly_cost_usd,
+    blended_price_per_mtok,
+    cheapest_plan,
+    crossover,
+    gpu_options,
+    kv_cache_tokens,
+    project_daily_requests,
+    staffing_monthly_usd,
+)
+from .errors import InputError
+from .profile import BOUNDARY_SENSITIVITIES, Profile, Workload
+
+TIER_ORDER = {"api": 0, "managed": 1, "hybrid": 2, "self-hosted": 3}
+MANAGED_SERVICE = {"aws": "sagemaker", "gcp": "vertex"}
+CLUSTER_SERVICE = {"aws": "eks", "gcp": "gke"}
+BURST_PEAK_TO_AVERAGE = 2.0  # below this a fleet sized for peak idles little, so overflow saves little
+
+
+@dataclass
+class Candidate:
+    tier: str
+    label: str
+    provider: Optional[str]
+    pattern: Optional[str] = None
+    feasible: bool = True
+    reasons: list[str] = field(default_factory=list)  # why it lost or was ruled out
+    notes: list[str] = field(default_factory=list)  # caveats that do not change the verdict
+    cost: dict[str, float] = field(default_factory=dict)
+    region: Optional[str] = None
+    api: Optional[ApiModel] = None
+    api_endpoint: Optional[str] = None
+    plan: Optional[GpuPlan] = None
+    boundary_tier: Optional[str] = None  # hybrids: the tier that serves the in-boundary share
+
+    @property
+    def monthly_cost_usd(self) -> Optional[float]:
+        return round(sum(self.cost.values()), 2) if self.cost else None
+
+    def reject(self, reason: str) -> None:
+        self.feasible = False
+        self.reasons.append(reason)
+
+    def as_dict(self) -> dict:
+        out = {
+            "tier": self.tier,
+            "label": self.label,
+            "pattern": self.pattern,
+            "provider": self.provider,
+            "region": self.region,
+            "monthly_cost_usd": self.monthly_cost_usd,
+            "cost_breakdown_usd": {k: round(v, 2) for k, v in self.cost.items()},
+            "feasible": self.feasible,
+            "reasons": list(self.reasons),
+            "notes": list(self.notes),
+        }
+        if self.plan:
+            o, f = self.plan.option, self.plan.fleet
+            out["capacity"] = {
+                "instance_type": o.instance.instance_type,
+                "gpu": o.fit.gpu,
+                "gpus_per_replica": o.fit.gpus_per_replica,
+                "precision": o.fit.precision,
+                "replicas": f.replicas,
+                "floor_replicas": f.floor_replicas,
+                "on_demand_instances": f.on_demand_instances,
+                "spot_instances": f.spot_instances,
+                "spot_share": round(f.spot_share, 3),
+                "planned_tok_s_per_replica": round(o.tok_s_per_replica, 1),
+                "load_output_tok_s": round(self.plan.load_tok_s, 1),
+                "throughput_source": o.throughput.source,
+                "price_source": o.instance.source or o.instance.basis,
+            }
+        return out
+
+
+@dataclass
+class Decision:
+    profile: Profile
+    chosen: Candidate
+    network: str
+    candidates: list[Candidate]
+    crossovers: list[Crossover]
+    reasons: list[str]
+    numbers: dict
+    thresholds: list[str]
+    revisit: str
+    class_routes: dict[str, str]
+
+    @property
+    def tier(self) -> str:
+        return self.chosen.tier
+
+    def as_dict(self) -> dict:
+        c = self.chosen
+        return {
+            "profile": self.profile.name,
+            "tier": c.tier,
+            "pattern": c.pattern,
+            "network": self.network,
+            "cloud": self.profile.cloud,
+            "region": c.region,
+            "provider": c.provider,
+            "api_provider": c.api.provider if c.api else None,
+            "api_model": c.api.model if c.api else None,
+            "open_model": self.profile.model.id if (self.profile.model and c.plan) else None,
+            "monthly_cost_usd": c.monthly_cost_usd,
+            "candidates": [x.as_dict() for x in self.candidates],
+            "crossover": [x.as_dict() for x in self.crossovers],
+            "reasons": list(self.reasons),
+            "numbers": self.numbers,
+            "thresholds": list(self.thresholds),
+            "revisit": self.revisit,
+            "routes": dict(self.class_routes),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _jurisdictions(profile: Profile) -> list[str]:
+    regions = load_regions()
+    seen: list[str] = []
+    for r in profile.residency.allowed_regions:
+        j = regions.jurisdiction(profile.cloud, r)
+        if j not in seen:
+            seen.append(j)
+    return seen
+
+
+def _api_blockers(profile: Profile, catalog: Catalog, cls: Workload) -> list[str]:
+    """Why this traffic class may not go to any third-party API (empty: it may)."""
+    out = []
+    if profile.air_gapped:
+        out.append("H1 air-gap: an air-gapped deployment has no route to a third-party API")
+    if cls.data_sensitivity in BOUNDARY_SENSITIVITIES:
+        out.append(f"H2 boundary: {cls.data_sensitivity} data never leaves the organisation's cloud boundary"
+                   + (f" ({', '.join(profile.regulations)})" if profile.regulations else ""))
+    if profile.model and profile.model.fine_tuned:
+        out.append("H3 own weights: fine-tuned weights cannot go to a closed API, and no catalog hosted-open provider serves custom weights")
+    if profile.latency_sla_ms < catalog.latency.api_min_reliable_ttft_ms:
+        out.append(f"L1 latency: a p95 TTFT of {profile.latency_sla_ms} ms is below the "
+                   f"{catalog.latency.api_min_reliable_ttft_ms} ms APIs reliably reach")
+    return out
+
+
+def _api_endpoint(profile: Profile, catalog: Catalog, model: ApiModel) -> tuple[Optional[str], Optional[str]]:
+    """The provider endpoint that processes data in an allowed jurisdiction (home region's first)."""
+    endpoints = catalog.api_providers[model.provider].endpoints
+    for j in _jurisdictions(profile):
+        if j in endpoints:
+            return j, endpoints[j]
+    return None, None
+
+
+def _api_candidates(profile: Profile, catalog: Catalog, volume: Volume, quality: str, blockers: list[str]) -> list[Candidate]:
+    """The cheapest model of each provider that meets the quality bar, priced at `volume`."""
+    by_provider: dict[str, Candidate] = {}
+    need = QUALITY_RANK[quality]
+    for m in catalog.api_models:
+        if m.status == "deprecated" or QUALITY_RANK[m.quality] < need:
+            continue
+        kind = "closed" if m.kind == "closed" else "hosted-open"
+        cand = Candidate(tier="api", label=f"api: {m.provider} {m.model} ({kind})", provider=m.provider,
+                         region=profile.home_region, api=m)
+        cand.cost["api_usd"] = api_monthly_cost_usd(m, volume)
+        jurisdiction, endpoint = _api_endpoint(profile, catalog, m)
+        cand.api_endpoint = endpoint
+        for b in blockers:
+            cand.reject(b)
+        if endpoint is None:
+            cand.reject(f"H4 residency: {m.provider} processes requests in "
+                        f"{', '.join(catalog.api_providers[m.provider].endpoints)}, outside the allowed regions' "
+                        f"jurisdictions ({', '.join(_jurisdictions(profile))})")
+        elif jurisdiction != "us" and catalog.api_providers[m.provider].notes:
+            cand.notes.append(f"uses the {jurisdiction} endpoint {endpoint}: {catalog.api_providers[m.provider].notes}")
+        prev = by_provider.get(m.provider)
+        if prev is None or (cand.feasible, -cand.monthly_cost_usd) > (prev.feasible, -prev.monthly_cost_usd):
+            by_provider[m.provider] = cand
+    return sorted(by_provider.values(), key=lambda c: (not c.feasible, c.monthly_cost_usd))
+
+
+def _check_open_model(profile: Profile, catalog: Catalog, cand: Candidate, quality: str) -> None:
+    """Quality and ops rules for a candidate that runs the open model itself."""
+    if quality == "frontier":
+        cand.reject("Q1 quality: frontier quality needs a closed API model; open-weight models reach strong-open at most")
+    elif profile.model and profile.model.size_class in catalog.models:
+        have = catalog.models[profile.model.size_class].quality
+        if QUALITY_RANK[have] < QUALITY_RANK[quality]:
+            cand.reject(f"Q2 quality: model.size_class {profile.model.size_class} is {have}-class; {quality} traffic needs a larger model")
+    if cand.tier == "self-hosted" and profile.team.ml_ops_capacity != "dedicated":
+        cand.reject(f"O1 ops: self-hosting needs a dedicated ML-ops team "
+                    f"({catalog.staffing.fte('self-hosted', 'dedicated'):g} FTE); team.ml_ops_capacity is {profile.team.ml_ops_capacity}")
+
+
+def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str, load_tok_s: float) -> Candidate:
+    cloud = profile.cloud
+    service = "compute" if tier == "self-hosted" else MANAGED_SERVICE[cloud]
+    provider = CLUSTER_SERVICE[cloud] if tier == "self-hosted" else MANAGED_SERVICE[cloud]
+    cand = Candidate(tier=tier, label=f"{tier}: {provider}", provider=provider)
+    if profile.model is None:
+        cand.reject("needs an open-weight model: set `model` (id and size_class) in the profile")
+        return cand
+    if profile.model.size_class not in catalog.models:
+        raise InputError("profile", [("model.size_class", f"{profile.model.size_class!r} is not in the catalog's models "
+                                                          f"({', '.join(catalog.models)})")])
+    kv = kv_cache_tokens(catalog, volume.avg_input_tokens, volume.avg_output_tokens, profile.model.max_context_tokens)
+    options, passed_over = gpu_options(catalog, cloud, profile.residency.allowed_regions, service, profile.model.size_class,
+                                       kv, profile.availability_target, profile.allow_spot)
+    plan = cheapest_plan(catalog, options, load_tok_s, profile.availability_target)
+    if plan is None:
+        cand.reject(f"no {service} instance in {', '.join(profile.residency.allowed_regions)} can serve "
+                    f"{profile.model.size_class} with a throughput figure in the catalog"
+                    + (f" ({'; '.join(passed_over[:4])})" if passed_over else " (the catalog lists none there)"))
+        return cand
+    o = plan.option
+    cand.plan = plan
+    cand.region = o.region
+    cand.label = f"{tier}: {provider} {o.instance.instance_type} x{plan.fleet.on_demand_instances + plan.fleet.spot_instances} ({o.fit.gpu})"
+    cand.cost["gpu_compute_usd"] = plan.monthly_compute_usd
+    cand.cost["staffing_usd"] = staffing_monthly_usd(catalog, tier, profile.team.ml_ops_capacity)
+    if o.instance.estimate:
+        cand.notes.append(f"the {o.instance.instance_type} price in {o.region} is an estimate (the catalog row's `basis` says how it was derived)")
+    return cand
+
+
+def _volume(profile: Profile, catalog: Catalog, months: float) -> Volume:
+    t = profile.traffic
+    return Volume(project_daily_requests(t.daily_requests, t.growth_monthly_percent, months), t.avg_input_tokens,
+                  t.avg_output_tokens, t.peak_to_average, t.peak_hours_per_day, catalog.serving.hours_per_month / 24)
+
+
+def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decision:
+    now = _volume(profile, catalog, 0)
+    projected = _volume(profile, catalog, profile.traffic.horizon_months)
+    classes = profile.classes
+    blockers = {c.name: _api_blockers(profile, catalog, c) for c in classes}
+    api_ok = {c.name: not blockers[c.name] for c in classes}
+    top_quality = max((c.quality for c in classes), key=lambda q: QUALITY_RANK[q])
+    reasons: list[str] = []
+
+    # Stage 1: hard constraints that make the profile impossible.
+    for c in classes:
+        if c.quality == "frontier" and not api_ok[c.name]:
+            where = "quality" if not profile.workloads else f"workloads[{classes.index(c)}].quality"
+            raise InputError(source, [(where, "frontier quality is only offered by closed APIs, which this traffic may not use ("
+                                       + "; ".join(blockers[c.name]) + "); set quality: strong-open to accept an open-weight model")])
+    if profile.air_gapped:
+        reasons.append("H1 air-gap: no third-party API; network variant airgapped")
+    for b in sorted({b for c in classes for b in blockers[c.name] if not b.startswith(("H1", "L1"))}):
+        reasons.append(b)
+
+    candidates: list[Candidate] = []
+    # Whole-traffic API: every class must be allowed to leave, and the model must meet the highest quality asked.
+    all_blockers = sorted({b for c in classes for b in blockers[c.name]})
+    api_cands = _api_candidates(profile, catalog, projected, top_quality, all_blockers)
+    candidates += api_cands
+    best_api = next((c for c in api_cands if c.feasible), None)
+
+    managed = _gpu_candidate(profile, catalog, projected, "managed", projected.peak_output_tok_s)
+    selfhost = _gpu_candidate(profile, catalog, projected, "self-hosted", projected.peak_output_tok_s)
+    for cand in (managed, selfhost):
+        _check_open_model(profile, catalog, cand, top_quality)
+    candidates += [managed, selfhost]
+
+    # Hybrids.
+    hybrids = _hybrids(profile, catalog, projected, classes, api_ok, blockers, managed, selfhost)
+    candidates += hybrids
+
+    feasible = [c for c in candidates if c.feasible]
+    if not feasible:
+        problems = [("", "no tier can serve this profile:")] + [
+            (c.label, "; ".join(c.reasons)) for c in candidates if c.tier != "api" or c is api_cands[0]]
+        raise InputError(source, problems)
+    chosen = min(feasible, key=lambda c: (round(c.monthly_cost_usd, 2), TIER_ORDER[c.tier]))
+    reasons.append(f"C1 cost: {chosen.label} is the cheapest feasible option all-in at projected volume "
+                   f"(${chosen.monthly_cost_usd:,.0f}/month)")
+    for c in candidates:
+        if c.feasible and c is not chosen:
+            c.reasons.append(f"C1 cost: ${c.monthly_cost_usd:,.0f}/month all-in, ${c.monthly_cost_usd - chosen.monthly_cost_usd:,.0f} "
+                             f"more than {chosen.label}")
+    if selfhost.feasible is False and any(r.startswith("O1") for r in selfhost.reasons):
+        reasons.append(selfhost.reasons[-1] if selfhost.reasons[-1].startswith("O1") else
+                       next(r for r in selfhost.reasons if r.startswith("O1")))
+    if any(b.startswith("L1") for b in all_blockers):
+        reasons.append(next(b for b in all_blockers if b.startswith("L1")))
+    if chosen.plan:
+        f = chosen.plan.fleet
+        reasons.append(f"A1 availability: {profile.availability_target}% needs at least {f.floor_replicas} replica(s) on on-demand "
+                       f"capacity in separate zones" + (f"; {f.spot_replicas} more on spot" if f.spot_replicas else ""))
+
+    network = _network(profile, chosen)
+    crossovers = _crossovers(profile, catalog, projected, chosen, managed, selfhost, api_cands)
+    numbers = _numbers(profile, catalog, now, projected, chosen)
+    thresholds, revisit = _thresholds(profile, catalog, now, projected, chosen, candidates, crossovers)
+    routes = _routes(profile, chosen, classes, api_ok)
+    # Candidates listed: the chosen one first, then by cost.
+    ordered = [chosen] + sorted([c for c in candidates if c is not chosen],
+                                key=lambda c: (not c.feasible, c.monthly_cost_usd if c.monthly_cost_usd is not None else math.inf))
+    return Decision(profile, chosen, network, ordered, crossovers, reasons, numbers, thresholds, revisit, routes)
+
+
+def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: list[Workload], api_ok: dict[str, bool],
+             blockers: dict[str, list[str]], managed: Candidate, selfhost: Candidate) -> list[Candidate]:
+    out: list[Candidate] = []
+    gateway_usd = staffing_monthly_usd(catalog, "gateway", profile.team.ml_ops_capacity)
+
+    def combine(pattern: str, boundary_classes: list[Workload], boundary_load: float, api_volume: Volume,
+                api_quality: str, why: str) -> Candidate:
+        # The in-boundary part runs on whichever of managed / self-hosted is allowed and cheaper for its share.
+        quality = max((c.quality for c in boundary_classes), key=lambda q: QUALITY_RANK[q])
+        parts = []
+        for tier in ("managed", "self-hosted"):
+            p = _gpu_candidate(profile, catalog, projected, tier, boundary_load)
+            _check_open_model(profile, catalog, p, quality)
+            parts.append(p)
+        part = min(parts, key=lambda p: (not p.feasible, p.monthly_cost_usd if p.monthly_cost_usd is not None else math.inf))
+        boundary_tier = part.tier
+        api = _api_candidates(profile, catalog, api_volume, api_quality, [])
+        api = [a for a in api if a.feasible]
+        cand = Candidate(tier="hybrid", label=f"hybrid ({pattern}): {part.label.split(': ', 1)[-1]} + API", provider=part.provider,
+                         pattern=pattern, region=part.region, plan=part.plan, boundary_tier=boundary_tier)
+        cand.notes.append(why)
+        cand.notes.extend(part.notes)
+        if not part.feasible:
+            for r in part.reasons:
+                cand.reject(f"{boundary_tier} part: {r}")
+        if not api:
+            cand.reject(f"no API model of {api_quality} quality is allowed for the overflow/API share")
+        else:
+            cand.api, cand.api_endpoint = api[0].api, api[0].api_endpoint
+            cand.label = f"hybrid ({pattern}): {part.label.split(': ', 1)[-1]} + {api[0].api.provider} {api[0].api.model}"
+            cand.cost["api_usd"] = api[0].cost["api_usd"]
+        cand.cost.update(part.cost)
+        cand.cost["gateway_staffing_usd"] = gateway_usd
+        return cand
+
+    in_boundary = [c for c in classes if not api_ok[c.name]]
+    may_leave = [c for c in classes if api_ok[c.name]]
+    if in_boundary and may_leave:
+        share = sum(c.share_percent for c in in_boundary) / 100.0
+        api_quality = max((c.quality for c in may_leave), key=lambda q: QUALITY_RANK[q])
+        out.append(combine("tiered-by-sensitivity", in_boundary, projected.peak_output_tok_s * share,
+                           projected.scaled(1 - share), api_quality,
+                           f"classes {', '.join(c.name for c in in_boundary)} stay in the boundary; "
+                           f"{', '.join(c.name for c in may_leave)} may use an API"))
+    frontier = [c for c in classes if c.quality == "frontier"]
+    routine = [c for c in classes if c.quality != "frontier"]
+    if frontier and routine and all(api_ok[c.name] for c in frontier):
+        share = sum(c.share_percent for c in routine) / 100.0
+        out.append(combine("tiered-by-complexity", routine, projected.peak_output_tok_s * share,
+                           projected.scaled(1 - share), "frontier",
+                           f"classes {', '.join(c.name for c in frontier)} need frontier quality (closed API); "
+                           f"{', '.join(c.name for c in routine)} run on an open model"))
+    if not in_boundary and profile.model and profile.traffic.peak_to_average >= BURST_PEAK_TO_AVERAGE:
+        base = projected.offpeak_output_tok_s
+        overflow_tok_s = projected.peak_output_tok_s - base
+        # Overflow runs only during the daily peak: (peak - base) x peak hours of output per day.
+        overflow_share = overflow_tok_s * projected.peak_hours_per_day * 3600 / (projected.avg_output_tok_s * 86400)
+        api_quality = max((c.quality for c in classes), key=lambda q: QUALITY_RANK[q])
+        burst = Volume(projected.daily_requests * overflow_share, projected.avg_input_tokens, projected.avg_output_tokens,
+                       1.0, 24, projected.days_per_month)
+        cand = combine("burst-overflow", classes, base, burst, api_quality,
+                       f"the fleet carries the off-peak {base:,.0f} output tok/s; the {projected.peak_hours_per_day:g} h daily peak "
+                       f"({projected.peak_output_tok_s:,.0f} tok/s) overflows to an API ({overflow_share:.1%} of requests)")
+        out.append(cand)
+    return out
+
+
+def _network(profile: Profile, chosen: Candidate) -> str:
+    if profile.air_gapped:
+        return "airgapped"
+    if profile.data_sensitivity in BOUNDARY_SENSITIVITIES:
+        return "private"
+    if chosen.tier == "api" or profile.data_sensitivity == "public":
+        return "public"
+    return "private"  # secure default for anything we run ourselves
+
+
+def _routes(profile: Profile, chosen: Candidate, classes: list[Workload], api_ok: dict[str, bool]) -> dict[str, str]:
+    routes = {}
+    for c in classes:
+        if chosen.tier == "api":
+            routes[c.name] = "api"
+        elif chosen.tier in ("managed", "self-hosted"):
+            routes[c.name] = chosen.tier
+        elif chosen.pattern == "tiered-by-sensitivity":
+            routes[c.name] = "api" if api_ok[c.name] else chosen.boundary_tier
+        elif chosen.pattern == "tiered-by-complexity":
+            routes[c.name] = "api" if c.quality == "frontier" else chosen.boundary_tier
+        else:
+            routes[c.name] = f"{chosen.boundary_tier}, overflow to api"
+    return routes
+
+
+def _crossovers(profile: Profile, catalog: Catalog, projected: Volume, chosen: Candidate, managed: Candidate,
+                selfhost: Candidate, api_cands: list[Candidate]) -> list[Crossover]:
+    out = []
+    for gpu_cand in (selfhost, managed):
+        if gpu_cand.plan is None:
+            continue
+        fixed = gpu_cand.cost.get("staffing_usd", 0.0)
+        for a in api_cands:
+            if a.api is None:
+                continue
+            out.append(crossover(catalog, gpu_cand.tier, gpu_cand.plan.option, fixed, a.api, projected,
+                                 profile.availability_target))
+    return out
+
+
+def _numbers(profile: Profile, catalog: Catalog, now: Volume, projected: Volume, chosen: Candidate) -> dict:
+    n = {
+        "daily_requests_now": round(now.daily_requests),
+        "daily_requests_projected": round(projected.daily_requests),
+        "horizon_months": profile.traffic.horizon_months,
+        "growth_monthly_percent": profile.traffic.growth_monthly_percent,
+        "monthly_tokens_now": round(now.monthly_tokens),
+        "monthly_tokens_projected": round(projected.monthly_tokens),
+        "monthly_input_tokens_projected": round(projected.monthly_input_tokens),
+        "monthly_output_tokens_projected": round(projected.monthly_output_tokens),
+        "avg_output_tok_s_projected": round(projected.avg_output_tok_s, 2),
+        "peak_output_tok_s_projected": round(projected.peak_output_tok_s, 2),
+        "target_utilization": catalog.serving.target_utilization,
+        "fte_monthly_usd": round(catalog.staffing.fte_monthly_usd, 2),
+        "hours_per_month": catalog.serving.hours_per_month,
+    }
+    if chosen.api:
+        n["api_usd_per_request"] = round(api_cost_per_request_usd(chosen.api, now.avg_input_tokens, now.avg_output_tokens), 6)
+        n["api_blended_usd_per_mtok"] = round(blended_price_per_mtok(chosen.api, now.avg_input_tokens, now.avg_output_tokens), 4)
+    if chosen.plan:
+        o, f = chosen.plan.option, chosen.plan.fleet
+        saturated = f.replicas * o.tok_s_per_replica / catalog.serving.target_utilization
+        if chosen.pattern == "burst-overflow":
+            avg_load = chosen.plan.load_tok_s  # the fleet runs at its base level all day, overflow goes out
+        else:
+            avg_load = chosen.plan.load_tok_s / profile.traffic.peak_to_average
+        n["fleet_planned_tok_s"] = round(f.replicas * o.tok_s_per_replica, 1)
+        n["fleet_average_load_tok_s"] = round(avg_load, 1)
+        # Idle capacity is paid for: the share of saturated throughput the fleet uses on average.
+        n["fleet_average_utilisation"] = round(avg_load / saturated, 3) if saturated else None
+        n["weights_gb"] = o.fit.weights_gb
+        n["kv_cache_gb"] = o.fit.kv_cache_gb
+        n["usable_gpu_memory_gb_per_replica"] = o.fit.usable_gb
+        n["measured_output_tok_s_per_gpu"] = o.throughput.output_tok_s_per_gpu
+    return n
+
+
+def _thresholds(profile: Profile, catalog: Catalog, now: Volume, projected: Volume, chosen: Candidate,
+                candidates: list[Candidate], crossovers: list[Crossover]) -> tuple[list[str], str]:
+    out: list[str] = []
+    revisit = f"re-plan at the {profile.traffic.horizon_months}-month horizon, or when traffic departs from the profile"
+    g = profile.traffic.growth_monthly_percent
+    if chosen.tier == "api" and chosen.api:
+        label = f"{chosen.api.provider}/{chosen.api.model}"
+        relevant = [x for x in crossovers if x.against == label]
+        for x in relevant:
+            if x.monthly_tokens is None:
+                out.append(f"{x.tier} never undercuts {label}: {x.note}")
+                continue
+            out.append(f"{x.tier} becomes cheaper than {label} above {x.monthly_tokens / 1e6:,.0f}M tokens/month "
+                       f"({x.daily_requests:,.0f} requests/day); projected volume is {projected.monthly_tokens / 1e6:,.0f}M")
+        reachable = [x for x in relevant if x.daily_requests is not None and x.tier == "self-hosted"] or \
+                    [x for x in relevant if x.daily_requests is not None]
+        if reachable:
+            x = min(reachable, key=lambda x: x.daily_requests)
+            if g > 0 and x.daily_requests > now.daily_requests:
+                months = math.ceil(math.log(x.daily_requests / now.daily_requests) / math.log(1 + g / 100))
+                where = f"{x.daily_requests:,.0f} requests/day, where {x.tier} undercuts {label}"
+                if months <= 2 * profile.traffic.horizon_months:
+                    revisit = f"revisit in about {months} months: at {g:g}%/month growth traffic reaches {where}"
+                else:
+                    revisit = (f"re-plan at the {profile.traffic.horizon_months}-month horizon; at {g:g}%/month growth "
+                               f"traffic would take about {months} months to reach {where}")
+            elif x.daily_requests <= now.daily_requests:
+                revisit = f"revisit now: {x.tier} would already undercut {label} at today's volume, if the team can run it"
+        out.append(f"confidential or regulated data, an air gap, or a p95 TTFT below {catalog.latency.api_min_reliable_ttft_ms} ms "
+                   f"would rule the API tier out")
+    else:
+        for x in crossovers:
+            if chosen.tier in (x.tier, "hybrid") and x.monthly_tokens is not None and x.against == _best_api_label(candidates):
+                out.append(f"below {x.monthly_tokens / 1e6:,.0f}M tokens/month ({x.daily_requests:,.0f} requests/day) "
+                           f"{x.against} would cost less than {x.tier}, if the data were allowed to leave")
+    if profile.team.ml_ops_capacity != "dedicated":
+        sh = next((c for c in candidates if c.tier == "self-hosted"), None)
+        if sh and sh.monthly_cost_usd is not None:
+            out.append(f"with team.ml_ops_capacity: dedicated, self-hosting would be allowed at "
+                       f"${sh.monthly_cost_usd:,.0f}/month all-in")
+    alternatives = [c for c in candidates if c.feasible and c is not chosen]
+    if alternatives:
+        nxt = min(alternatives, key=lambda c: c.monthly_cost_usd)
+        gap = nxt.monthly_cost_usd - chosen.monthly_cost_usd
+        out.append(f"next best is {nxt.label} at ${nxt.monthly_cost_usd:,.0f}/month; the answer flips if "
+                   f"{chosen.label}'s cost rises by more than ${gap:,.0f}/month")
+    return out, revisit
+
+
+def _best_api_label(candidates: list[Candidate]) -> Optional[str]:
+    apis = [c for c in candidates if c.tier == "api" and c.api]
+    if not apis:
+        return None
+    best = min(apis, key=lambda c: c.monthly_cost_usd)
+    return f"{best.api.provider}/{best.api.model}"

@@ -1,0 +1,241 @@
+"""The stack configuration contract between `llmhost plan` (writer) and `__main__.py` (reader).
+
+Both sides go through `load_stack_config`, so a hand-edited `stacks/Pulumi.<stack>.yaml` is held to the same
+rules as a generated one: unknown keys, a region outside the residency list, or a contradiction (regulated
+data routed to a third-party API, an air-gapped stack with an API tier) are refused before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .catalog import load_regions
+from .errors import InputError, from_validation_error, refuse
+from .profile import BOUNDARY_SENSITIVITIES, Regulation, Sensitivity
+
+PROJECT = "llm-hosting"
+Tier = Literal["api", "managed", "self-hosted", "hybrid"]
+Pattern = Literal["burst-overflow", "tiered-by-sensitivity", "tiered-by-complexity"]
+Network = Literal["public", "private", "airgapped"]
+PROVIDER_REGION_KEY = {"aws": "aws:region", "gcp": "gcp:region"}
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              alias_generator=lambda s: s.split("_")[0] + "".join(w.title() for w in s.split("_")[1:]))
+
+
+class ResidencyConfig(_Camel):
+    allowed_regions: list[str] = Field(min_length=1)
+    classification: Sensitivity
+    regulations: list[Regulation] = []
+
+
+class ModelConfig(_Camel):
+    id: str
+    size_class: str
+    fine_tuned: bool = False
+    max_context_tokens: int = Field(default=8192, gt=0)
+    weights_uri: Optional[str] = None
+
+
+class ApiConfig(_Camel):
+    provider: str
+    model: str
+    base_url: str = Field(pattern=r"^https://")
+    api_key_config: str = Field(pattern=r"^[a-z][A-Za-z0-9]*$", description="name of the secret config key holding the provider key")
+    replica_regions: list[str] = []
+    consumer_role_name: Optional[str] = Field(default=None, description="AWS: IAM role to attach the read-only policy to")
+    consumer_member: Optional[str] = Field(default=None, description="GCP: IAM member granted secretAccessor, e.g. serviceAccount:app@p.iam.gserviceaccount.com")
+
+
+class GpuFleetConfig(_Camel):
+    instance_type: str
+    gpu: str
+    gpus_per_replica: int = Field(gt=0)
+    precision: Literal["fp16", "fp8"]
+    min_replicas: int = Field(gt=0)
+    max_replicas: int = Field(gt=0)
+    on_demand_replicas: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"maxReplicas ({self.max_replicas}) is below minReplicas ({self.min_replicas})")
+        return self
+
+
+class ManagedConfig(GpuFleetConfig):
+    service: Literal["sagemaker", "vertex"]
+
+
+class SelfHostedConfig(GpuFleetConfig):
+    cluster: Literal["eks", "gke"]
+    engine: Literal["vllm", "tgi"] = "vllm"
+    spot_replicas: int = Field(default=0, ge=0)
+
+
+class GeneratedBy(_Camel):
+    tool: Literal["llmhost"]
+    profile: str
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+
+class StackConfig(_Camel):
+    """Everything under the `llm-hosting:` namespace, plus the provider region."""
+
+    tier: Tier
+    cloud: Literal["aws", "gcp"]
+    network: Network
+    region: str = Field(description="the provider's region (aws:region / gcp:region)")
+    gcp_project: Optional[str] = Field(default=None, description="gcp:project, when set")
+    pattern: Optional[Pattern] = None
+    residency: ResidencyConfig
+    model: Optional[ModelConfig] = None
+    api: Optional[ApiConfig] = None
+    managed: Optional[ManagedConfig] = None
+    self_hosted: Optional[SelfHostedConfig] = None
+    protect: bool = Field(default=True, description="protect stateful resources (keys, secrets, clusters) from deletion")
+    generated_by: Optional[GeneratedBy] = None
+
+    @model_validator(mode="after")
+    def _coherent(self):
+        regions = load_regions().for_cloud(self.cloud).regions
+        allowed = self.residency.allowed_regions
+        for i, r in enumerate(allowed):
+            if r not in regions:
+                raise _Field(f"residency.allowedRegions[{i}]", f"{r!r} is not a region of {self.cloud}")
+        if self.region not in allowed:
+            raise _Field(PROVIDER_REGION_KEY[self.cloud],
+                         f"{self.region!r} is outside residency.allowedRegions ({', '.join(allowed)})")
+        needs = {"api": ["api"], "managed": ["managed"], "self-hosted": ["self_hosted"], "hybrid": ["api"]}[self.tier]
+        for section in needs:
+            if getattr(self, section) is None:
+                raise _Field(_alias(section), f"is required for tier {self.tier}")
+        if self.tier == "hybrid":
+            if self.pattern is None:
+                raise _Field("pattern", "a hybrid stack names its pattern: burst-overflow, tiered-by-sensitivity or tiered-by-complexity")
+            if self.managed is None and self.self_hosted is None:
+                raise _Field("tier", "a hybrid stack needs a managed or selfHosted section besides api")
+        elif self.pattern is not None:
+            raise _Field("pattern", f"only hybrid stacks have a pattern (tier is {self.tier})")
+        if self.tier in ("managed", "self-hosted", "hybrid") and self.model is None:
+            raise _Field("model", f"is required for tier {self.tier} (the open-weight model to serve)")
+        # Contradictions, refused with the reason.
+        if self.api is not None and self.network == "airgapped":
+            raise _Field("api", "an air-gapped stack has no route to a third-party API; remove the api section or choose network private")
+        if self.api is not None and self.residency.classification in BOUNDARY_SENSITIVITIES:
+            if not (self.tier == "hybrid" and self.pattern == "tiered-by-sensitivity"):
+                raise _Field("api", f"{self.residency.classification} data may not be sent to a third-party API; only a "
+                                    "tiered-by-sensitivity hybrid, whose gateway keeps that traffic in the boundary, may have an api section")
+        if self.residency.classification in BOUNDARY_SENSITIVITIES and self.network == "public":
+            raise _Field("network", f"{self.residency.classification} data needs network private or airgapped")
+        if self.api is not None:
+            for i, r in enumerate(self.api.replica_regions):
+                if r not in allowed:
+                    raise _Field(f"api.replicaRegions[{i}]", f"{r!r} is outside residency.allowedRegions ({', '.join(allowed)})")
+                if r == self.region:
+                    raise _Field(f"api.replicaRegions[{i}]", f"{r!r} is the primary region; replicas go to other allowed regions")
+            if self.cloud == "aws" and self.api.consumer_member:
+                raise _Field("api.consumerMember", "is for GCP stacks; on AWS use api.consumerRoleName")
+            if self.cloud == "gcp" and self.api.consumer_role_name:
+                raise _Field("api.consumerRoleName", "is for AWS stacks; on GCP use api.consumerMember")
+        expected = {"aws": ("sagemaker", "eks"), "gcp": ("vertex", "gke")}[self.cloud]
+        if self.managed is not None and self.managed.service != expected[0]:
+            raise _Field("managed.service", f"{self.managed.service} is not on {self.cloud}; use {expected[0]}")
+        if self.self_hosted is not None and self.self_hosted.cluster != expected[1]:
+            raise _Field("selfHosted.cluster", f"{self.self_hosted.cluster} is not on {self.cloud}; use {expected[1]}")
+        if self.gcp_project and self.cloud != "gcp":
+            raise _Field("gcp:project", "is set but the stack's cloud is aws")
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """The `config:` mapping of a stack file: namespaced keys, camelCase names, None left out."""
+        out: dict[str, Any] = {PROVIDER_REGION_KEY[self.cloud]: self.region}
+        if self.gcp_project:
+            out["gcp:project"] = self.gcp_project
+        data = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for key in ("region", "gcpProject"):
+            data.pop(key, None)
+        for key, value in data.items():
+            out[f"{PROJECT}:{key}"] = value
+        return out
+
+
+class _Field(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _alias(name: str) -> str:
+    return StackConfig.model_fields[name].alias or name
+
+
+# Keys of the llm-hosting namespace whose values are objects or lists (JSON strings at run time).
+_FIELDS_BY_KEY = {(f.alias or n): n for n, f in StackConfig.model_fields.items()}
+
+
+def load_stack_config(values: dict[str, Any], source: str) -> StackConfig:
+    """Validate a flat config mapping ("llm-hosting:tier" -> value) as the CLI presents it.
+
+    Values may be parsed YAML (stack files) or strings with JSON for objects (the Pulumi runtime).
+    """
+    data: dict[str, Any] = {}
+    unknown: list[str] = []
+    cloud = None
+    for key, value in values.items():
+        ns, _, name = key.partition(":")
+        if ns == PROJECT:
+            if name not in _FIELDS_BY_KEY or name in ("region", "gcpProject"):
+                unknown.append(key)
+                continue
+            data[name] = _decode(value)
+        elif key in ("aws:region", "gcp:region"):
+            data["region"] = value
+            cloud = key.split(":")[0]
+        elif key == "gcp:project":
+            data["gcpProject"] = value
+    # The provider key lives in the namespace too, under the name the api section gives it.
+    api = data.get("api")
+    key_name = api.get("apiKeyConfig") if isinstance(api, dict) else None
+    valid = sorted(k for k in _FIELDS_BY_KEY if k not in ("region", "gcpProject"))
+    problems = [(k, f"unknown key; valid {PROJECT} keys: {', '.join(valid)}" + (f", {key_name} (the API key secret)" if key_name else ""))
+                for k in unknown if k != f"{PROJECT}:{key_name}"]
+    if problems:
+        raise InputError(source, problems)
+    if "cloud" in data and cloud and data["cloud"] != cloud:
+        raise refuse(source, f"{cloud}:region", f"the stack's cloud is {data['cloud']}; set {PROVIDER_REGION_KEY.get(data['cloud'], 'the region')} instead")
+    if "region" not in data and data.get("cloud") in PROVIDER_REGION_KEY:
+        raise refuse(source, PROVIDER_REGION_KEY[data["cloud"]], "is required: the provider region the stack deploys to")
+    try:
+        return StackConfig.model_validate(data)
+    except ValidationError as exc:
+        fields = [e for e in exc.errors(include_url=False) if isinstance(e.get("ctx", {}).get("error"), _Field)]
+        if fields:
+            raise InputError(source, [(_ns(e["ctx"]["error"].field), str(e["ctx"]["error"])) for e in fields]) from None
+        err = from_validation_error(source, exc, StackConfig)
+        err.problems = [(_ns(f), m) for f, m in err.problems]
+        raise InputError(source, err.problems) from None
+
+
+def _ns(field: str) -> str:
+    if ":" in field.split(".")[0]:
+        return field
+    if field.split(".")[0].split("[")[0] == "region":
+        return "region"
+    return f"{PROJECT}:{field}"
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    return value

@@ -1,0 +1,221 @@
+"""Run `__main__.py` for one stack under Pulumi's mocks and record what it registers.
+
+It does what the CLI would do before the program starts (merge the Pulumi.yaml defaults with the stack file,
+hand over config as strings, mark secrets), validates the config with the program's own loader first (so a bad
+stack file fails before any resource), and runs with preview=False so `apply` callbacks really run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from planner.catalog import load_regions
+from planner.errors import InputError, refuse
+from planner.stack_config import PROJECT, load_stack_config
+from planner.stackgen import read_stack_file
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+MASK = "[secret]"
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    parent: Optional[str]
+    custom: bool
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    urn: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs, "options": self.options}
+
+
+@dataclass
+class PreviewResult:
+    stack: str
+    project: str
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    placeholders: list[str] = field(default_factory=list)
+
+    def inventory(self) -> list[dict[str, Any]]:
+        return [r.as_dict() for r in sorted(self.resources, key=lambda r: r.name)]
+
+    def by_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Resource:
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def _mask(value: Any) -> Any:
+    """Replace every secret-wrapped value with a mask, recursively."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
+            return MASK
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Numbers arrive as floats from the protobuf Struct; whole numbers become ints again."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def project_defaults(root: Path) -> tuple[str, dict[str, Any]]:
+    """The project name and its config defaults, keyed the way the CLI keys them."""
+    path = root / "Pulumi.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise refuse(path, "", f"cannot read the project file: {exc}") from None
+    name = doc.get("name")
+    if not name:
+        raise refuse(path, "name", "the project file has no name")
+    defaults = {}
+    for key, spec in (doc.get("config") or {}).items():
+        full = key if ":" in key else f"{name}:{key}"
+        if isinstance(spec, dict) and "default" in spec:
+            defaults[full] = spec["default"]
+        elif isinstance(spec, dict) and "value" in spec:
+            defaults[full] = spec["value"]
+        elif not isinstance(spec, dict):
+            defaults[full] = spec
+    return name, defaults
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def load_config(root: Path, stack: str) -> tuple[str, dict[str, Any], list[str], list[str]]:
+    """Merged config (defaults, then the stack file), the secret keys, and placeholders used for secrets."""
+    project, defaults = project_defaults(root)
+    stack_file = root / "stacks" / f"Pulumi.{stack}.yaml"
+    values = read_stack_file(stack_file)
+    merged = {**defaults, **values}
+    secret_keys, placeholders = [], []
+    for key, value in list(merged.items()):
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # The secrets provider is not reachable offline: stand in a placeholder, still marked secret.
+            merged[key] = f"preview-placeholder-for-{key}"
+            secret_keys.append(key)
+            placeholders.append(key)
+    rel = f"stacks/Pulumi.{stack}.yaml"
+    cfg = load_stack_config(merged, rel)
+    if cfg.api is not None:
+        key = f"{PROJECT}:{cfg.api.api_key_config}"
+        if key not in merged:
+            merged[key] = f"preview-placeholder-for-{key}"
+            secret_keys.append(key)
+            placeholders.append(key)
+        elif key not in secret_keys:
+            raise refuse(rel, key, "is stored in plain text; set it with `pulumi config set --secret` so it is encrypted")
+    return project, merged, secret_keys, placeholders
+
+
+def run_preview(root: Path, stack: str) -> PreviewResult:
+    import pulumi
+    from google.protobuf import json_format
+    from pulumi.runtime import mocks as pmocks
+    from pulumi.runtime import settings as psettings
+    from pulumi.runtime.sync_await import _sync_await
+
+    from .mocks import PreviewMocks
+
+    root = Path(root).resolve()
+    project, merged, secret_keys, placeholders = load_config(root, stack)
+    regions = load_regions()
+    zones = {r: regions.zones(c, r) for c in ("aws", "gcp") for r in regions.for_cloud(c).regions}
+    mocks = PreviewMocks(merged.get("aws:region"), merged.get("gcp:region"), merged.get("gcp:project"), zones)
+
+    rows: list[Resource] = []
+    names_by_urn: dict[str, str] = {}
+
+    class Capture(pmocks.MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            if request.type == "pulumi:pulumi:Stack":
+                return response
+            raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+            names_by_urn[response.urn] = request.name
+            if request.type.startswith("pulumi:providers:"):
+                mocks.provider_regions[response.urn] = raw.get("region")
+            options = {}
+            if request.protect:
+                options["protect"] = True
+            if request.retainOnDelete:
+                options["retainOnDelete"] = True
+            if request.additionalSecretOutputs:
+                options["additionalSecretOutputs"] = sorted(set(request.additionalSecretOutputs))
+            if len(request.aliases):
+                options["aliases"] = [json_format.MessageToDict(a) for a in request.aliases]
+            rows.append(Resource(
+                type=request.type, name=request.name,
+                parent=names_by_urn.get(request.parent) if request.parent else None,
+                custom=bool(request.custom), inputs=_plain(_mask(raw)), options=options, urn=response.urn))
+            return response
+
+    log = logging.getLogger("llmhost.preview")
+    warnings: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+
+    handler = Collect()
+    log.addHandler(handler)
+    log.propagate = False
+    monitor = Capture(mocks)
+    psettings.ROOT.set(None)  # a fresh root stack per run, so outputs of an earlier run never leak in
+    pmocks.set_mocks(mocks, project=project, stack=stack, preview=False, logger=log, monitor=monitor)
+    pulumi.runtime.set_all_config({k: _as_config_string(v) for k, v in merged.items()}, secret_keys)
+
+    main = root / "__main__.py"
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+    def program():
+        runpy.run_path(str(main), run_name="__main__")
+
+    try:
+        pulumi.runtime.test(program)()
+    except pulumi.RunError as exc:
+        raise InputError(f"stacks/Pulumi.{stack}.yaml", [("", str(exc).split(": ", 1)[-1] if str(exc).startswith("stacks/") else str(exc))]) from None
+    finally:
+        log.removeHandler(handler)
+
+    outputs = {}
+    stack_resource = psettings.get_root_resource()
+    for key, value in (getattr(stack_resource, "outputs", None) or {}).items():
+        out = pulumi.Output.from_input(value)
+        resolved = _sync_await(out.future())
+        outputs[key] = MASK if _sync_await(out.is_secret()) else _plain(resolved)
+    return PreviewResult(stack, project, rows, outputs, warnings, placeholders)

@@ -1,0 +1,1 @@
+"""vLLM and TGI workloads on Kubernetes with failover, and the gateway across tiers."""
