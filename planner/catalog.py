@@ -164,6 +164,8 @@ class Serving(_Strict):
 class Latency(_Strict):
     api_min_reliable_ttft_ms: int = Field(gt=0)
     api_min_reliable_ttft_ms_source: str
+    managed_min_reliable_ttft_ms: int = Field(gt=0)
+    managed_min_reliable_ttft_ms_source: str
 
 
 class Availability(_Strict):

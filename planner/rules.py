@@ -207,6 +207,9 @@ def _check_open_model(profile: Profile, catalog: Catalog, cand: Candidate, quali
         have = catalog.models[profile.model.size_class].quality
         if QUALITY_RANK[have] < QUALITY_RANK[quality]:
             cand.reject(f"Q2 quality: model.size_class {profile.model.size_class} is {have}-class; {quality} traffic needs a larger model")
+    if cand.tier == "managed" and profile.latency_sla_ms < catalog.latency.managed_min_reliable_ttft_ms:
+        cand.reject(f"L2 latency: a p95 TTFT of {profile.latency_sla_ms} ms is below the {catalog.latency.managed_min_reliable_ttft_ms} ms "
+                    f"a managed endpoint's invocation hop allows; the model must run in the caller's cluster")
     if cand.tier == "self-hosted" and profile.team.ml_ops_capacity != "dedicated":
         cand.reject(f"O1 ops: self-hosting needs a dedicated ML-ops team "
                     f"({catalog.staffing.fte('self-hosted', 'dedicated'):g} FTE); team.ml_ops_capacity is {profile.team.ml_ops_capacity}")
@@ -289,7 +292,8 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     feasible = [c for c in candidates if c.feasible]
     if not feasible:
         problems = [("", "no tier can serve this profile:")] + [
-            (c.label, "; ".join(c.reasons)) for c in candidates if c.tier != "api" or c is api_cands[0]]
+            (c.label, "; ".join(c.reasons)) for c in candidates if c.tier != "api" or c is api_cands[0]] + \
+            ([] if api_cands else [("api", f"no catalog API model reaches {top_quality} quality")])
         raise InputError(source, problems)
     chosen = min(feasible, key=lambda c: (round(c.monthly_cost_usd, 2), TIER_ORDER[c.tier]))
     reasons.append(f"C1 cost: {chosen.label} is the cheapest feasible option all-in at projected volume "

@@ -26,6 +26,14 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"
 MASK = "[secret]"
 
 
+class ProgramRefused(InputError):
+    """The program stopped on its config; `registered` counts cloud resources registered before it did."""
+
+    def __init__(self, source, problems, registered: int):
+        super().__init__(source, problems)
+        self.registered = registered
+
+
 @dataclass
 class Resource:
     type: str
@@ -208,7 +216,12 @@ def run_preview(root: Path, stack: str) -> PreviewResult:
     try:
         pulumi.runtime.test(program)()
     except pulumi.RunError as exc:
-        raise InputError(f"stacks/Pulumi.{stack}.yaml", [("", str(exc).split(": ", 1)[-1] if str(exc).startswith("stacks/") else str(exc))]) from None
+        # The program refused its config (as it would under `pulumi up`): report it as bad input.
+        message = str(exc)
+        source = f"stacks/Pulumi.{stack}.yaml"
+        if message.startswith(source + ": "):
+            message = message[len(source) + 2:]
+        raise ProgramRefused(source, [("", message)], registered=len([r for r in rows if r.custom])) from None
     finally:
         log.removeHandler(handler)
 

@@ -1,0 +1,173 @@
+"""Every kind of bad input gets one clear error naming the file and the field, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+GOOD = yaml.safe_load((ROOT / "stacks/profiles/startup-api.yaml").read_text())
+
+
+def _profile(tmp_path: Path, data, name="p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def _with(**changes):
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    for dotted, value in changes.items():
+        *head, last = dotted.split("__")
+        node = data
+        for k in head:
+            node = node[k]
+        if value is _DROP:
+            node.pop(last)
+        else:
+            node[last] = value
+    return data
+
+
+_DROP = object()
+
+PROFILE_CASES = [
+    ("unknown-key", _with(traffic__daily_request=5), "traffic.daily_request", "unknown key; valid keys here: avg_input_tokens"),
+    ("unknown-top-key", _with(team__size=3), "team.size", "unknown key; valid keys here: ml_ops_capacity"),
+    ("wrong-type", _with(traffic__daily_requests="lots"), "traffic.daily_requests", "valid integer"),
+    ("negative", _with(traffic__avg_output_tokens=-1), "traffic.avg_output_tokens", "greater than 0"),
+    ("missing", _with(latency_sla_ms=_DROP), "latency_sla_ms", "is required but missing"),
+    ("bad-enum", _with(data_sensitivity="secret"), "data_sensitivity", "'public', 'internal', 'confidential' or 'regulated'"),
+    ("unknown-region", _with(residency__allowed_regions=["us-east-1", "us-middle-1"]), "residency.allowed_regions[1]",
+     "'us-middle-1' is not a region of aws; valid aws regions: us-east-1"),
+    ("region-of-other-cloud", _with(residency__allowed_regions=["europe-west4"]), "residency.allowed_regions[0]",
+     "'europe-west4' is not a region of aws"),
+    ("peak-longer-than-day", _with(traffic__peak_to_average=8, traffic__peak_hours_per_day=4), "traffic",
+     "more than a day holds"),
+    ("shares", _with(workloads=[{"name": "a", "share_percent": 60, "data_sensitivity": "internal"},
+                                {"name": "b", "share_percent": 30, "data_sensitivity": "public"}]),
+     "workloads", "add up to 90, they must add up to 100"),
+    ("workload-above-profile", _with(workloads=[{"name": "a", "share_percent": 100, "data_sensitivity": "regulated"}]),
+     "workloads[0].data_sensitivity", "above the profile's data_sensitivity 'internal'"),
+    ("contradiction-frontier-regulated", _with(data_sensitivity="regulated", quality="frontier"), "quality",
+     "frontier quality is only offered by closed APIs, which this traffic may not use (H2 boundary: regulated data"),
+    ("no-model-in-boundary", _with(data_sensitivity="confidential", model=_DROP), "",
+     "no tier can serve this profile"),
+]
+
+
+@pytest.mark.parametrize("data,field,message", [c[1:] for c in PROFILE_CASES], ids=[c[0] for c in PROFILE_CASES])
+def test_bad_profile_is_refused_with_file_field_and_exit_2(cli, project, tmp_path, data, field, message):
+    path = _profile(tmp_path, data)
+    result = cli("plan", str(path), "--stack", "bad", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: {field}" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (project / "stacks" / "Pulumi.bad.yaml").exists(), "nothing may be written for a refused profile"
+
+
+@pytest.mark.parametrize("text,expected", [
+    (None, "no such profile file"),
+    ("cloud: aws\ntraffic: [1, 2\n", "not valid YAML"),
+    ("- just\n- a list\n", "a workload profile is a YAML mapping"),
+], ids=["missing-file", "invalid-yaml", "not-a-mapping"])
+def test_unreadable_profile(cli, project, tmp_path, text, expected):
+    path = tmp_path / "p.yaml"
+    if text is not None:
+        path.write_text(text)
+    result = cli("plan", str(path), "--stack", "bad", "--project-dir", str(project))
+    assert result.exit_code == 2
+    assert str(path) in result.stderr and expected in result.stderr
+
+
+def test_bad_catalog_names_the_row_and_what_is_missing(cli, project, tmp_path):
+    data = yaml.safe_load((ROOT / "planner" / "catalog.yaml").read_text())
+    del data["api_models"][0]["source"]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = cli("plan", str(ROOT / "stacks/profiles/startup-api.yaml"), "--stack", "x", "--catalog", str(path),
+                 "--project-dir", str(project))
+    assert result.exit_code == 2
+    assert f"{path}: api_models[0]: every number needs a `source`" in result.stderr
+
+
+def test_catalog_with_unknown_gpu_reference(cli, project, tmp_path):
+    data = yaml.safe_load((ROOT / "planner" / "catalog.yaml").read_text())
+    data["instances"][3]["gpu"] = "B300"
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = cli("plan", str(ROOT / "stacks/profiles/startup-api.yaml"), "--stack", "x", "--catalog", str(path),
+                 "--project-dir", str(project))
+    assert result.exit_code == 2
+    assert "instances[3].gpu 'B300' is not in gpus (A100-40GB, A100-80GB, A10G, H100, H200, L4, L40S, T4)" in result.stderr
+
+
+def _edit_stack(project: Path, stack: str, edit) -> Path:
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    edit(doc["config"])
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+STACK_CASES = [
+    ("unknown-key", lambda c: c.update({"llm-hosting:tire": "api"}), "llm-hosting:tire", "unknown key; valid llm-hosting keys: api, cloud"),
+    ("region-outside-residency", lambda c: c.update({"aws:region": "eu-west-1"}), "aws:region",
+     "'eu-west-1' is outside residency.allowedRegions (us-east-1, us-west-2)"),
+    ("replica-outside-residency", lambda c: c["llm-hosting:api"].update({"replicaRegions": ["eu-central-1"]}),
+     "llm-hosting:api.replicaRegions[0]", "'eu-central-1' is outside residency.allowedRegions"),
+    ("airgapped-with-api", lambda c: c.update({"llm-hosting:network": "airgapped"}), "llm-hosting:api",
+     "an air-gapped stack has no route to a third-party API"),
+    ("regulated-to-api", lambda c: c["llm-hosting:residency"].update({"classification": "regulated"}), "llm-hosting:api",
+     "regulated data may not be sent to a third-party API"),
+    ("wrong-type", lambda c: c.update({"llm-hosting:protect": "sometimes"}), "llm-hosting:protect", "valid boolean"),
+    ("bad-tier", lambda c: c.update({"llm-hosting:tier": "serverless"}), "llm-hosting:tier",
+     "'api', 'managed', 'self-hosted' or 'hybrid'"),
+    ("plaintext-key", lambda c: c.update({"llm-hosting:groqApiKey": "gsk-plaintext"}), "llm-hosting:groqApiKey",
+     "is stored in plain text; set it with `pulumi config set --secret`"),
+]
+
+
+@pytest.mark.parametrize("edit,field,message", [c[1:] for c in STACK_CASES], ids=[c[0] for c in STACK_CASES])
+def test_bad_stack_config_is_refused_before_any_resource(cli, project, edit, field, message):
+    _edit_stack(project, "startup-api", edit)
+    result = cli("preview", "--stack", "startup-api", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert f"error: stacks/Pulumi.startup-api.yaml: {field}: " in result.stderr
+    assert message in result.stderr
+    assert result.stdout == "", "no resource tree may be printed for a refused config"
+
+
+def test_missing_stack_file(cli, project):
+    result = cli("preview", "--stack", "nope", "--project-dir", str(project))
+    assert result.exit_code == 2
+    assert "stacks/Pulumi.nope.yaml: no such stack file; create it with `llmhost plan PROFILE --stack NAME`" in result.stderr
+
+
+def test_outside_a_project(cli, tmp_path):
+    result = cli("preview", "--stack", "startup-api", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert "no Pulumi.yaml here or above" in result.stderr
+
+
+def test_invalid_stack_name(cli, project):
+    result = cli("plan", str(ROOT / "stacks/profiles/startup-api.yaml"), "--stack", "a b", "--project-dir", str(project))
+    assert result.exit_code == 2
+    assert "--stack: 'a b' is not a valid stack name" in result.stderr
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    """The installed `llmhost` entry point, as a user runs it."""
+    bad = _profile(tmp_path, _with(traffic__daily_requests="lots"))
+    exe = Path(sys.executable).with_name("llmhost")
+    proc = subprocess.run([str(exe), "plan", str(bad), "--stack", "x", "--project-dir", str(ROOT)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {bad}: traffic.daily_requests: Input should be a valid integer")
+    assert "Traceback" not in proc.stderr + proc.stdout

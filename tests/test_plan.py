@@ -1,0 +1,131 @@
+"""`llmhost plan`: every example plans, the checked-in stacks are what the planner writes, hand edits are kept safe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PROFILES, ROOT
+from planner.stack_config import load_stack_config
+
+EXPECTED = {
+    "startup-api": ("api", None, "public", "groq"),
+    "eu-residency-api": ("api", None, "public", "openai"),
+    "healthcare-hipaa": ("managed", None, "private", "sagemaker"),
+    "eu-confidential-vertex": ("managed", None, "private", "vertex"),
+    "eu-sovereign-airgapped": ("self-hosted", None, "airgapped", "eks"),
+    "fine-tuned": ("self-hosted", None, "private", "gke"),
+    "tiered-sensitivity": ("hybrid", "tiered-by-sensitivity", "private", "eks"),
+    "burst-hybrid": ("hybrid", "burst-overflow", "private", "eks"),
+}
+
+
+def test_examples_cover_every_tier_and_both_clouds():
+    assert {p.stem for p in PROFILES} == set(EXPECTED)
+    tiers = {v[0] for v in EXPECTED.values()}
+    assert tiers == {"api", "managed", "self-hosted", "hybrid"}
+    clouds = {yaml.safe_load(p.read_text())["cloud"] for p in PROFILES}
+    assert clouds == {"aws", "gcp"}
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
+def test_every_example_plans_to_its_checked_in_stack(cli, project, profile):
+    stack = profile.stem
+    result = cli("plan", f"stacks/profiles/{profile.name}", "--stack", stack, "--json", cwd=project)
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    tier, pattern, network, provider = EXPECTED[stack]
+    assert (decision["tier"], decision["pattern"], decision["network"], decision["provider"]) == (tier, pattern, network, provider)
+    for key in ("tier", "pattern", "network", "cloud", "region", "provider", "candidates", "crossover", "reasons"):
+        assert key in decision
+    for cand in decision["candidates"]:
+        assert {"tier", "monthly_cost_usd", "feasible", "reasons"} <= set(cand)
+        assert cand["feasible"] or cand["reasons"], f"an infeasible candidate must say why: {cand['label']}"
+    # The files in the repository are exactly what the planner writes today.
+    for name in (f"Pulumi.{stack}.yaml", f"{stack}.policy-config.json", f"{stack}.decision.md"):
+        assert (project / "stacks" / name).read_text() == (ROOT / "stacks" / name).read_text(), f"stacks/{name} is stale: re-plan"
+
+
+def test_stack_file_holds_config_under_the_project_namespace(project, cli):
+    cli("plan", "stacks/profiles/eu-residency-api.yaml", "--stack", "eu", cwd=project)
+    doc = yaml.safe_load((project / "stacks/Pulumi.eu.yaml").read_text())
+    keys = set(doc["config"])
+    assert {"gcp:region", "gcp:project"} <= keys
+    assert all(k.startswith("llm-hosting:") for k in keys - {"gcp:region", "gcp:project"})
+    cfg = load_stack_config(doc["config"], "Pulumi.eu.yaml")
+    assert cfg.region == "europe-west4" and cfg.api.replica_regions == ["europe-west1"]
+    assert cfg.api.base_url == "https://eu.api.openai.com/v1"
+    facts = json.loads((project / "stacks/eu.policy-config.json").read_text())["llmhost-stack-facts"]
+    assert facts == {"cloud": "gcp", "allowedRegions": ["europe-west4", "europe-west1"], "classification": "internal",
+                     "regulations": ["gdpr"], "network": "public", "tier": "api", "thirdPartyApi": "openai"}
+
+
+def test_report_explains_the_decision(project, cli):
+    cli("plan", "stacks/profiles/healthcare-hipaa.yaml", "--stack", "hc", cwd=project)
+    report = (project / "stacks/hc.decision.md").read_text()
+    for heading in ("## Recommendation", "## Rules that fired", "## Numbers used", "## Capacity", "## Candidates",
+                    "## Crossover against each API option", "## What would change the answer"):
+        assert heading in report
+    assert "H2 boundary: regulated data never leaves the organisation's cloud boundary (hipaa)" in report
+    assert "O1 ops: self-hosting needs a dedicated ML-ops team" in report
+    assert "with team.ml_ops_capacity: dedicated, self-hosting would be allowed at $" in report
+
+
+def test_summary_table_is_printed(project, cli):
+    result = cli("plan", "stacks/profiles/startup-api.yaml", "--stack", "s", cwd=project)
+    assert result.exit_code == 0
+    assert "s: api, network public, aws us-east-1" in result.stdout
+    assert "wrote stacks/Pulumi.s.yaml" in result.stdout and "wrote stacks/s.decision.md" in result.stdout
+
+
+def test_hand_edited_stack_is_not_overwritten_without_force(project, cli):
+    path = project / "stacks/Pulumi.startup-api.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["llm-hosting:network"] = "private"
+    path.write_text(yaml.safe_dump(doc))
+    result = cli("plan", "stacks/profiles/startup-api.yaml", "--stack", "startup-api", cwd=project)
+    assert result.exit_code == 2
+    assert "stacks/Pulumi.startup-api.yaml: config: was edited by hand since llmhost generated it" in result.stderr
+    assert yaml.safe_load(path.read_text())["config"]["llm-hosting:network"] == "private", "the edit must survive"
+    forced = cli("plan", "stacks/profiles/startup-api.yaml", "--stack", "startup-api", "--force", cwd=project)
+    assert forced.exit_code == 0
+    assert yaml.safe_load(path.read_text())["config"]["llm-hosting:network"] == "public"
+
+
+def test_hand_written_stack_without_marker_is_refused(project, cli):
+    (project / "stacks/Pulumi.mine.yaml").write_text("config:\n  aws:region: us-east-1\n")
+    result = cli("plan", "stacks/profiles/startup-api.yaml", "--stack", "mine", cwd=project)
+    assert result.exit_code == 2
+    assert "llm-hosting:generatedBy: is missing, so the file was written by hand; pass --force" in result.stderr
+
+
+def test_replan_keeps_the_encrypted_key_and_secrets_provider(project, cli):
+    path = project / "stacks/Pulumi.startup-api.yaml"
+    doc = yaml.safe_load(path.read_text())
+    # What `pulumi stack init --secrets-provider` and `pulumi config set --secret` add to the file.
+    doc["secretsprovider"] = "awskms://alias/llm-hosting-state?region=us-east-1"
+    doc["encryptedkey"] = "AQICAHh0ZXN0"
+    doc["config"]["llm-hosting:groqApiKey"] = {"secure": "v1:abc123"}
+    path.write_text(yaml.safe_dump(doc))
+    result = cli("plan", "stacks/profiles/startup-api.yaml", "--stack", "startup-api", cwd=project)
+    assert result.exit_code == 0, result.stderr
+    again = yaml.safe_load(path.read_text())
+    assert again["config"]["llm-hosting:groqApiKey"] == {"secure": "v1:abc123"}
+    assert again["secretsprovider"] == "awskms://alias/llm-hosting-state?region=us-east-1"
+    assert again["encryptedkey"] == "AQICAHh0ZXN0"
+
+
+def test_own_catalog_changes_the_answer(project, cli, tmp_path):
+    """--catalog: a user's prices drive the decision (here: without Groq, Together serves the startup)."""
+    data = yaml.safe_load((ROOT / "planner/catalog.yaml").read_text())
+    data["api_models"] = [m for m in data["api_models"] if m["provider"] != "groq"]
+    own = tmp_path / "catalog.yaml"
+    own.write_text(yaml.safe_dump(data))
+    result = cli("plan", "stacks/profiles/startup-api.yaml", "--stack", "c", "--catalog", str(own), "--json", cwd=project)
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["provider"] == "together"
+    assert f"--catalog {own}" in (project / "stacks/Pulumi.c.yaml").read_text()
