@@ -155,6 +155,8 @@ class Serving(_Strict):
     target_utilization_source: str
     gpu_memory_utilization: float = Field(gt=0, le=1)
     gpu_memory_utilization_source: str
+    activation_reserve_gb_per_gpu: float = Field(ge=0)
+    activation_reserve_basis: str
     kv_cache_sequences: int = Field(gt=0)
     kv_cache_sequences_basis: str
     hours_per_month: float = Field(gt=0)

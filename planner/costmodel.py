@@ -66,7 +66,8 @@ class Volume:
         h = self.peak_hours_per_day
         if h >= 24:
             return self.peak_output_tok_s
-        return max(0.0, (24 * self.avg_output_tok_s - h * self.peak_output_tok_s) / (24 - h))
+        level = (24 * self.avg_output_tok_s - h * self.peak_output_tok_s) / (24 - h)
+        return min(max(0.0, level), self.avg_output_tok_s)  # clamp float cancellation when h is close to 24
 
     def scaled(self, share: float) -> "Volume":
         return Volume(self.daily_requests * share, self.avg_input_tokens, self.avg_output_tokens,
@@ -132,7 +133,8 @@ def fit_replica(catalog: Catalog, size_class: str, gpu: str, kv_tokens: int, max
     for n in TP_SIZES:
         if n > max_gpus:
             break
-        usable = n * g.memory_gb * catalog.serving.gpu_memory_utilization
+        # The engine's share of memory, less what activations and CUDA graphs take before the KV cache.
+        usable = n * (g.memory_gb * catalog.serving.gpu_memory_utilization - catalog.serving.activation_reserve_gb_per_gpu)
         if weights_gb + kv_gb <= usable:
             return ReplicaFit(gpu, precision, n, round(weights_gb, 2), round(kv_gb, 2), round(usable, 2))
     return None
@@ -324,19 +326,35 @@ def crossover(catalog: Catalog, tier: str, option: GpuOption, fixed_monthly_usd:
     # Monthly requests one replica carries at this peak-to-average ratio.
     per_replica_requests = option.tok_s_per_replica * 86400 * volume.days_per_month / (volume.avg_output_tokens * volume.peak_to_average)
     spare = 1 if option.spare_replica else 0
-    lo = 0.0
+    # Self-hosting is cheaper on [max(cost_r / price, low_r), high_r] within the volume range of r replicas. Each
+    # added replica (or node) steps the cost up, so a step can start above the API line again: the crossover is
+    # where self-hosting stays cheaper for good, found by scanning until the pattern of steps has repeated.
+    od_capacity = option.fleet(floor, floor, hours).on_demand_instances * option.replicas_per_instance
+    settle = max(floor, od_capacity) + spare + 2 * option.replicas_per_instance + 2
+    last_failing: Optional[tuple[float, float]] = None  # (where self gets cheaper in that step, its upper edge)
+    cheaper_run = 0
     for replicas in range(floor, max_replicas):
         serving = replicas - spare
-        hi = max(serving, 0) * per_replica_requests
         if serving < 1:
             continue
+        low = (serving - 1) * per_replica_requests
+        high = serving * per_replica_requests
         cost = fixed_monthly_usd + option.fleet(replicas, floor, hours).monthly_compute_usd
-        at = cost / api_per_request
-        if at <= hi:
-            monthly_requests = max(at, lo)
+        meets = cost / api_per_request
+        if meets > low:  # not cheaper at the start of this step
+            last_failing = (meets, high)
+            cheaper_run = 0
+        else:
+            cheaper_run += 1
+        if replicas >= settle and cheaper_run >= 2 * option.replicas_per_instance + 1:
+            if last_failing is None:
+                monthly_requests = 0.0
+            else:
+                meets, high = last_failing
+                monthly_requests = meets if meets <= high else high
             return Crossover(label, tier, api_per_mtok, marginal_per_mtok, monthly_requests * tokens_per_request,
                              monthly_requests / volume.days_per_month,
-                             f"{tier} costs less than {label} above {monthly_requests * tokens_per_request / 1e6:,.0f}M tokens/month")
-        lo = hi
+                             f"{tier} costs less than {label} at every volume above "
+                             f"{monthly_requests * tokens_per_request / 1e6:,.0f}M tokens/month")
     return Crossover(label, tier, api_per_mtok, marginal_per_mtok, None, None,
                      f"none below {max_replicas} replicas")
