@@ -15,7 +15,7 @@ The formulas, in one place:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from .catalog import ApiModel, Catalog, Instance, Throughput

@@ -14,7 +14,6 @@ from typing import Optional
 from .catalog import QUALITY_RANK, ApiModel, Catalog, load_regions
 from .costmodel import (
     Crossover,
-    GpuOption,
     GpuPlan,
     Volume,
     api_cost_per_request_usd,
@@ -277,7 +276,6 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     all_blockers = sorted({b for c in classes for b in blockers[c.name]})
     api_cands = _api_candidates(profile, catalog, projected, top_quality, all_blockers)
     candidates += api_cands
-    best_api = next((c for c in api_cands if c.feasible), None)
 
     managed = _gpu_candidate(profile, catalog, projected, "managed", projected.peak_output_tok_s)
     selfhost = _gpu_candidate(profile, catalog, projected, "self-hosted", projected.peak_output_tok_s)

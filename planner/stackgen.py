@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .errors import InputError, refuse
+from .errors import refuse
 from .report import render_report
 from .rules import Decision
 from .stack_config import PROJECT, PROVIDER_REGION_KEY, StackConfig, load_stack_config
@@ -167,5 +167,3 @@ def read_stack_file(path: Path) -> dict[str, Any]:
         raise refuse(path, "config", "a stack file is a mapping with a `config:` mapping")
     return dict(doc.get("config") or {})
 
-
-__all__ = ["write_stack", "stack_config_from", "policy_config", "digest", "read_stack_file", "InputError"]
