@@ -222,9 +222,6 @@ def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str
     if profile.model is None:
         cand.reject("needs an open-weight model: set `model` (id and size_class) in the profile")
         return cand
-    if profile.model.size_class not in catalog.models:
-        raise InputError("profile", [("model.size_class", f"{profile.model.size_class!r} is not in the catalog's models "
-                                                          f"({', '.join(catalog.models)})")])
     kv = kv_cache_tokens(catalog, volume.avg_input_tokens, volume.avg_output_tokens, profile.model.max_context_tokens)
     options, passed_over = gpu_options(catalog, cloud, profile.residency.allowed_regions, service, profile.model.size_class,
                                        kv, profile.availability_target, profile.allow_spot)
@@ -259,6 +256,9 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     api_ok = {c.name: not blockers[c.name] for c in classes}
     top_quality = max((c.quality for c in classes), key=lambda q: QUALITY_RANK[q])
     reasons: list[str] = []
+    if profile.model and profile.model.size_class not in catalog.models:
+        raise InputError(source, [("model.size_class", f"{profile.model.size_class!r} is not a size class in the catalog; "
+                                                       f"valid: {', '.join(catalog.models)}")])
 
     # Stage 1: hard constraints that make the profile impossible.
     for c in classes:
@@ -284,7 +284,7 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     candidates += [managed, selfhost]
 
     # Hybrids.
-    hybrids = _hybrids(profile, catalog, projected, classes, api_ok, blockers, managed, selfhost)
+    hybrids = _hybrids(profile, catalog, projected, classes, api_ok)
     candidates += hybrids
 
     feasible = [c for c in candidates if c.feasible]
@@ -300,11 +300,11 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
         if c.feasible and c is not chosen:
             c.reasons.append(f"C1 cost: ${c.monthly_cost_usd:,.0f}/month all-in, ${c.monthly_cost_usd - chosen.monthly_cost_usd:,.0f} "
                              f"more than {chosen.label}")
-    if selfhost.feasible is False and any(r.startswith("O1") for r in selfhost.reasons):
-        reasons.append(selfhost.reasons[-1] if selfhost.reasons[-1].startswith("O1") else
-                       next(r for r in selfhost.reasons if r.startswith("O1")))
-    if any(b.startswith("L1") for b in all_blockers):
-        reasons.append(next(b for b in all_blockers if b.startswith("L1")))
+    # Stages 3 and 4 (ops capacity, latency): name the rules that ruled tiers out.
+    for rule, source_reasons in (("O1", selfhost.reasons), ("L1", all_blockers), ("L2", managed.reasons)):
+        fired = next((r for r in source_reasons if r.startswith(rule)), None)
+        if fired:
+            reasons.append(fired)
     if chosen.plan:
         f = chosen.plan.fleet
         reasons.append(f"A1 availability: {profile.availability_target}% needs at least {f.floor_replicas} replica(s) on on-demand "
@@ -321,8 +321,8 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     return Decision(profile, chosen, network, ordered, crossovers, reasons, numbers, thresholds, revisit, routes)
 
 
-def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: list[Workload], api_ok: dict[str, bool],
-             blockers: dict[str, list[str]], managed: Candidate, selfhost: Candidate) -> list[Candidate]:
+def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: list[Workload],
+             api_ok: dict[str, bool]) -> list[Candidate]:
     out: list[Candidate] = []
     gateway_usd = staffing_monthly_usd(catalog, "gateway", profile.team.ml_ops_capacity)
 

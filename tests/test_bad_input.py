@@ -171,3 +171,11 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: {bad}: traffic.daily_requests: Input should be a valid integer")
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_unknown_model_size_class_names_the_valid_ones(cli, project, tmp_path):
+    data = _with(model__size_class="405b")
+    path = _profile(tmp_path, data)
+    result = cli("plan", str(path), "--stack", "bad", "--project-dir", str(project))
+    assert result.exit_code == 2
+    assert f"error: {path}: model.size_class: '405b' is not a size class in the catalog; valid: 8b, 70b, moe-47b" in result.stderr
