@@ -13,7 +13,7 @@ import runpy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
@@ -148,7 +148,12 @@ def load_config(root: Path, stack: str) -> tuple[str, dict[str, Any], list[str],
     return project, merged, secret_keys, placeholders
 
 
-def run_preview(root: Path, stack: str) -> PreviewResult:
+def run_program(program: Callable[[], None], project: str, stack: str, config: dict[str, Any],
+                secret_keys: Optional[list[str]] = None) -> PreviewResult:
+    """Run `program` under the recording mocks with `config` (namespaced keys) and return what it registered.
+
+    Raises pulumi.RunError (or whatever the program raises) unchanged; `run_preview` turns a RunError into a refusal.
+    """
     import pulumi
     from google.protobuf import json_format
     from pulumi.runtime import mocks as pmocks
@@ -157,11 +162,9 @@ def run_preview(root: Path, stack: str) -> PreviewResult:
 
     from .mocks import PreviewMocks
 
-    root = Path(root).resolve()
-    project, merged, secret_keys, placeholders = load_config(root, stack)
     regions = load_regions()
     zones = {r: regions.zones(c, r) for c in ("aws", "gcp") for r in regions.for_cloud(c).regions}
-    mocks = PreviewMocks(merged.get("aws:region"), merged.get("gcp:region"), merged.get("gcp:project"), zones)
+    mocks = PreviewMocks(config.get("aws:region"), config.get("gcp:region"), config.get("gcp:project"), zones)
 
     rows: list[Resource] = []
     names_by_urn: dict[str, str] = {}
@@ -182,8 +185,13 @@ def run_preview(root: Path, stack: str) -> PreviewResult:
                 options["retainOnDelete"] = True
             if request.additionalSecretOutputs:
                 options["additionalSecretOutputs"] = sorted(set(request.additionalSecretOutputs))
+            if request.ignoreChanges:
+                options["ignoreChanges"] = sorted(request.ignoreChanges)
             if len(request.aliases):
                 options["aliases"] = [json_format.MessageToDict(a) for a in request.aliases]
+            if request.provider:  # explicit providers only; a reference is "<urn>::<id>"
+                urn = request.provider.rsplit("::", 1)[0]
+                options["provider"] = names_by_urn.get(urn, urn)
             rows.append(Resource(
                 type=request.type, name=request.name,
                 parent=names_by_urn.get(request.parent) if request.parent else None,
@@ -204,24 +212,12 @@ def run_preview(root: Path, stack: str) -> PreviewResult:
     monitor = Capture(mocks)
     psettings.ROOT.set(None)  # a fresh root stack per run, so outputs of an earlier run never leak in
     pmocks.set_mocks(mocks, project=project, stack=stack, preview=False, logger=log, monitor=monitor)
-    pulumi.runtime.set_all_config({k: _as_config_string(v) for k, v in merged.items()}, secret_keys)
-
-    main = root / "__main__.py"
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-
-    def program():
-        runpy.run_path(str(main), run_name="__main__")
-
+    pulumi.runtime.set_all_config({k: _as_config_string(v) for k, v in config.items()}, secret_keys or [])
     try:
         pulumi.runtime.test(program)()
-    except pulumi.RunError as exc:
-        # The program refused its config (as it would under `pulumi up`): report it as bad input.
-        message = str(exc)
-        source = f"stacks/Pulumi.{stack}.yaml"
-        if message.startswith(source + ": "):
-            message = message[len(source) + 2:]
-        raise ProgramRefused(source, [("", message)], registered=len([r for r in rows if r.custom])) from None
+    except BaseException as exc:
+        exc.registered = len([r for r in rows if r.custom])  # type: ignore[attr-defined]
+        raise
     finally:
         log.removeHandler(handler)
 
@@ -231,4 +227,29 @@ def run_preview(root: Path, stack: str) -> PreviewResult:
         out = pulumi.Output.from_input(value)
         resolved = _sync_await(out.future())
         outputs[key] = MASK if _sync_await(out.is_secret()) else _plain(resolved)
-    return PreviewResult(stack, project, rows, outputs, warnings, placeholders)
+    return PreviewResult(stack, project, rows, outputs, warnings)
+
+
+def run_preview(root: Path, stack: str) -> PreviewResult:
+    import pulumi
+
+    root = Path(root).resolve()
+    project, merged, secret_keys, placeholders = load_config(root, stack)
+    main = root / "__main__.py"
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+    def program():
+        runpy.run_path(str(main), run_name="__main__")
+
+    try:
+        result = run_program(program, project, stack, merged, secret_keys)
+    except pulumi.RunError as exc:
+        # The program refused its config (as it would under `pulumi up`): report it as bad input.
+        message = str(exc)
+        source = f"stacks/Pulumi.{stack}.yaml"
+        if message.startswith(source + ": "):
+            message = message[len(source) + 2:]
+        raise ProgramRefused(source, [("", message)], registered=getattr(exc, "registered", 0)) from None
+    result.placeholders = placeholders
+    return result
