@@ -17,7 +17,32 @@ class AwsKmsKeyArgs:
     replica_regions: list[str] = field(default_factory=list)  # multi-Region replicas, only in allowed regions
     protect: bool = True
     deletion_window_in_days: int = 30  # the longest AWS allows: time to notice a mistaken deletion
+    # CloudWatch Logs encrypts a log group only if the key policy lets the regional logs service use the key,
+    # scoped by encryption context to this account's log groups in that region.
+    cloudwatch_logs_region: Optional[str] = None
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def key_policy(account_id: str, partition: str, logs_region: Optional[str]) -> dict:
+    statements = [{
+        # Root-of-account statement: access is then governed by IAM policies, which stay least-privilege.
+        "Sid": "EnableIamPolicies",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }]
+    if logs_region:
+        statements.append({
+            "Sid": "AllowCloudWatchLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{logs_region}.amazonaws.com"},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                      f"arn:{partition}:logs:{logs_region}:{account_id}:log-group:*"}},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 class AwsKmsKey(pulumi.ComponentResource):
@@ -30,16 +55,8 @@ class AwsKmsKey(pulumi.ComponentResource):
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # Root-of-account statement only: access is then governed by IAM policies, which stay least-privilege.
-        policy = pulumi.Output.all(identity.account_id, partition.partition).apply(lambda a: json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "EnableIamPolicies",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{a[1]}:iam::{a[0]}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            }],
-        }))
+        policy = pulumi.Output.all(identity.account_id, partition.partition).apply(
+            lambda a: json.dumps(key_policy(a[0], a[1], args.cloudwatch_logs_region)))
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         self._key = aws.kms.Key(
             f"{name}-key",

@@ -25,6 +25,13 @@ def _uuid(*parts: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+EC2_ID_PREFIX = {"Vpc": "vpc", "Subnet": "subnet", "InternetGateway": "igw", "NatGateway": "nat", "Eip": "eipalloc",
+                 "RouteTable": "rtb", "Route": "r-rtb", "RouteTableAssociation": "rtbassoc", "SecurityGroup": "sg",
+                 "DefaultSecurityGroup": "sg", "VpcEndpoint": "vpce", "FlowLog": "fl", "LaunchTemplate": "lt",
+                 "SecurityGroupRule": "sgr", "VpcSecurityGroupIngressRule": "sgr", "VpcSecurityGroupEgressRule": "sgr",
+                 "DefaultNetworkAcl": "acl", "NetworkAcl": "acl"}
+
+
 class PreviewMocks(pulumi.runtime.Mocks):
     def __init__(self, aws_region: str | None, gcp_region: str | None, gcp_project: str | None, zones: dict[str, list[str]]):
         self.aws_region = aws_region
@@ -71,6 +78,10 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return self._aws(typ, name, inputs, args)
         if typ.startswith("gcp:"):
             return self._gcp(typ, name, inputs)
+        if typ.startswith("kubernetes:"):
+            meta = inputs.get("metadata") or {}
+            ns = meta.get("namespace")
+            return (f"{ns}/{meta.get('name', name)}" if ns else meta.get("name", name)), inputs
         return f"{name}-id", inputs
 
     def _aws(self, typ: str, name: str, inputs: dict[str, Any], args) -> tuple[str, dict]:
@@ -101,6 +112,57 @@ class PreviewMocks(pulumi.runtime.Mocks):
         if typ == "aws:iam/role:Role":
             arn = f"arn:aws:iam::{acct}:role/{physical}"
             return physical, {**inputs, "arn": arn, "name": physical, "uniqueId": "AROA" + _hex(name, n=17).upper()}
+        if module == "ec2":
+            prefix = EC2_ID_PREFIX.get(kind, kind.lower())
+            rid = f"{prefix}-{_hex(name, n=17)}"
+            extra: dict[str, Any] = {"arn": f"arn:aws:ec2:{region}:{acct}:{kind.lower()}/{rid}", "id": rid}
+            if kind == "Vpc":
+                extra.update(defaultSecurityGroupId=f"sg-{_hex(name, 'default', n=17)}", mainRouteTableId=f"rtb-{_hex(name, 'main', n=17)}")
+            if kind == "Eip":
+                extra.update(allocationId=rid, publicIp="203.0.113.10")
+            if kind == "VpcEndpoint":
+                service = str(inputs.get("serviceName", ""))
+                extra.update(dnsEntries=[{"dnsName": f"{rid}.{service.split('.', 3)[-1]}.{region}.vpce.amazonaws.com", "hostedZoneId": "Z7HUB22UULQXV"}],
+                             prefixListId=f"pl-{_hex(service, n=8)}" if inputs.get("vpcEndpointType") == "Gateway" else None)
+            if kind == "LaunchTemplate":
+                extra.update(latestVersion=1, defaultVersion=1)
+            return rid, {**inputs, **extra}
+        if typ == "aws:cloudwatch/logGroup:LogGroup":
+            arn = f"arn:aws:logs:{region}:{acct}:log-group:{physical}"
+            return physical, {**inputs, "arn": arn, "name": physical}
+        if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            return physical, {**inputs, "arn": f"arn:aws:cloudwatch:{region}:{acct}:alarm:{physical}", "name": physical}
+        if typ == "aws:eks/cluster:Cluster":
+            host = _hex(name, n=32).upper()
+            extra = {"arn": f"arn:aws:eks:{region}:{acct}:cluster/{physical}", "name": physical,
+                     "endpoint": f"https://{host}.gr7.{region}.eks.amazonaws.com",
+                     "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnByZXZpZXcKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="},
+                     "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{host}"}]}],
+                     "platformVersion": "eks.1", "status": "ACTIVE"}
+            vpc = dict(inputs.get("vpcConfig") or {})
+            vpc.setdefault("clusterSecurityGroupId", f"sg-{_hex(name, 'cluster', n=17)}")
+            extra["vpcConfig"] = vpc
+            return physical, {**inputs, **extra}
+        if module == "eks":
+            cluster = inputs.get("clusterName", "cluster")
+            rid = f"{cluster}:{inputs.get('nodeGroupName') or inputs.get('addonName') or physical}"
+            return rid, {**inputs, "arn": f"arn:aws:eks:{region}:{acct}:{kind[0].lower() + kind[1:]}/{cluster}/{physical}", "status": "ACTIVE"}
+        if module == "sagemaker":
+            resource = {"Model": "model", "EndpointConfiguration": "endpoint-config", "Endpoint": "endpoint"}.get(kind, kind.lower())
+            return physical, {**inputs, "arn": f"arn:aws:sagemaker:{region}:{acct}:{resource}/{physical.lower()}", "name": physical}
+        if typ == "aws:appautoscaling/target:Target":
+            return inputs.get("resourceId", physical), {**inputs, "arn": f"arn:aws:application-autoscaling:{region}:{acct}:scalable-target/{_hex(name, n=24)}"}
+        if typ == "aws:appautoscaling/policy:Policy":
+            return physical, {**inputs, "arn": f"arn:aws:autoscaling:{region}:{acct}:scalingPolicy:{_uuid(name)}:resource/{inputs.get('resourceId')}:policyName/{physical}", "name": physical}
+        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            url = str(inputs.get("url", "")).removeprefix("https://")
+            arn = f"arn:aws:iam::{acct}:oidc-provider/{url}"
+            return arn, {**inputs, "arn": arn}
+        if typ in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
+            return f"{inputs.get('role')}:{physical}", inputs
+        if typ == "aws:s3/bucketV2:BucketV2" or typ == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or physical
+            return bucket, {**inputs, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "region": region}
         # Everything else gets an ARN shaped like the service's own.
         rid = f"{kind.lower()}-{_hex(name, n=17)}"
         arn = f"arn:aws:{module}:{region}:{acct}:{kind.lower()}/{rid}"

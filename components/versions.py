@@ -1,0 +1,44 @@
+"""Pinned versions of everything the kit runs, in one place; a stack can override any of them.
+
+Tags are exact releases, never `latest`. Where a stack needs byte-for-byte reproducibility it pins a digest
+through `llm-hosting:versions` (e.g. `...@sha256:<digest>`), which replaces the tag-based reference here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+# AWS Deep Learning Containers are published from this account in most commercial regions.
+AWS_DLC_ACCOUNT = "763104351884"
+
+
+@dataclass(frozen=True)
+class ComponentVersions:
+    eks_version: str = "1.33"
+    # NVIDIA k8s-device-plugin release; the image is mirrored as <registry>/k8s-device-plugin:<tag> for air-gapped stacks.
+    nvidia_device_plugin: str = "v0.17.2"
+    nvidia_device_plugin_image: str = "nvcr.io/nvidia/k8s-device-plugin"
+    # SageMaker Large Model Inference container with the vLLM backend.
+    sagemaker_lmi_repository: str = "djl-inference"
+    sagemaker_lmi_tag: str = "0.33.0-lmi15.0.0-cu128"
+    vllm_image: str = "docker.io/vllm/vllm-openai"
+    vllm_tag: str = "v0.11.0"
+
+    def with_overrides(self, overrides: Optional[dict[str, str]]) -> "ComponentVersions":
+        return replace(self, **overrides) if overrides else self
+
+    def device_plugin_image(self, registry: Optional[str]) -> str:
+        """The device plugin image: upstream, or the same tag in the stack's private registry mirror."""
+        if registry:
+            return f"{registry.rstrip('/')}/k8s-device-plugin:{self.nvidia_device_plugin}"
+        return f"{self.nvidia_device_plugin_image}:{self.nvidia_device_plugin}"
+
+    def sagemaker_image(self, region: str, registry: Optional[str]) -> str:
+        """The LMI serving image in the stack's region: AWS's DLC registry, or the in-account mirror when given."""
+        if registry:
+            return f"{registry.rstrip('/')}/{self.sagemaker_lmi_repository}:{self.sagemaker_lmi_tag}"
+        return f"{AWS_DLC_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{self.sagemaker_lmi_repository}:{self.sagemaker_lmi_tag}"
+
+
+VERSIONS = ComponentVersions()
