@@ -43,7 +43,7 @@ def main() -> None:
             for _ in range(REPEAT):
                 t = time.perf_counter()
                 decision = decide(load_profile(profile), catalog, str(profile))
-                write_stack(decision, profile.stem, Path(tmp), f"stacks/profiles/{profile.name}", force=True)
+                write_stack(decision, profile.stem, Path(tmp), f"stacks/profiles/{profile.name}", catalog, force=True)
                 plan_ms.append((time.perf_counter() - t) * 1000)
             preview_ms, resources = [], "-"
             for _ in range(REPEAT):

@@ -157,6 +157,12 @@ class Serving(_Strict):
     gpu_memory_utilization_source: str
     activation_reserve_gb_per_gpu: float = Field(ge=0)
     activation_reserve_basis: str
+    weights_download_mb_s: float = Field(gt=0)
+    weights_load_mb_s: float = Field(gt=0)
+    engine_warmup_seconds: int = Field(ge=0)
+    startup_basis: str
+    image_cache_gb: int = Field(gt=0)
+    image_cache_basis: str
     kv_cache_sequences: int = Field(gt=0)
     kv_cache_sequences_basis: str
     hours_per_month: float = Field(gt=0)
@@ -177,6 +183,20 @@ class Availability(_Strict):
     spare_replica_basis: str
 
 
+class Shape(_Strict):
+    gpu: str
+    gpu_count: int = Field(gt=0)
+
+
+class InstanceShapes(_Strict):
+    source: str
+    aws: dict[str, Shape]
+    gcp: dict[str, Shape]
+
+    def for_cloud(self, cloud: str) -> dict[str, Shape]:
+        return getattr(self, cloud)
+
+
 class SourceNote(_Strict):
     source: str
     note: str
@@ -189,6 +209,7 @@ class Catalog(_Strict):
     models: dict[str, ModelClass]
     gpus: dict[str, Gpu]
     instances: list[Instance]
+    instance_shapes: InstanceShapes
     throughput: list[Throughput]
     staffing: Staffing
     serving: Serving
@@ -206,6 +227,10 @@ class Catalog(_Strict):
         for i, row in enumerate(self.instances):
             if row.gpu not in self.gpus:
                 raise ValueError(f"instances[{i}].gpu {row.gpu!r} is not in gpus ({', '.join(sorted(self.gpus))})")
+        for cloud in ("aws", "gcp"):
+            for name, shape in self.instance_shapes.for_cloud(cloud).items():
+                if shape.gpu not in self.gpus:
+                    raise ValueError(f"instance_shapes.{cloud}.{name}.gpu {shape.gpu!r} is not in gpus ({', '.join(sorted(self.gpus))})")
         for i, row in enumerate(self.throughput):
             if row.gpu not in self.gpus:
                 raise ValueError(f"throughput[{i}].gpu {row.gpu!r} is not in gpus ({', '.join(sorted(self.gpus))})")

@@ -75,7 +75,7 @@ def plan(profile: Path, stack: Optional[str], catalog_path: Optional[Path], as_j
     name = stack or prof.name
     if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
         raise refuse(profile, "--stack", f"{name!r} is not a valid stack name (letters, digits, -, _ and . only)")
-    files = write_stack(decision, name, root / "stacks", profile_ref, force=force,
+    files = write_stack(decision, name, root / "stacks", profile_ref, catalog, force=force,
                         catalog_path=_rel(catalog_path, root) if catalog_path else None)
     if as_json:
         click.echo(json.dumps({**decision.as_dict(), "stack": name,

@@ -82,6 +82,7 @@ class Profile(_Strict):
     availability_target: float = Field(default=99.9, ge=90.0, lt=100.0)
     allow_spot: bool = True
     gcp_project: Optional[str] = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    private_registry: Optional[str] = Field(default=None, description="in-region registry images are mirrored to (required when air_gapped)")
     workloads: list[Workload] = []
 
     @model_validator(mode="after")
@@ -107,8 +108,13 @@ class Profile(_Strict):
                     raise _FieldError(f"workloads[{i}].data_sensitivity",
                                       f"{w.data_sensitivity!r} is above the profile's data_sensitivity "
                                       f"{self.data_sensitivity!r}; the profile's value is the stack's classification and must be the highest")
-        if self.model and self.model.weights_uri and not self.model.weights_uri.startswith(("s3://", "gs://")):
-            raise _FieldError("model.weights_uri", "must be an s3:// or gs:// URI inside the allowed regions")
+        if self.model and self.model.weights_uri:
+            scheme = {"aws": "s3://", "gcp": "gs://"}[self.cloud]
+            if not self.model.weights_uri.startswith(scheme):
+                raise _FieldError("model.weights_uri", f"must be an {scheme} URI of a bucket in the allowed regions (cloud is {self.cloud})")
+        if self.air_gapped and not self.private_registry:
+            raise _FieldError("private_registry", "an air-gapped deployment needs the in-region registry its images are mirrored to "
+                                                  "(ECR on aws, Artifact Registry on gcp)")
         return self
 
     @property

@@ -8,6 +8,8 @@ data routed to a third-party API, an air-gapped stack with an API tier) are refu
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -39,7 +41,17 @@ class ModelConfig(_Camel):
     size_class: str
     fine_tuned: bool = False
     max_context_tokens: int = Field(default=8192, gt=0)
-    weights_uri: Optional[str] = None
+    kv_cache_tokens: Optional[int] = Field(default=None, gt=0, description="KV-cache budget per replica; default max_context_tokens")
+    weights_uri: Optional[str] = Field(default=None, pattern=r"^(s3|gs)://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/.*)?$")
+
+    @property
+    def kv_tokens(self) -> int:
+        return self.kv_cache_tokens or self.max_context_tokens
+
+
+class VpcConfig(_Camel):
+    cidr: str = "10.0.0.0/16"
+    az_count: int = Field(default=3, ge=3, le=6)
 
 
 class ApiConfig(_Camel):
@@ -70,12 +82,22 @@ class GpuFleetConfig(_Camel):
 
 class ManagedConfig(GpuFleetConfig):
     service: Literal["sagemaker", "vertex"]
+    startup_timeout_seconds: int = Field(default=1800, gt=0)
+    download_timeout_seconds: int = Field(default=1800, gt=0)
+    target_invocations_per_instance: float = Field(default=60.0, gt=0, description="per minute, for target tracking")
+    allow_single_instance: bool = Field(default=False, description="opt out of the two-instance failover floor")
 
 
 class SelfHostedConfig(GpuFleetConfig):
     cluster: Literal["eks", "gke"]
     engine: Literal["vllm", "tgi"] = "vllm"
     spot_replicas: int = Field(default=0, ge=0)
+    spot_instance_types: list[str] = Field(default_factory=list, description="same GPU class; empty = no spot node group")
+    system_instance_type: Optional[str] = None
+    root_volume_gb: int = Field(default=200, ge=50)
+    startup_timeout_seconds: int = Field(default=1800, gt=0)
+    public_access_cidrs: list[str] = Field(default_factory=list, description="public variant only: who may reach the API server")
+    admin_role_arns: list[str] = Field(default_factory=list, description="IAM roles given cluster-admin through access entries")
 
 
 class GeneratedBy(_Camel):
@@ -99,6 +121,10 @@ class StackConfig(_Camel):
     managed: Optional[ManagedConfig] = None
     self_hosted: Optional[SelfHostedConfig] = None
     protect: bool = Field(default=True, description="protect stateful resources (keys, secrets, clusters) from deletion")
+    registry: Optional[str] = Field(default=None, description="in-region private registry the images are mirrored to")
+    vpc: VpcConfig = Field(default_factory=VpcConfig)
+    versions: dict[str, str] = Field(default_factory=dict, description="overrides of components/versions.py")
+    catalog: Optional[str] = Field(default=None, description="the catalog the stack was planned with, if not the kit's own")
     generated_by: Optional[GeneratedBy] = None
 
     @model_validator(mode="after")
@@ -150,7 +176,70 @@ class StackConfig(_Camel):
             raise _Field("selfHosted.cluster", f"{self.self_hosted.cluster} is not on {self.cloud}; use {expected[1]}")
         if self.gcp_project and self.cloud != "gcp":
             raise _Field("gcp:project", "is set but the stack's cloud is aws")
+        self._check_registry()
+        self._check_versions()
+        fleet_key, fleet = ("managed", self.managed) if self.managed else ("selfHosted", self.self_hosted)
+        if fleet is not None:
+            self._check_fleet(fleet_key, fleet)
+        if self.model is not None and self.model.weights_uri:
+            scheme = {"aws": "s3://", "gcp": "gs://"}[self.cloud]
+            if not self.model.weights_uri.startswith(scheme):
+                raise _Field("model.weightsUri", f"weights of a {self.cloud} stack come from an in-region {scheme} location")
+        if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
+            raise _Field("selfHosted.publicAccessCidrs", f"a {self.network} stack has a private-only cluster endpoint; "
+                                                         "public access CIDRs apply to network public only")
         return self
+
+    def _check_registry(self) -> None:
+        if self.network == "airgapped" and not self.registry:
+            example = (f"123456789012.dkr.ecr.{self.region}.amazonaws.com/llm-mirror" if self.cloud == "aws"
+                       else f"{self.region}-docker.pkg.dev/PROJECT/llm-mirror")
+            raise _Field("registry", f"an air-gapped stack pulls images only from an in-region private registry; set it, e.g. {example}")
+        if self.registry is None:
+            return
+        if self.cloud == "aws":
+            pattern = rf"^\d{{12}}\.dkr\.ecr\.{re.escape(self.region)}\.amazonaws\.com(/[a-z0-9][a-z0-9._/-]*)?$"
+            form = f"<account>.dkr.ecr.{self.region}.amazonaws.com/<repository-prefix>"
+        else:
+            pattern = rf"^{re.escape(self.region)}-docker\.pkg\.dev/[a-z][a-z0-9-]{{4,28}}[a-z0-9]/[a-z0-9][a-z0-9-]*$"
+            form = f"{self.region}-docker.pkg.dev/<project>/<repository>"
+        if not re.match(pattern, self.registry):
+            raise _Field("registry", f"{self.registry!r} is not a private registry in {self.region}; expected {form}"
+                                     + (" (an air-gapped stack cannot reach a public registry)" if self.network == "airgapped" else ""))
+
+    def _check_versions(self) -> None:
+        from components.versions import ComponentVersions  # pure data, no Pulumi import
+
+        known = set(ComponentVersions.__dataclass_fields__)
+        for key in self.versions:
+            if key not in known:
+                raise _Field(f"versions.{key}", f"unknown version key; valid: {', '.join(sorted(known))}")
+
+    def _check_fleet(self, key: str, fleet: "GpuFleetConfig") -> None:
+        from .catalog import load_catalog
+        from .sizing import fit_problem
+
+        catalog = load_catalog(Path(self.catalog)) if self.catalog else load_catalog()
+        service = "compute" if key == "selfHosted" else fleet.service  # type: ignore[union-attr]
+        priced = {i.instance_type: i for i in catalog.instances_in(self.cloud, self.region, service)}
+        if fleet.instance_type not in priced:
+            where = f"{service} instances in {self.region}"
+            raise _Field(f"{key}.instanceType", f"{fleet.instance_type!r} is not in the catalog's {where}; available: "
+                                                f"{', '.join(sorted(priced)) or 'none (choose another allowed region)'}")
+        row = priced[fleet.instance_type]
+        if row.gpu != fleet.gpu:
+            raise _Field(f"{key}.gpu", f"{fleet.instance_type} has {row.gpu} GPUs, not {fleet.gpu}")
+        if fleet.gpus_per_replica > row.gpu_count:
+            raise _Field(f"{key}.gpusPerReplica", f"{fleet.instance_type} has {row.gpu_count} GPU(s); a replica cannot span nodes")
+        if self.model is not None and self.model.size_class in catalog.models:
+            problem = fit_problem(catalog, self.cloud, self.model.size_class, fleet.gpu, fleet.gpus_per_replica, self.model.kv_tokens)
+            if problem:
+                raise _Field(f"{key}.gpusPerReplica", problem)
+        if key == "selfHosted":
+            shapes = catalog.instance_shapes.for_cloud(self.cloud)
+            for i, t in enumerate(fleet.spot_instance_types):  # type: ignore[union-attr]
+                if t not in shapes or shapes[t].gpu != fleet.gpu:
+                    raise _Field(f"selfHosted.spotInstanceTypes[{i}]", f"{t!r} is not a {self.cloud} instance type with {fleet.gpu} GPUs")
 
     def flat(self) -> dict[str, Any]:
         """The `config:` mapping of a stack file: namespaced keys, camelCase names, None left out."""
@@ -161,8 +250,15 @@ class StackConfig(_Camel):
         for key in ("region", "gcpProject"):
             data.pop(key, None)
         for key, value in data.items():
-            out[f"{PROJECT}:{key}"] = value
-        return out
+            out[f"{PROJECT}:{key}"] = _drop_empty(value)
+        return {k: v for k, v in out.items() if v not in ({}, [])}
+
+
+def _drop_empty(value: Any) -> Any:
+    """Empty lists and mappings are the defaults; leaving them out keeps stack files short."""
+    if isinstance(value, dict):
+        return {k: _drop_empty(v) for k, v in value.items() if v not in ({}, [])}
+    return value
 
 
 class _Field(ValueError):

@@ -17,7 +17,10 @@ from typing import Any, Optional
 
 import yaml
 
+from .catalog import Catalog
+from .costmodel import kv_cache_tokens
 from .errors import refuse
+from .sizing import clamp_sagemaker, root_volume_gb, same_class_instance_types, startup_budget, weights_gb
 from .report import render_report
 from .rules import Decision
 from .stack_config import PROJECT, PROVIDER_REGION_KEY, StackConfig, load_stack_config
@@ -25,7 +28,7 @@ from .stack_config import PROJECT, PROVIDER_REGION_KEY, StackConfig, load_stack_
 GENERATED_KEY = f"{PROJECT}:generatedBy"
 
 
-def stack_config_from(decision: Decision, profile_path: str) -> StackConfig:
+def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, catalog_path: Optional[str] = None) -> StackConfig:
     p, c = decision.profile, decision.chosen
     data: dict[str, Any] = {
         "tier": c.tier,
@@ -36,10 +39,16 @@ def stack_config_from(decision: Decision, profile_path: str) -> StackConfig:
         "pattern": c.pattern,
         "residency": {"allowedRegions": list(p.residency.allowed_regions), "classification": p.data_sensitivity,
                       "regulations": list(p.regulations)},
+        "catalog": catalog_path,
     }
+    if p.private_registry:
+        data["registry"] = p.private_registry
     if c.plan and p.model:
         data["model"] = {"id": p.model.id, "sizeClass": p.model.size_class, "fineTuned": p.model.fine_tuned,
-                         "maxContextTokens": p.model.max_context_tokens, "weightsUri": p.model.weights_uri}
+                         "maxContextTokens": p.model.max_context_tokens,
+                         "kvCacheTokens": kv_cache_tokens(catalog, p.traffic.avg_input_tokens, p.traffic.avg_output_tokens,
+                                                          p.model.max_context_tokens),
+                         "weightsUri": p.model.weights_uri}
     if c.api:
         region = data["region"]
         data["api"] = {"provider": c.api.provider, "model": c.api.model, "baseUrl": c.api_endpoint,
@@ -50,11 +59,22 @@ def stack_config_from(decision: Decision, profile_path: str) -> StackConfig:
         fleet = {"instanceType": o.instance.instance_type, "gpu": o.fit.gpu, "gpusPerReplica": o.fit.gpus_per_replica,
                  "precision": o.fit.precision, "minReplicas": f.floor_replicas, "maxReplicas": f.replicas,
                  "onDemandReplicas": f.on_demand_replicas}
+        weights = weights_gb(catalog, p.model.size_class, o.fit.precision)
+        budget = startup_budget(catalog, weights)
         boundary = c.tier if c.tier != "hybrid" else c.boundary_tier
         if boundary == "managed":
-            data["managed"] = {"service": o.service, **fleet}
+            # Target tracking on invocations: what one instance carries per minute at the planned utilisation.
+            per_minute = o.tok_s_per_replica * 60 / p.traffic.avg_output_tokens
+            data["managed"] = {"service": o.service, **fleet,
+                               "startupTimeoutSeconds": clamp_sagemaker(budget.load_seconds),
+                               "downloadTimeoutSeconds": clamp_sagemaker(budget.download_seconds),
+                               "targetInvocationsPerInstance": round(per_minute, 1)}
         else:
-            data["selfHosted"] = {"cluster": c.provider, "engine": "vllm", **fleet, "spotReplicas": f.spot_replicas}
+            spot_types = same_class_instance_types(catalog, p.cloud, o.instance.instance_type) if f.spot_replicas else []
+            data["selfHosted"] = {"cluster": c.provider, "engine": "vllm", **fleet, "spotReplicas": f.spot_replicas,
+                                  "spotInstanceTypes": spot_types,
+                                  "rootVolumeGb": root_volume_gb(catalog, weights),
+                                  "startupTimeoutSeconds": budget.total_seconds}
     return load_stack_config(_flatten(data), f"stack generated from {profile_path}")
 
 
@@ -102,9 +122,9 @@ class PlanFiles:
     config: StackConfig
 
 
-def write_stack(decision: Decision, stack: str, stacks_dir: Path, profile_path: str, force: bool = False,
+def write_stack(decision: Decision, stack: str, stacks_dir: Path, profile_path: str, catalog: Catalog, force: bool = False,
                 catalog_path: Optional[str] = None) -> PlanFiles:
-    cfg = stack_config_from(decision, profile_path)
+    cfg = stack_config_from(decision, profile_path, catalog, catalog_path)
     flat = cfg.flat()
     flat[GENERATED_KEY] = {"tool": "llmhost", "profile": profile_path, "digest": digest(flat)}
     stacks_dir.mkdir(parents=True, exist_ok=True)

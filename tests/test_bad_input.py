@@ -117,7 +117,7 @@ def _edit_stack(project: Path, stack: str, edit) -> Path:
 
 
 STACK_CASES = [
-    ("unknown-key", lambda c: c.update({"llm-hosting:tire": "api"}), "llm-hosting:tire", "unknown key; valid llm-hosting keys: api, cloud"),
+    ("unknown-key", lambda c: c.update({"llm-hosting:tire": "api"}), "llm-hosting:tire", "unknown key; valid llm-hosting keys: api, catalog, cloud"),
     ("region-outside-residency", lambda c: c.update({"aws:region": "eu-west-1"}), "aws:region",
      "'eu-west-1' is outside residency.allowedRegions (us-east-1, us-west-2)"),
     ("replica-outside-residency", lambda c: c["llm-hosting:api"].update({"replicaRegions": ["eu-central-1"]}),

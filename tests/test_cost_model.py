@@ -489,6 +489,10 @@ def profile_dicts(draw):
         "allow_spot": draw(st.booleans()),
         "air_gapped": draw(st.integers(0, 5)) == 0,
     }
+    if d["air_gapped"]:
+        region = d["residency"]["allowed_regions"][0]
+        d["private_registry"] = (f"123456789012.dkr.ecr.{region}.amazonaws.com/llm-mirror" if cloud == "aws"
+                                 else f"{region}-docker.pkg.dev/acme-llm/llm-mirror")
     if size:
         d["model"] = {"id": f"org/model-{size}", "size_class": size, "fine_tuned": draw(st.integers(0, 5)) == 0}
     if boundary and draw(st.booleans()):

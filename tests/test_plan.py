@@ -19,6 +19,7 @@ EXPECTED = {
     "fine-tuned": ("self-hosted", None, "private", "gke"),
     "tiered-sensitivity": ("hybrid", "tiered-by-sensitivity", "private", "eks"),
     "burst-hybrid": ("hybrid", "burst-overflow", "private", "eks"),
+    "realtime-npc": ("self-hosted", None, "public", "eks"),
 }
 
 

@@ -42,6 +42,10 @@ def profile(*, daily_requests: int = 10_000, avg_input_tokens: int = 1500, avg_o
         "air_gapped": air_gapped,
         "availability_target": availability,
     }
+    if air_gapped:  # an air-gapped profile names the in-region registry its images are mirrored to
+        region = d["residency"]["allowed_regions"][0]
+        d["private_registry"] = (f"123456789012.dkr.ecr.{region}.amazonaws.com/llm-mirror" if cloud == "aws"
+                                 else f"{region}-docker.pkg.dev/acme-llm/llm-mirror")
     if model:
         ids = {"8b": "meta-llama/Llama-3.1-8B-Instruct", "70b": "meta-llama/Llama-3.1-70B-Instruct"}
         d["model"] = {"id": ids[model], "size_class": model, "fine_tuned": fine_tuned}
@@ -339,6 +343,7 @@ EXPECTED_TIERS = {
     "fine-tuned": ("self-hosted", None),
     "tiered-sensitivity": ("hybrid", "tiered-by-sensitivity"),
     "burst-hybrid": ("hybrid", "burst-overflow"),
+    "realtime-npc": ("self-hosted", None),
 }
 
 

@@ -1,0 +1,73 @@
+"""Sizing a stack's serving fleet from the catalog: start-up budgets, spot instance types, disks, memory fit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from .catalog import Catalog
+from .costmodel import BYTES_PER_PARAM, fit_replica
+
+# SageMaker's own limits for the container health check and the model download.
+SAGEMAKER_TIMEOUT_RANGE = (60, 3600)
+
+
+def weights_gb(catalog: Catalog, size_class: str, precision: str) -> float:
+    return catalog.models[size_class].params_billion * BYTES_PER_PARAM[precision]
+
+
+@dataclass(frozen=True)
+class StartupBudget:
+    download_seconds: int
+    load_seconds: int
+
+    @property
+    def total_seconds(self) -> int:
+        return self.download_seconds + self.load_seconds
+
+
+def startup_budget(catalog: Catalog, weights: float) -> StartupBudget:
+    """Doubled estimates of pulling the weights and of loading and warming the engine: derived from model size."""
+    s = catalog.serving
+    download = math.ceil(weights * 1000 / s.weights_download_mb_s)
+    load = math.ceil(weights * 1000 / s.weights_load_mb_s) + s.engine_warmup_seconds
+    return StartupBudget(2 * download, 2 * load)
+
+
+def clamp_sagemaker(seconds: int) -> int:
+    lo, hi = SAGEMAKER_TIMEOUT_RANGE
+    return max(lo, min(hi, seconds))
+
+
+def same_class_instance_types(catalog: Catalog, cloud: str, instance_type: str, limit: int = 4) -> list[str]:
+    """Instance types with the same GPU and GPU count, the chosen one first: spot pools across several types."""
+    shapes = catalog.instance_shapes.for_cloud(cloud)
+    want = shapes[instance_type]
+    alike = [t for t, s in shapes.items() if s.gpu == want.gpu and s.gpu_count == want.gpu_count and t != instance_type]
+    return [instance_type, *alike][:limit]
+
+
+def root_volume_gb(catalog: Catalog, weights: float) -> int:
+    """Room for the images and two copies of the weights (the download and the engine's cache), in 10 GB steps."""
+    return int(math.ceil((catalog.serving.image_cache_gb + 2 * weights) / 10.0) * 10)
+
+
+def fit_problem(catalog: Catalog, cloud: str, size_class: str, gpu: str, gpus_per_replica: int, kv_tokens: int) -> Optional[str]:
+    """None when the model fits; otherwise what is wrong and a size that does fit."""
+    fit = fit_replica(catalog, size_class, gpu, kv_tokens)
+    have = fit_replica(catalog, size_class, gpu, kv_tokens, max_gpus=gpus_per_replica)
+    if have is not None and have.gpus_per_replica <= gpus_per_replica:
+        return None
+    spec = catalog.models[size_class]
+    precision = "fp8" if catalog.gpus[gpu].supports_fp8 else "fp16"
+    needed = weights_gb(catalog, size_class, precision) + kv_tokens * spec.kv_bytes_per_token_fp16 * BYTES_PER_PARAM[precision] / 2 / 1e9
+    usable = gpus_per_replica * (catalog.gpus[gpu].memory_gb * catalog.serving.gpu_memory_utilization - catalog.serving.activation_reserve_gb_per_gpu)
+    head = (f"{size_class} in {precision} needs {needed:.1f} GB (weights + KV cache for {kv_tokens} tokens) but "
+            f"{gpus_per_replica} x {gpu} offer {usable:.1f} GB")
+    if fit is not None:
+        shapes = catalog.instance_shapes.for_cloud(cloud)
+        hosts = [t for t, s in shapes.items() if s.gpu == gpu and s.gpu_count >= fit.gpus_per_replica]
+        return f"{head}; use gpusPerReplica: {fit.gpus_per_replica}" + (f" on e.g. {hosts[0]}" if hosts else "")
+    fits_on = [g for g in catalog.gpus if fit_replica(catalog, size_class, g, kv_tokens) is not None]
+    return f"{head} and does not fit on 8 of them; GPUs that fit: {', '.join(fits_on)}"
