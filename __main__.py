@@ -1,46 +1,101 @@
 """llm-hosting: read the stack config once, build the tier it names, export the output contract.
 
-Where does a resource come from? The tier's component, chosen below. What to build comes from
-`stacks/Pulumi.<stack>.yaml`, which `llmhost plan` writes from a workload profile.
+Where does a resource come from? The tier's builder below, one component per building block. What to build
+comes from `stacks/Pulumi.<stack>.yaml`, which `llmhost plan` writes from a workload profile.
 """
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from components.aws_api_key_secret import AwsApiKeySecret, AwsApiKeySecretArgs
-from components.contract import aws_tags, gcp_labels
+from components.aws_network import AwsNetwork, AwsNetworkArgs
+from components.contract import TierOutputs, aws_tags, gcp_labels
+from components.eks_cluster import EksCluster, EksClusterArgs
+from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
+from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
+from components.versions import VERSIONS
+from planner.catalog import load_catalog
 from planner.errors import InputError
+from planner.sizing import node_counts
 from planner.stack_config import StackConfig, load_stack_config
 
 stack = pulumi.get_stack()
+source = f"stacks/Pulumi.{stack}.yaml"
 try:
     # The engine hands the program its whole config map; the strict loader rejects unknown keys in it.
-    cfg: StackConfig = load_stack_config({**get_config_env(), **CONFIG.get()}, f"stacks/Pulumi.{stack}.yaml")
+    cfg: StackConfig = load_stack_config({**get_config_env(), **CONFIG.get()}, source)
 except InputError as exc:
     raise pulumi.RunError(exc.render()) from None
+versions = VERSIONS.with_overrides(cfg.versions)
 
 
-def build_api(cfg: StackConfig):
+def build_api(cfg: StackConfig) -> TierOutputs:
     api = cfg.api
     key = pulumi.Config().require_secret(api.api_key_config)
     if cfg.cloud == "aws":
         return AwsApiKeySecret("api-key", AwsApiKeySecretArgs(
             stack=stack, provider=api.provider, model=api.model, base_url=api.base_url, api_key=key,
             region=cfg.region, replica_regions=api.replica_regions, consumer_role_name=api.consumer_role_name,
-            protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification)))
+            protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification))).contract
     return GcpApiKeySecret("api-key", GcpApiKeySecretArgs(
         stack=stack, provider=api.provider, model=api.model, base_url=api.base_url, api_key=key,
         locations=[cfg.region, *api.replica_regions], project=cfg.gcp_project, consumer_member=api.consumer_member,
-        protect=cfg.protect, labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
+        protect=cfg.protect, labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
 
 
-BUILDERS = {"api": build_api}
+def aws_network(cfg: StackConfig) -> AwsNetwork:
+    return AwsNetwork("network", AwsNetworkArgs(
+        stack=stack, variant=cfg.network, region=cfg.region, cidr=cfg.vpc.cidr, az_count=cfg.vpc.az_count,
+        protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification)))
 
-if cfg.tier not in BUILDERS:
+
+def build_managed(cfg: StackConfig) -> TierOutputs:
+    m, model = cfg.managed, cfg.model
+    net = aws_network(cfg)
+    return SageMakerEndpoint("sagemaker", SageMakerEndpointArgs(
+        stack=stack, region=cfg.region, model_id=model.id, image_uri=versions.sagemaker_image(cfg.region, cfg.registry),
+        weights_uri=model.weights_uri, instance_type=m.instance_type, gpus_per_replica=m.gpus_per_replica,
+        max_context_tokens=model.max_context_tokens, min_instances=m.min_replicas, max_instances=m.max_replicas,
+        target_invocations_per_instance=m.target_invocations_per_instance,
+        startup_timeout_seconds=m.startup_timeout_seconds, download_timeout_seconds=m.download_timeout_seconds,
+        subnet_ids=net.private_subnet_ids, security_group_ids=[net.workload_security_group_id],
+        airgapped=cfg.network == "airgapped", allow_single_instance=m.allow_single_instance,
+        protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification))).contract
+
+
+def build_self_hosted(cfg: StackConfig) -> TierOutputs:
+    s, model = cfg.self_hosted, cfg.model
+    tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
+    net = aws_network(cfg)
+    cluster = EksCluster("eks", EksClusterArgs(
+        stack=stack, region=cfg.region, variant=cfg.network, version=versions.eks_version,
+        subnet_ids=net.private_subnet_ids, public_access_cidrs=s.public_access_cidrs, admin_role_arns=s.admin_role_arns,
+        protect=cfg.protect, tags=tags))
+    counts = node_counts(load_catalog(cfg.catalog and __import__("pathlib").Path(cfg.catalog)), cfg.cloud, s.instance_type,
+                         s.gpus_per_replica, s.min_replicas, s.on_demand_replicas, s.spot_replicas)
+    EksGpuNodeGroups("gpu-nodes", EksGpuNodeGroupsArgs(
+        stack=stack, cluster_name=cluster.cluster_name, subnet_ids=net.private_subnet_ids, kms_key_arn=cluster.kms_key_arn,
+        gpu=s.gpu, instance_type=s.instance_type, on_demand_min_nodes=counts.on_demand_min,
+        on_demand_max_nodes=counts.on_demand_max, spot_instance_types=s.spot_instance_types, spot_max_nodes=counts.spot_max,
+        root_volume_gb=s.root_volume_gb, system_instance_type=s.system_instance_type or "m6i.large", tags=tags))
+    NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(image=versions.device_plugin_image(cfg.registry)),
+                       opts=pulumi.ResourceOptions(provider=cluster.provider))
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("cluster_name", cluster.cluster_name)
+    pulumi.log.warn("the cluster and GPU nodes are built; the vLLM workload behind endpoint_url is deployed by serving/")
+    return TierOutputs(endpoint_url=f"http://{s.engine}.llm-serving.svc.cluster.local:8000/v1",
+                       api_key_secret="none: in-cluster service, reached through the cluster network", model=model.id,
+                       tier="self-hosted")
+
+
+BUILDERS = {("api", "aws"): build_api, ("api", "gcp"): build_api,
+            ("managed", "aws"): build_managed, ("self-hosted", "aws"): build_self_hosted}
+
+if (cfg.tier, cfg.cloud) not in BUILDERS:
     raise pulumi.RunError(
-        f"stacks/Pulumi.{stack}.yaml: llm-hosting:tier: tier {cfg.tier!r} ({cfg.cloud}) is not built by this version of "
-        f"the kit yet; tiers built: {', '.join(BUILDERS)}")
+        f"{source}: llm-hosting:tier: tier {cfg.tier!r} on {cfg.cloud} is not built by this version of the kit yet; "
+        f"tiers built: {', '.join(f'{t} ({c})' for t, c in BUILDERS)}")
 
-tier = BUILDERS[cfg.tier](cfg)
-tier.contract.export()
+BUILDERS[(cfg.tier, cfg.cloud)](cfg).export()

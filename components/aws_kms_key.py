@@ -20,10 +20,13 @@ class AwsKmsKeyArgs:
     # CloudWatch Logs encrypts a log group only if the key policy lets the regional logs service use the key,
     # scoped by encryption context to this account's log groups in that region.
     cloudwatch_logs_region: Optional[str] = None
+    # EBS volumes of Auto Scaling groups (EKS managed node groups) are encrypted by the Auto Scaling service-linked
+    # role, which needs the key policy's grant: IAM alone cannot give a service-linked role a customer key.
+    for_autoscaling_ebs: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def key_policy(account_id: str, partition: str, logs_region: Optional[str]) -> dict:
+def key_policy(account_id: str, partition: str, logs_region: Optional[str], autoscaling_ebs: bool = False) -> dict:
     statements = [{
         # Root-of-account statement: access is then governed by IAM policies, which stay least-privilege.
         "Sid": "EnableIamPolicies",
@@ -42,6 +45,23 @@ def key_policy(account_id: str, partition: str, logs_region: Optional[str]) -> d
             "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                                       f"arn:{partition}:logs:{logs_region}:{account_id}:log-group:*"}},
         })
+    if autoscaling_ebs:
+        role = f"arn:{partition}:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+        statements.append({
+            "Sid": "AllowAutoScalingEbsEncryption",
+            "Effect": "Allow",
+            "Principal": {"AWS": role},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": "*",
+        })
+        statements.append({
+            "Sid": "AllowAutoScalingGrantsForEbs",
+            "Effect": "Allow",
+            "Principal": {"AWS": role},
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        })
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -56,7 +76,7 @@ class AwsKmsKey(pulumi.ComponentResource):
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # Root-of-account statement only: access is then governed by IAM policies, which stay least-privilege.
         policy = pulumi.Output.all(identity.account_id, partition.partition).apply(
-            lambda a: json.dumps(key_policy(a[0], a[1], args.cloudwatch_logs_region)))
+            lambda a: json.dumps(key_policy(a[0], a[1], args.cloudwatch_logs_region, args.for_autoscaling_ebs)))
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         self._key = aws.kms.Key(
             f"{name}-key",

@@ -66,6 +66,7 @@ def plan_subnets(cidr: str, az_count: int, need_public: bool = True) -> SubnetPl
     block_bits = max(3, az_count.bit_length())
     private_prefix = vpc.prefixlen + block_bits
     public_prefix = private_prefix + max(5, az_count.bit_length())
+
     def size(prefix: int) -> str:
         return f"/{prefix}" if prefix <= 32 else "smaller than one address"
 
@@ -123,10 +124,10 @@ def flow_log_role_name(stack: str) -> str:
     return f"llm-hosting-{stack}-vpc-flow-logs"
 
 
-def _zone(names: list[str], index: int, region: str) -> str:
+def _zone(names: list[str], index: int, region: str, az_count: int) -> str:
     if index >= len(names):
         raise ValueError(f"region {region} has {len(names)} available zones ({', '.join(names)}); "
-                         f"az_count asks for {index + 1} or more")
+                         f"az_count is {az_count}")
     return names[index]
 
 
@@ -161,7 +162,7 @@ class AwsNetwork(pulumi.ComponentResource):
             filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
             opts=pulumi.InvokeOutputOptions(parent=self))
         # Resource names must be known now, so subnets are per zone *index*; the zone name arrives later.
-        az = [zones.apply(lambda z, i=i: _zone(z.names, i, args.region)) for i in range(args.az_count)]
+        az = [zones.apply(lambda z, i=i: _zone(z.names, i, args.region, args.az_count)) for i in range(args.az_count)]
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",

@@ -71,3 +71,21 @@ def fit_problem(catalog: Catalog, cloud: str, size_class: str, gpu: str, gpus_pe
         return f"{head}; use gpusPerReplica: {fit.gpus_per_replica}" + (f" on e.g. {hosts[0]}" if hosts else "")
     fits_on = [g for g in catalog.gpus if fit_replica(catalog, size_class, g, kv_tokens) is not None]
     return f"{head} and does not fit on 8 of them; GPUs that fit: {', '.join(fits_on)}"
+
+
+@dataclass(frozen=True)
+class NodeCounts:
+    replicas_per_node: int
+    on_demand_min: int
+    on_demand_max: int
+    spot_max: int
+
+
+def node_counts(catalog: Catalog, cloud: str, instance_type: str, gpus_per_replica: int, min_replicas: int,
+                on_demand_replicas: int, spot_replicas: int) -> NodeCounts:
+    """Nodes for the replicas the decision asked for, with the floor on separate on-demand nodes."""
+    shape = catalog.instance_shapes.for_cloud(cloud)[instance_type]
+    per_node = shape.gpu_count // gpus_per_replica
+    floor_nodes = max(math.ceil(min_replicas / per_node), min(min_replicas, 2))
+    on_demand_max = max(floor_nodes, math.ceil(on_demand_replicas / per_node))
+    return NodeCounts(per_node, floor_nodes, on_demand_max, math.ceil(spot_replicas / per_node))

@@ -187,8 +187,11 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
                 options["additionalSecretOutputs"] = sorted(set(request.additionalSecretOutputs))
             if request.ignoreChanges:
                 options["ignoreChanges"] = sorted(request.ignoreChanges)
-            if len(request.aliases):
-                options["aliases"] = [json_format.MessageToDict(a) for a in request.aliases]
+            # Aliases the program declares (a rename keeps its old name); the SDK's own type-migration aliases are noise.
+            declared = [json_format.MessageToDict(a) for a in request.aliases]
+            declared = [a for a in declared if "urn" in a or "name" in a.get("spec", {})]
+            if declared:
+                options["aliases"] = declared
             if request.provider:  # explicit providers only; a reference is "<urn>::<id>"
                 urn = request.provider.rsplit("::", 1)[0]
                 options["provider"] = names_by_urn.get(urn, urn)

@@ -117,7 +117,9 @@ class PreviewMocks(pulumi.runtime.Mocks):
             rid = f"{prefix}-{_hex(name, n=17)}"
             extra: dict[str, Any] = {"arn": f"arn:aws:ec2:{region}:{acct}:{kind.lower()}/{rid}", "id": rid}
             if kind == "Vpc":
-                extra.update(defaultSecurityGroupId=f"sg-{_hex(name, 'default', n=17)}", mainRouteTableId=f"rtb-{_hex(name, 'main', n=17)}")
+                main = f"rtb-{_hex(name, 'main', n=17)}"
+                extra.update(defaultSecurityGroupId=f"sg-{_hex(name, 'default', n=17)}", mainRouteTableId=main,
+                             defaultRouteTableId=main)
             if kind == "Eip":
                 extra.update(allocationId=rid, publicIp="203.0.113.10")
             if kind == "VpcEndpoint":
