@@ -29,16 +29,26 @@ class ComponentVersions:
         return replace(self, **overrides) if overrides else self
 
     def device_plugin_image(self, registry: Optional[str]) -> str:
-        """The device plugin image: upstream, or the same tag in the stack's private registry mirror."""
+        """The device plugin image: upstream, or the same reference in the stack's private registry mirror."""
         if registry:
-            return f"{registry.rstrip('/')}/k8s-device-plugin:{self.nvidia_device_plugin}"
-        return f"{self.nvidia_device_plugin_image}:{self.nvidia_device_plugin}"
+            return f"{registry.rstrip('/')}/k8s-device-plugin{_ref(self.nvidia_device_plugin_image, self.nvidia_device_plugin)}"
+        return f"{_repo(self.nvidia_device_plugin_image)}{_ref(self.nvidia_device_plugin_image, self.nvidia_device_plugin)}"
 
     def sagemaker_image(self, region: str, registry: Optional[str]) -> str:
         """The LMI serving image in the stack's region: AWS's DLC registry, or the in-account mirror when given."""
+        ref = ("@" if self.sagemaker_lmi_tag.startswith("sha256:") else ":") + self.sagemaker_lmi_tag
         if registry:
-            return f"{registry.rstrip('/')}/{self.sagemaker_lmi_repository}:{self.sagemaker_lmi_tag}"
-        return f"{AWS_DLC_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{self.sagemaker_lmi_repository}:{self.sagemaker_lmi_tag}"
+            return f"{registry.rstrip('/')}/{self.sagemaker_lmi_repository}{ref}"
+        return f"{AWS_DLC_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{self.sagemaker_lmi_repository}{ref}"
+
+
+def _repo(image: str) -> str:
+    return image.split("@", 1)[0]
+
+
+def _ref(image: str, tag: str) -> str:
+    """`@sha256:...` when the image is pinned by digest (the digest wins over the tag), else `:tag`."""
+    return "@" + image.split("@", 1)[1] if "@" in image else f":{tag}"
 
 
 VERSIONS = ComponentVersions()

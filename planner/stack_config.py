@@ -184,9 +184,9 @@ class StackConfig(_Camel):
         if self.model is not None and self.model.weights_uri:
             scheme = {"aws": "s3://", "gcp": "gs://"}[self.cloud]
             if not self.model.weights_uri.startswith(scheme):
-                raise _Field("model.weightsUri", f"weights of a {self.cloud} stack come from an in-region {scheme} location")
+                raise _Field("model.weightsUri", f"weights of this {self.cloud} stack come from an in-region {scheme} location")
         if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
-            raise _Field("selfHosted.publicAccessCidrs", f"a {self.network} stack has a private-only cluster endpoint; "
+            raise _Field("selfHosted.publicAccessCidrs", f"the {self.network} network variant keeps the cluster endpoint private; "
                                                          "public access CIDRs apply to network public only")
         return self
 
@@ -239,7 +239,7 @@ class StackConfig(_Camel):
             shapes = catalog.instance_shapes.for_cloud(self.cloud)
             for i, t in enumerate(fleet.spot_instance_types):  # type: ignore[union-attr]
                 if t not in shapes or shapes[t].gpu != fleet.gpu:
-                    raise _Field(f"selfHosted.spotInstanceTypes[{i}]", f"{t!r} is not a {self.cloud} instance type with {fleet.gpu} GPUs")
+                    raise _Field(f"selfHosted.spotInstanceTypes[{i}]", f"{t!r} is not an instance type of {self.cloud} with {fleet.gpu} GPUs")
 
     def flat(self) -> dict[str, Any]:
         """The `config:` mapping of a stack file: namespaced keys, camelCase names, None left out."""

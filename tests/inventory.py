@@ -68,3 +68,42 @@ def differences(result, expected: dict) -> list[str]:
 
 def load(stack: str) -> dict:
     return yaml.safe_load((INVENTORIES / f"{stack}.yaml").read_text())
+
+
+def draft(result, header: str) -> str:
+    """A first inventory for a stack, written from a preview, to be read and trimmed by a person before it is kept.
+
+    Tags and labels are kept on the resources that carry data (secrets, keys, log groups, endpoints, clusters) and
+    dropped elsewhere, where they only repeat; everything else the program sets is listed.
+    """
+    keep_tags = ("Secret", "Key", "LogGroup", "Endpoint", "Cluster", "NodeGroup", "Vpc")
+    values = {}
+    for r in sorted(result.resources, key=lambda r: r.name):
+        entry: dict[str, Any] = {"type": r.type, "parent": r.parent}
+        options = {k: v for k, v in r.options.items() if k in ("protect", "provider", "ignoreChanges", "aliases")
+                   or (k == "additionalSecretOutputs" and r.type.endswith("SecretVersion"))}
+        if options:
+            entry["options"] = options
+        inputs = {}
+        for key, value in sorted(r.inputs.items()):
+            if key in ("tags", "labels", "tagsAll") and not r.type.endswith(keep_tags):
+                continue
+            if key in ("policy", "assumeRolePolicy") and isinstance(value, str) and value.startswith("{"):
+                inputs[f"{key}@json"] = json.loads(value)
+            else:
+                inputs[key] = value
+        if inputs:
+            entry["inputs"] = inputs
+        values[r.name] = entry
+    counts = dict(sorted(Counter(r.type for r in result.resources).items()))
+    doc = {"stack": result.stack, "counts": counts, "values": values, "outputs": result.outputs}
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120)
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintainer's tool: python tests/inventory.py STACK > draft.yaml
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from preview.harness import run_preview
+
+    print(draft(run_preview(Path(__file__).resolve().parent.parent, sys.argv[1]), ""), end="")

@@ -12,7 +12,7 @@ from conftest import PROFILES, ROOT
 from preview.harness import ProgramRefused, run_preview
 
 BUILT = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc"]  # tiers built today
-INVENTORIED = ["startup-api", "eu-residency-api"]
+INVENTORIED = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc"]
 NOT_BUILT = {p.stem: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{p.stem}.yaml").read_text())["config"]["llm-hosting:tier"]
              for p in PROFILES if p.stem not in BUILT}
 
