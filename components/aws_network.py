@@ -234,9 +234,20 @@ class AwsNetwork(pulumi.ComponentResource):
 
         # S3 gateway endpoint in every variant: free, keeps image layers (ECR stores them in S3) and model weights
         # off the NAT (no per-GB processing charge), and is the only way to S3 in airgapped.
+        s3_policy = None
+        if args.variant == "airgapped":
+            # With no other way out, the S3 endpoint must not become one: only this account's buckets, plus the
+            # regional bucket ECR serves image layers from.
+            account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+            s3_policy = account.apply(lambda acct: json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Sid": "OwnAccountBuckets", "Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*",
+                 "Condition": {"StringEquals": {"aws:ResourceAccount": acct}}},
+                {"Sid": "EcrImageLayers", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                 "Resource": f"arn:aws:s3:::prod-{args.region}-starport-layer-bucket/*"},
+            ]}))
         s3 = aws.ec2.VpcEndpoint(
             f"{name}-vpce-s3", vpc_id=vpc.id, service_name=f"com.amazonaws.{args.region}.s3",
-            vpc_endpoint_type="Gateway", route_table_ids=[rt.id for rt in private_rts],
+            vpc_endpoint_type="Gateway", route_table_ids=[rt.id for rt in private_rts], policy=s3_policy,
             tags=tags(f"{prefix}-s3"), opts=child)
 
         # Workloads (nodes, SageMaker, Lambda...) share one group: members talk to each other freely, nobody else

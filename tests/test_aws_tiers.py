@@ -121,3 +121,17 @@ def test_fit_problem_names_a_size_that_fits(catalog):
     assert fit_problem(catalog, "aws", "70b", "L40S", 2, 8192) is None
     message = fit_problem(catalog, "aws", "70b", "A10G", 4, 8192)
     assert message.startswith("70b in fp16 needs 143.9 GB") and "use gpusPerReplica: 8 on e.g. g5.48xlarge" in message
+
+
+def test_airgapped_s3_endpoint_admits_only_own_buckets_and_ecr_layers():
+    import json
+
+    from preview.harness import run_preview
+
+    airgapped = run_preview(ROOT, "eu-sovereign-airgapped").named("network-vpce-s3")
+    policy = json.loads(airgapped.inputs["policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["OwnAccountBuckets", "EcrImageLayers"]
+    assert policy["Statement"][0]["Condition"] == {"StringEquals": {"aws:ResourceAccount": "123456789012"}}
+    assert policy["Statement"][1]["Resource"] == "arn:aws:s3:::prod-eu-central-1-starport-layer-bucket/*"
+    # With NAT egress there is another way out anyway, so the public variant keeps the default policy.
+    assert "policy" not in run_preview(ROOT, "realtime-npc").named("network-vpce-s3").inputs
