@@ -32,6 +32,8 @@ class EksClusterArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.variant not in ("public", "private", "airgapped"):
+            raise ValueError(f"variant: {self.variant!r} is not one of public, private, airgapped")
         if self.public_access_cidrs and self.variant != "public":
             raise ValueError(f"public_access_cidrs: a {self.variant} cluster has a private-only endpoint")
         if "0.0.0.0/0" in self.public_access_cidrs:
@@ -79,9 +81,10 @@ class EksCluster(pulumi.ComponentResource):
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
                 resources=["secrets"], provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.key_arn)),
             enabled_cluster_log_types=CONTROL_PLANE_LOGS,
-            # Access entries (API mode) instead of the aws-auth ConfigMap.
-            access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API",
-                                                          bootstrap_cluster_creator_admin_permissions=True),
+            # Access entries (API mode) instead of the aws-auth ConfigMap. With named admin roles the deploying
+            # identity gets no standing admin entry (list it among the admins if it deploys serving/).
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=not args.admin_role_arns),
             deletion_protection=args.protect,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=[log_group, attach]),

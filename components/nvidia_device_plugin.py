@@ -15,6 +15,11 @@ class NvidiaDevicePluginArgs:
     node_selector: dict[str, str] = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
     namespace: str = "kube-system"
 
+    def __post_init__(self):
+        name = self.image.rsplit("/", 1)[-1]
+        if "@sha256:" not in self.image and (":" not in name or name.endswith(":latest")):
+            raise ValueError(f"image: {self.image!r} is not pinned; give an exact release tag or an @sha256 digest")
+
 
 class NvidiaDevicePlugin(pulumi.ComponentResource):
     daemonset_name: pulumi.Output[str]

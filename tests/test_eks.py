@@ -674,3 +674,33 @@ def test_airgapped_stack_has_no_path_to_the_internet(type_):
 def test_realtime_npc_public_variant_without_cidrs_keeps_the_endpoint_private():
     vpc = one(stack_run("realtime-npc"), CLUSTER).inputs["vpcConfig"]
     assert vpc["endpointPublicAccess"] is False and vpc["endpointPrivateAccess"] is True
+
+
+@pytest.mark.parametrize("image", ["nvcr.io/nvidia/k8s-device-plugin", "nvcr.io/nvidia/k8s-device-plugin:latest",
+                                   "localhost:5000/k8s-device-plugin"])
+def test_device_plugin_refuses_an_unpinned_image(image):
+    from components.nvidia_device_plugin import NvidiaDevicePluginArgs
+
+    with pytest.raises(ValueError, match="^image: .* is not pinned"):
+        NvidiaDevicePluginArgs(image=image)
+
+
+def test_cluster_refuses_an_unknown_variant():
+    from components.eks_cluster import EksClusterArgs
+
+    with pytest.raises(ValueError, match="^variant: 'publc' is not one of public, private, airgapped"):
+        EksClusterArgs(stack="t", region="us-east-1", variant="publc", version="1.33", subnet_ids=[])
+
+
+def test_named_admins_replace_the_creators_standing_admin_entry():
+    from components.eks_cluster import EksCluster, EksClusterArgs
+    from preview.harness import run_program
+
+    def cluster_access(admins):
+        result = run_program(lambda: EksCluster("eks", EksClusterArgs(
+            stack="t", region="us-east-1", variant="private", version="1.33", subnet_ids=["subnet-a"],
+            admin_role_arns=admins)), "llm-hosting", "t", {"aws:region": "us-east-1"})
+        return result.named("eks-cluster").inputs["accessConfig"]["bootstrapClusterCreatorAdminPermissions"]
+
+    assert cluster_access([]) is True
+    assert cluster_access(["arn:aws:iam::123456789012:role/platform-admin"]) is False
