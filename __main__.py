@@ -4,6 +4,8 @@ Where does a resource come from? The tier's builder below, one component per bui
 comes from `stacks/Pulumi.<stack>.yaml`, which `llmhost plan` writes from a workload profile.
 """
 
+from pathlib import Path
+
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
@@ -73,7 +75,7 @@ def build_self_hosted(cfg: StackConfig) -> TierOutputs:
         stack=stack, region=cfg.region, variant=cfg.network, version=versions.eks_version,
         subnet_ids=net.private_subnet_ids, public_access_cidrs=s.public_access_cidrs, admin_role_arns=s.admin_role_arns,
         protect=cfg.protect, tags=tags))
-    counts = node_counts(load_catalog(cfg.catalog and __import__("pathlib").Path(cfg.catalog)), cfg.cloud, s.instance_type,
+    counts = node_counts(load_catalog(Path(cfg.catalog) if cfg.catalog else None), cfg.cloud, s.instance_type,
                          s.gpus_per_replica, s.min_replicas, s.on_demand_replicas, s.spot_replicas)
     EksGpuNodeGroups("gpu-nodes", EksGpuNodeGroupsArgs(
         stack=stack, cluster_name=cluster.cluster_name, subnet_ids=net.private_subnet_ids, kms_key_arn=cluster.kms_key_arn,

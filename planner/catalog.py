@@ -263,15 +263,25 @@ class RegionTable(_Strict):
         return [f"{region}{sep}{s}" for s in self.for_cloud(cloud).zone_suffixes]
 
 
+_CATALOGS: dict[tuple[str, float], Catalog] = {}
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
+    """The validated catalog; parsed once per file version (the planner and the stack checks both read it)."""
     path = Path(path) if path else DEFAULT_CATALOG
+    key = (str(path.resolve()), path.stat().st_mtime) if path.is_file() else None
+    if key in _CATALOGS:
+        return _CATALOGS[key]
     data = read_yaml(path, "catalog")
     if not isinstance(data, dict):
         raise refuse(path, "", "a catalog is a YAML mapping with api_models, gpus, instances, throughput, ...")
     try:
-        return Catalog.model_validate(data)
+        catalog = Catalog.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(path, exc, Catalog) from None
+    if key:
+        _CATALOGS[key] = catalog
+    return catalog
 
 
 _REGIONS: RegionTable | None = None
