@@ -194,4 +194,33 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return f"projects/{project}/serviceAccounts/{email}", {**inputs, "project": project, "email": email,
                                                                    "member": f"serviceAccount:{email}",
                                                                    "uniqueId": str(int(_hex(name, n=12), 16))}
+        module, kind = typ.split(":")[1].split("/")[0], typ.split(":")[-1]
+        physical = inputs.get("name") or f"{name}-{_hex(name, n=7)}"
+        location = inputs.get("location") or inputs.get("region") or self.gcp_region
+        if typ == "gcp:container/cluster:Cluster":
+            rid = f"projects/{project}/locations/{location}/clusters/{physical}"
+            private = (inputs.get("privateClusterConfig") or {}).get("enablePrivateEndpoint")
+            return rid, {**inputs, "project": project, "name": physical, "id": rid, "selfLink": f"https://container.googleapis.com/v1/{rid}",
+                         "endpoint": "10.0.0.2" if private else "34.118.0.2",
+                         "masterAuth": {**(inputs.get("masterAuth") or {}),
+                                        "clusterCaCertificate": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnByZXZpZXcKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="},
+                         "masterVersion": "1.33.5-gke.1000"}
+        if module == "compute":
+            scope = f"regions/{inputs['region']}" if inputs.get("region") else "global"
+            collection = kind[0].lower() + kind[1:] + "s"
+            rid = f"projects/{project}/{scope}/{collection}/{physical}"
+            extra: dict[str, Any] = {"project": project, "name": physical, "id": rid,
+                                     "selfLink": f"https://www.googleapis.com/compute/v1/{rid}"}
+            if kind in ("Address", "GlobalAddress"):
+                extra["address"] = inputs.get("address") or "10.0.250.10"
+            if kind == "Subnetwork":
+                extra["gatewayAddress"] = "10.0.0.1"
+            return rid, {**inputs, **extra}
+        if module == "vertex":
+            rid = f"projects/{project}/locations/{location}/endpoints/{int(_hex(name, n=12), 16)}"
+            return rid, {**inputs, "project": project, "id": rid, "name": rid.rsplit("/", 1)[-1],
+                         "endpoint": rid.rsplit("/", 1)[-1], "location": location}
+        if module == "dns":
+            rid = f"projects/{project}/managedZones/{physical}"
+            return rid, {**inputs, "project": project, "name": physical, "id": rid}
         return f"{name}-id", {**inputs, "project": project}
