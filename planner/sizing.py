@@ -9,6 +9,12 @@ from typing import Optional
 from .catalog import Catalog
 from .costmodel import BYTES_PER_PARAM, fit_replica
 
+# Accelerator names per cloud service, for the GPU classes the catalog knows.
+GKE_ACCELERATOR = {"T4": "nvidia-tesla-t4", "L4": "nvidia-l4", "A100-40GB": "nvidia-tesla-a100", "A100-80GB": "nvidia-a100-80gb",
+                   "H100": "nvidia-h100-80gb", "H200": "nvidia-h200-141gb"}
+VERTEX_ACCELERATOR = {"T4": "NVIDIA_TESLA_T4", "L4": "NVIDIA_L4", "A100-40GB": "NVIDIA_TESLA_A100", "A100-80GB": "NVIDIA_A100_80GB",
+                      "H100": "NVIDIA_H100_80GB", "H200": "NVIDIA_H200_141GB"}
+
 # SageMaker's own limits for the container health check and the model download.
 SAGEMAKER_TIMEOUT_RANGE = (60, 3600)
 

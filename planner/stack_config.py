@@ -50,8 +50,12 @@ class ModelConfig(_Camel):
 
 
 class VpcConfig(_Camel):
-    cidr: str = "10.0.0.0/16"
-    az_count: int = Field(default=3, ge=3, le=6)
+    cidr: str = "10.0.0.0/16"  # AWS: the VPC; GCP: the subnet's primary range (nodes)
+    az_count: int = Field(default=3, ge=3, le=6)  # zones the subnets (AWS) or node pools (GCP) span
+    pods_cidr: Optional[str] = Field(default=None, description="GCP: secondary range for pods (default 10.16.0.0/14)")
+    services_cidr: Optional[str] = Field(default=None, description="GCP: secondary range for services (default 10.20.0.0/20)")
+    access_policy_id: Optional[str] = Field(default=None, pattern=r"^[0-9]+$",
+                                            description="GCP: VPC Service Controls access policy; a perimeter is created")
 
 
 class ApiConfig(_Camel):
@@ -185,6 +189,8 @@ class StackConfig(_Camel):
             scheme = {"aws": "s3://", "gcp": "gs://"}[self.cloud]
             if not self.model.weights_uri.startswith(scheme):
                 raise _Field("model.weightsUri", f"weights of this {self.cloud} stack come from an in-region {scheme} location")
+        if self.cloud == "aws" and (self.vpc.pods_cidr or self.vpc.services_cidr or self.vpc.access_policy_id):
+            raise _Field("vpc", "podsCidr, servicesCidr and accessPolicyId are GCP settings; this stack's cloud is aws")
         if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
             raise _Field("selfHosted.publicAccessCidrs", f"the {self.network} network variant keeps the cluster endpoint private; "
                                                          "public access CIDRs apply to network public only")

@@ -20,6 +20,9 @@ EXPECTED = {
     "tiered-sensitivity": ("hybrid", "tiered-by-sensitivity", "private", "eks"),
     "burst-hybrid": ("hybrid", "burst-overflow", "private", "eks"),
     "realtime-npc": ("self-hosted", None, "public", "eks"),
+    "eu-airgapped-gke": ("self-hosted", None, "airgapped", "gke"),
+    "us-vertex-support": ("managed", None, "private", "vertex"),
+    "realtime-captions": ("self-hosted", None, "public", "gke"),
 }
 
 

@@ -344,6 +344,9 @@ EXPECTED_TIERS = {
     "tiered-sensitivity": ("hybrid", "tiered-by-sensitivity"),
     "burst-hybrid": ("hybrid", "burst-overflow"),
     "realtime-npc": ("self-hosted", None),
+    "eu-airgapped-gke": ("self-hosted", None),
+    "us-vertex-support": ("managed", None),
+    "realtime-captions": ("self-hosted", None),
 }
 
 
