@@ -34,6 +34,12 @@ class ComponentVersions:
             return f"{registry.rstrip('/')}/k8s-device-plugin{_ref(self.nvidia_device_plugin_image, self.nvidia_device_plugin)}"
         return f"{_repo(self.nvidia_device_plugin_image)}{_ref(self.nvidia_device_plugin_image, self.nvidia_device_plugin)}"
 
+    def vllm_serving_image(self, registry: Optional[str]) -> str:
+        """The vLLM OpenAI-compatible server: upstream, or the same reference in the stack's registry mirror."""
+        if registry:
+            return f"{registry.rstrip('/')}/vllm-openai{_ref(self.vllm_image, self.vllm_tag)}"
+        return f"{_repo(self.vllm_image)}{_ref(self.vllm_image, self.vllm_tag)}"
+
     def sagemaker_image(self, region: str, registry: Optional[str]) -> str:
         """The LMI serving image in the stack's region: AWS's DLC registry, or the in-account mirror when given."""
         ref = ("@" if self.sagemaker_lmi_tag.startswith("sha256:") else ":") + self.sagemaker_lmi_tag

@@ -56,6 +56,7 @@ class VpcConfig(_Camel):
     services_cidr: Optional[str] = Field(default=None, description="GCP: secondary range for services (default 10.20.0.0/20)")
     access_policy_id: Optional[str] = Field(default=None, pattern=r"^[0-9]+$",
                                             description="GCP: VPC Service Controls access policy; a perimeter is created")
+    zones: list[str] = Field(default_factory=list, description="GCP: node-pool zones (default: the region's first azCount)")
 
 
 class ApiConfig(_Camel):
@@ -189,8 +190,14 @@ class StackConfig(_Camel):
             scheme = {"aws": "s3://", "gcp": "gs://"}[self.cloud]
             if not self.model.weights_uri.startswith(scheme):
                 raise _Field("model.weightsUri", f"weights of this {self.cloud} stack come from an in-region {scheme} location")
-        if self.cloud == "aws" and (self.vpc.pods_cidr or self.vpc.services_cidr or self.vpc.access_policy_id):
-            raise _Field("vpc", "podsCidr, servicesCidr and accessPolicyId are GCP settings; this stack's cloud is aws")
+        if self.cloud == "aws" and (self.vpc.pods_cidr or self.vpc.services_cidr or self.vpc.access_policy_id or self.vpc.zones):
+            raise _Field("vpc", "podsCidr, servicesCidr, accessPolicyId and zones are GCP settings; this stack's cloud is aws")
+        for i, zone in enumerate(self.vpc.zones):
+            region = zone.rsplit("-", 1)[0]
+            if region != self.region:
+                where = "outside residency.allowedRegions" if region not in allowed else f"not in the stack's region {self.region}"
+                raise _Field(f"vpc.zones[{i}]", f"zone {zone!r} is {where} ({', '.join(allowed)}); use zones of {self.region}, "
+                                                f"e.g. {', '.join(load_regions().zones(self.cloud, self.region))}")
         if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
             raise _Field("selfHosted.publicAccessCidrs", f"the {self.network} network variant keeps the cluster endpoint private; "
                                                          "public access CIDRs apply to network public only")
@@ -201,6 +208,9 @@ class StackConfig(_Camel):
             example = (f"123456789012.dkr.ecr.{self.region}.amazonaws.com/llm-mirror" if self.cloud == "aws"
                        else f"{self.region}-docker.pkg.dev/PROJECT/llm-mirror")
             raise _Field("registry", f"an air-gapped stack pulls images only from an in-region private registry; set it, e.g. {example}")
+        if self.cloud == "gcp" and self.managed is not None and self.network != "public" and not self.registry:
+            raise _Field("registry", f"a {self.network} Vertex AI endpoint serves the vLLM image from Artifact Registry in "
+                                     f"{self.region}; set it, e.g. {self.region}-docker.pkg.dev/PROJECT/llm-images")
         if self.registry is None:
             return
         if self.cloud == "aws":
