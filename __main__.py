@@ -15,12 +15,16 @@ from components.contract import TierOutputs, aws_tags, gcp_labels
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
+from components.gcp_network import GcpNetwork, GcpNetworkArgs
+from components.gke_cluster import GkeCluster, GkeClusterArgs
+from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
 from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
+from components.vertex_endpoint import VertexEndpoint, VertexEndpointArgs
 from components.versions import VERSIONS
-from planner.catalog import load_catalog
+from planner.catalog import load_catalog, load_regions
 from planner.errors import InputError
-from planner.sizing import node_counts
+from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts
 from planner.stack_config import StackConfig, load_stack_config
 
 stack = pulumi.get_stack()
@@ -31,6 +35,8 @@ try:
 except InputError as exc:
     raise pulumi.RunError(exc.render()) from None
 versions = VERSIONS.with_overrides(cfg.versions)
+catalog = load_catalog(Path(cfg.catalog) if cfg.catalog else None)
+GKE_MASTER_CIDR = "172.16.0.0/28"
 
 
 def build_api(cfg: StackConfig) -> TierOutputs:
@@ -75,8 +81,8 @@ def build_self_hosted(cfg: StackConfig) -> TierOutputs:
         stack=stack, region=cfg.region, variant=cfg.network, version=versions.eks_version,
         subnet_ids=net.private_subnet_ids, public_access_cidrs=s.public_access_cidrs, admin_role_arns=s.admin_role_arns,
         protect=cfg.protect, tags=tags))
-    counts = node_counts(load_catalog(Path(cfg.catalog) if cfg.catalog else None), cfg.cloud, s.instance_type,
-                         s.gpus_per_replica, s.min_replicas, s.on_demand_replicas, s.spot_replicas)
+    counts = node_counts(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, s.min_replicas, s.on_demand_replicas,
+                         s.spot_replicas)
     EksGpuNodeGroups("gpu-nodes", EksGpuNodeGroupsArgs(
         stack=stack, cluster_name=cluster.cluster_name, subnet_ids=net.private_subnet_ids, kms_key_arn=cluster.kms_key_arn,
         gpu=s.gpu, instance_type=s.instance_type, on_demand_min_nodes=counts.on_demand_min,
@@ -92,8 +98,59 @@ def build_self_hosted(cfg: StackConfig) -> TierOutputs:
                        tier="self-hosted")
 
 
+def gcp_network(cfg: StackConfig, control_plane_cidr=None) -> GcpNetwork:
+    defaults = GcpNetworkArgs.__dataclass_fields__
+    return GcpNetwork("network", GcpNetworkArgs(
+        stack=stack, variant=cfg.network, region=cfg.region, project=cfg.gcp_project, subnet_cidr=cfg.vpc.cidr,
+        pods_cidr=cfg.vpc.pods_cidr or defaults["pods_cidr"].default,
+        services_cidr=cfg.vpc.services_cidr or defaults["services_cidr"].default,
+        access_policy_id=cfg.vpc.access_policy_id, control_plane_cidr=control_plane_cidr, protect=cfg.protect,
+        labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
+
+
+def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
+    m, model = cfg.managed, cfg.model
+    net = gcp_network(cfg)
+    return VertexEndpoint("vertex", VertexEndpointArgs(
+        stack=stack, region=cfg.region, project=cfg.gcp_project, model_id=model.id,
+        image_uri=versions.vllm_serving_image(cfg.registry), weights_uri=model.weights_uri, machine_type=m.instance_type,
+        accelerator_type=VERTEX_ACCELERATOR[m.gpu], accelerator_count=catalog.instance_shapes.gcp[m.instance_type].gpu_count,
+        min_replicas=m.min_replicas, max_replicas=m.max_replicas, max_context_tokens=model.max_context_tokens,
+        network_variant=cfg.network, network=None if cfg.network == "public" else net.network_self_link,
+        allow_single_replica=m.allow_single_instance, protect=cfg.protect,
+        labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
+
+
+def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
+    s, model = cfg.self_hosted, cfg.model
+    labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
+    net = gcp_network(cfg, control_plane_cidr=GKE_MASTER_CIDR)
+    cluster = GkeCluster("gke", GkeClusterArgs(
+        stack=stack, region=cfg.region, project=cfg.gcp_project, variant=cfg.network, network=net.network_self_link,
+        subnetwork=net.subnet_self_link, pods_range_name=net.pods_range_name, services_range_name=net.services_range_name,
+        master_ipv4_cidr=GKE_MASTER_CIDR, master_authorized_cidrs=s.public_access_cidrs, protect=cfg.protect, labels=labels))
+    counts = node_counts(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, s.min_replicas, s.on_demand_replicas,
+                         s.spot_replicas)
+    GkeGpuNodePools("gpu-nodes", GkeGpuNodePoolsArgs(
+        stack=stack, region=cfg.region, project=cfg.gcp_project, cluster=cluster.cluster_id,
+        zones=cfg.vpc.zones or load_regions().zones("gcp", cfg.region)[:cfg.vpc.az_count],
+        machine_type=s.instance_type, accelerator_type=GKE_ACCELERATOR[s.gpu],
+        accelerator_count=catalog.instance_shapes.gcp[s.instance_type].gpu_count,
+        on_demand_min_nodes=counts.on_demand_min, on_demand_max_nodes=counts.on_demand_max, spot_max_nodes=counts.spot_max,
+        kms_key_id=cluster.kms_key_id, boot_disk_gb=s.root_volume_gb, system_machine_type=s.system_instance_type or "e2-standard-4",
+        protect=cfg.protect, labels=labels))
+    # GKE installs the NVIDIA driver and device plugin itself (gpu_driver_installation_config).
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("cluster_name", cluster.cluster_name)
+    pulumi.log.warn("the cluster and GPU node pools are built; the vLLM workload behind endpoint_url is deployed by serving/")
+    return TierOutputs(endpoint_url=f"http://{s.engine}.llm-serving.svc.cluster.local:8000/v1",
+                       api_key_secret="none: in-cluster service, reached through the cluster network", model=model.id,
+                       tier="self-hosted")
+
+
 BUILDERS = {("api", "aws"): build_api, ("api", "gcp"): build_api,
-            ("managed", "aws"): build_managed, ("self-hosted", "aws"): build_self_hosted}
+            ("managed", "aws"): build_managed, ("self-hosted", "aws"): build_self_hosted,
+            ("managed", "gcp"): build_managed_gcp, ("self-hosted", "gcp"): build_self_hosted_gcp}
 
 if (cfg.tier, cfg.cloud) not in BUILDERS:
     raise pulumi.RunError(

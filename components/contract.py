@@ -29,6 +29,6 @@ def aws_tags(stack: str, tier: str, classification: str) -> dict[str, str]:
 
 
 def gcp_labels(stack: str, tier: str, classification: str) -> dict[str, str]:
-    # GCP labels allow only lowercase letters, digits, - and _.
-    return {f"{STACK_TAG_PREFIX}-stack": stack.lower(), f"{STACK_TAG_PREFIX}-tier": tier,
+    # GCP labels allow only lowercase letters, digits, - and _ (a stack name may also hold dots).
+    return {f"{STACK_TAG_PREFIX}-stack": stack.lower().replace(".", "-"), f"{STACK_TAG_PREFIX}-tier": tier,
             f"{STACK_TAG_PREFIX}-classification": classification, "managed-by": "pulumi"}

@@ -174,7 +174,9 @@ class PreviewMocks(pulumi.runtime.Mocks):
         project = inputs.get("project") or self.gcp_project
         if typ == "gcp:projects/serviceIdentity:ServiceIdentity":
             service = inputs["service"].split(".")[0]
-            email = f"service-{PROJECT_NUMBER}@gcp-sa-{service}.iam.gserviceaccount.com"
+            # Most agents are gcp-sa-<service>; a few older services keep their historical names.
+            domain = {"container": "container-engine-robot", "compute": "compute-system"}.get(service, f"gcp-sa-{service}")
+            email = f"service-{PROJECT_NUMBER}@{domain}.iam.gserviceaccount.com"
             return f"projects/{project}/services/{inputs['service']}", {**inputs, "project": project, "email": email,
                                                                           "member": f"serviceAccount:{email}"}
         if typ == "gcp:kms/keyRing:KeyRing":

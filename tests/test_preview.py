@@ -11,8 +11,9 @@ import inventory
 from conftest import PROFILES, ROOT
 from preview.harness import ProgramRefused, run_preview
 
-BUILT = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc"]  # tiers built today
-INVENTORIED = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc"]
+INVENTORIED = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc",
+               "eu-airgapped-gke", "us-vertex-support", "realtime-captions"]
+BUILT = INVENTORIED + ["eu-confidential-vertex", "fine-tuned"]  # stacks whose tier this version builds
 NOT_BUILT = {p.stem: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{p.stem}.yaml").read_text())["config"]["llm-hosting:tier"]
              for p in PROFILES if p.stem not in BUILT}
 
@@ -28,7 +29,8 @@ def test_preview_matches_inventory(stack):
 def test_every_stateful_resource_is_protected_and_every_child_has_its_component_parent(stack):
     result = run_preview(ROOT, stack)
     stateful = ("kms/key:Key", "kms/replicaKey:ReplicaKey", "secretsmanager/secret:Secret", "kms/keyRing:KeyRing",
-                "kms/cryptoKey:CryptoKey", "eks/cluster:Cluster", "cloudwatch/logGroup:LogGroup", "sagemaker/endpoint:Endpoint")
+                "kms/cryptoKey:CryptoKey", "eks/cluster:Cluster", "cloudwatch/logGroup:LogGroup", "sagemaker/endpoint:Endpoint",
+                "container/cluster:Cluster", "vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment")
     for r in result.resources:
         if r.type.endswith(stateful):
             assert r.options.get("protect") is True, f"{r.name} ({r.type}) is not protected"
@@ -118,7 +120,7 @@ def test_unbuilt_tier_exits_2_and_names_the_tier(cli, stack):
 
 def test_unbuilt_tier_registers_nothing():
     with pytest.raises(ProgramRefused) as info:
-        run_preview(ROOT, "eu-confidential-vertex")
+        run_preview(ROOT, "tiered-sensitivity")
     assert info.value.registered == 0
 
 

@@ -1,0 +1,375 @@
+"""VertexEndpoint under the recording mocks: what it registers, how it is wired, what it refuses, and that its list
+of settings the provider cannot express stays true to the provider's schema."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from functools import lru_cache
+
+import pulumi
+import pulumi_gcp as gcp
+import pytest
+from pulumi_gcp.vertex import _inputs as vertex_inputs
+
+from components.vertex_endpoint import NOT_EXPRESSIBLE, VertexEndpoint, VertexEndpointArgs
+from components.versions import VERSIONS
+from preview.harness import run_program
+from preview.mocks import PROJECT_NUMBER
+
+REGION = "us-central1"
+PROJECT = "acme-llm"
+REGISTRY = f"{REGION}-docker.pkg.dev/{PROJECT}/llm-images"
+IMAGE = f"{REGISTRY}/vllm-openai:{VERSIONS.vllm_tag}"
+NETWORK = f"projects/{PROJECT}/global/networks/llm-vpc"
+BASE = dict(
+    stack="t", region=REGION, project=PROJECT, model_id="meta-llama/Llama-3.1-70B-Instruct", image_uri=IMAGE,
+    weights_uri="gs://acme-llm-weights-usc1/llama-3.1-70b-instruct/", machine_type="a3-highgpu-4g",
+    accelerator_type="NVIDIA_H100_80GB", accelerator_count=4, min_replicas=2, max_replicas=5,
+    max_context_tokens=32768, network_variant="private", network=NETWORK,
+)
+DEPLOYMENT = "gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment"
+AGENT = "gcp:projects/serviceIdentity:ServiceIdentity"
+KEY = "gcp:kms/cryptoKey:CryptoKey"
+GRANT = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
+
+
+def make_args(**overrides) -> VertexEndpointArgs:
+    return VertexEndpointArgs(**{**BASE, **overrides})
+
+
+@lru_cache(maxsize=None)
+def _run(overrides: tuple):
+    def program():
+        ep = VertexEndpoint("vertex", make_args(**dict(overrides)))
+        for key in ("endpoint_id", "endpoint_name", "kms_key_ids"):
+            pulumi.export(key, getattr(ep, key))
+        pulumi.export("endpoint_url", ep.contract.endpoint_url)
+        pulumi.export("api_key_secret", ep.contract.api_key_secret)
+        pulumi.export("model", ep.contract.model)
+        pulumi.export("tier", ep.contract.tier)
+
+    return run_program(program, "llm-hosting", "t", {"gcp:region": REGION, "gcp:project": PROJECT})
+
+
+def run(**overrides):
+    return _run(tuple(sorted(overrides.items())))
+
+
+def one(result, type_):
+    found = result.by_type(type_)
+    assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
+    return found[0]
+
+
+def deployment(**overrides) -> dict:
+    return one(run(**overrides), DEPLOYMENT).inputs
+
+
+def container(**overrides) -> dict:
+    return deployment(**overrides)["modelConfig"]["containerSpec"]
+
+
+def dedicated(**overrides) -> dict:
+    return deployment(**overrides)["deployConfig"]["dedicatedResources"]
+
+
+def flags(**overrides) -> dict[str, str]:
+    return dict(a.removeprefix("--").split("=", 1) for a in container(**overrides)["args"])
+
+
+def env(**overrides) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(**overrides).get("envs", [])}
+
+
+def keys_anywhere(value) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys_anywhere(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys_anywhere(v)}
+    return set()
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+# -- machines and replicas -----------------------------------------------------------------------------------------
+
+def test_machine_spec_has_type_accelerator_and_count():
+    assert dedicated()["machineSpec"] == {"machineType": "a3-highgpu-4g", "acceleratorType": "NVIDIA_H100_80GB",
+                                          "acceleratorCount": 4}
+
+
+def test_min_and_max_replicas():
+    resources = dedicated()
+    assert (resources["minReplicaCount"], resources["maxReplicaCount"]) == (2, 5)
+
+
+def test_spot_is_off_by_default_and_on_when_asked():
+    assert dedicated()["spot"] is False
+    assert dedicated(spot=True)["spot"] is True
+
+
+def test_autoscaling_on_gpu_duty_cycle_with_the_target():
+    (spec,) = dedicated(autoscaling_target_gpu_duty_cycle=70)["autoscalingMetricSpecs"]
+    assert spec == {"metricName": "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle", "target": 70}
+
+
+def test_single_replica_only_when_explicitly_allowed():
+    assert dedicated(min_replicas=1, max_replicas=2, allow_single_replica=True)["minReplicaCount"] == 1
+
+
+# -- container -----------------------------------------------------------------------------------------------------
+
+def test_serving_image_is_the_given_artifact_registry_image():
+    assert container()["imageUri"] == IMAGE
+
+
+def test_vllm_args_carry_tensor_parallel_context_and_served_name():
+    args = flags()
+    assert args["tensor-parallel-size"] == "4"
+    assert args["max-model-len"] == "32768"
+    assert args["served-model-name"] == BASE["model_id"]
+    assert container()["commands"] == ["vllm", "serve"]
+
+
+def test_port_and_routes_match_vllms_openai_server():
+    spec = container()
+    assert spec["ports"] == [{"containerPort": 8080}]
+    assert flags()["port"] == "8080"
+    assert (spec["healthRoute"], spec["predictRoute"]) == ("/health", "/v1/chat/completions")
+
+
+def test_weights_come_from_the_gcs_prefix():
+    args = flags()
+    assert args["model"] == BASE["weights_uri"]
+    assert args["load-format"] == "runai_streamer"
+
+
+def test_without_weights_uri_vllm_pulls_the_model_id():
+    args = flags(weights_uri=None, network_variant="public", network=None)
+    assert args["model"] == BASE["model_id"]
+    assert "load-format" not in args
+
+
+def test_deployment_names_the_model_garden_model():
+    assert deployment()["huggingFaceModelId"] == BASE["model_id"]
+
+
+def test_shared_memory_only_for_tensor_parallel():
+    assert container()["sharedMemorySizeMb"] == "16384"
+    single = dict(machine_type="g2-standard-8", accelerator_type="NVIDIA_L4", accelerator_count=1)
+    assert "sharedMemorySizeMb" not in container(**single)
+
+
+def test_airgapped_sets_offline_flags():
+    variables = env(network_variant="airgapped")
+    assert variables["HF_HUB_OFFLINE"] == "1" and variables["TRANSFORMERS_OFFLINE"] == "1"
+
+
+@pytest.mark.parametrize("variant", ["public", "private"])
+def test_other_variants_leave_offline_flags_unset(variant):
+    variables = env(network_variant=variant, network=None if variant == "public" else NETWORK)
+    assert "HF_HUB_OFFLINE" not in variables and "TRANSFORMERS_OFFLINE" not in variables
+
+
+def test_vllm_usage_reporting_is_off():
+    assert env()["VLLM_NO_USAGE_STATS"] == "1"
+
+
+# -- encryption ----------------------------------------------------------------------------------------------------
+
+def test_one_key_in_the_endpoint_region():
+    result = run()
+    key = one(result, KEY)
+    assert key.inputs["keyRing"].startswith(f"projects/{PROJECT}/locations/{REGION}/keyRings/")
+    assert result.outputs["kms_key_ids"] == {REGION: key.inputs["keyRing"] + "/cryptoKeys/vertex-endpoint"}
+
+
+def test_key_is_granted_to_the_vertex_ai_service_agent():
+    result = run()
+    agent = one(result, AGENT)
+    assert agent.inputs["service"] == "aiplatform.googleapis.com"
+    grant = one(result, GRANT).inputs
+    assert grant["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+    assert grant["member"] == f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    assert grant["cryptoKeyId"] == result.outputs["kms_key_ids"][REGION]
+
+
+def test_deployment_carries_no_key_because_the_resource_cannot():
+    # CMEK is listed as not expressible; the deployment must not pretend otherwise.
+    assert "encryption_spec" in NOT_EXPRESSIBLE
+    assert not {"encryptionSpec", "kmsKeyName"} & keys_anywhere(deployment())
+
+
+def test_labels_land_on_the_key():
+    # The deployment takes no labels (NOT_EXPRESSIBLE["labels"]); the key is where they can go.
+    def program():
+        VertexEndpoint("vertex", make_args(labels={"llm-hosting-stack": "t"}))
+
+    result = run_program(program, "llm-hosting", "t", {"gcp:region": REGION, "gcp:project": PROJECT})
+    assert one(result, KEY).inputs["labels"] == {"llm-hosting-stack": "t"}
+    assert "labels" not in one(result, DEPLOYMENT).inputs
+
+
+# -- network -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["private", "airgapped"])
+def test_private_variants_get_psc_with_automation_in_the_vpc(variant):
+    psc = deployment(network_variant=variant)["endpointConfig"]["privateServiceConnectConfig"]
+    assert psc["enablePrivateServiceConnect"] is True
+    assert psc["projectAllowlists"] == [PROJECT]
+    assert psc["pscAutomationConfigs"] == {"projectId": PROJECT, "network": NETWORK}
+    assert "dedicatedEndpointEnabled" not in deployment(network_variant=variant)["endpointConfig"]
+
+
+def test_network_self_link_is_turned_into_the_name_psc_takes():
+    link = f"https://www.googleapis.com/compute/v1/{NETWORK}"
+    psc = deployment(network=link)["endpointConfig"]["privateServiceConnectConfig"]
+    assert psc["pscAutomationConfigs"]["network"] == NETWORK
+
+
+def test_public_has_no_psc_and_a_dedicated_endpoint():
+    config = deployment(network_variant="public", network=None)["endpointConfig"]
+    assert "privateServiceConnectConfig" not in config
+    assert config["dedicatedEndpointEnabled"] is True
+
+
+def test_no_standalone_forwarding_rule_or_endpoint():
+    # PSC automation creates the forwarding rule; a second endpoint resource would be an empty, unused endpoint.
+    types = {r.type for r in run().resources}
+    assert "gcp:compute/forwardingRule:ForwardingRule" not in types
+    assert "gcp:vertex/aiEndpoint:AiEndpoint" not in types
+
+
+# -- protection ----------------------------------------------------------------------------------------------------
+
+def test_endpoint_is_protected():
+    result = run()
+    assert one(result, DEPLOYMENT).options.get("protect") is True
+    assert one(result, DEPLOYMENT).inputs["deletionPolicy"] == "PREVENT"
+
+
+def test_protect_false_allows_deletion():
+    result = run(protect=False)
+    assert "protect" not in one(result, DEPLOYMENT).options
+    assert one(result, DEPLOYMENT).inputs["deletionPolicy"] == "DELETE"
+
+
+# -- contract ------------------------------------------------------------------------------------------------------
+
+def test_contract_is_the_openai_base_url_with_google_oauth():
+    outputs = run().outputs
+    endpoint = outputs["endpoint_id"]
+    assert re.fullmatch(r"\d+", endpoint)
+    assert outputs["endpoint_url"] == (f"https://{endpoint}.{REGION}-{PROJECT_NUMBER}.prediction.vertexai.goog"
+                                       f"/v1/projects/{PROJECT}/locations/{REGION}/endpoints/{endpoint}")
+    assert outputs["endpoint_name"] == f"projects/{PROJECT}/locations/{REGION}/endpoints/{endpoint}"
+    assert outputs["api_key_secret"] == "google-oauth (IAM aiplatform.endpoints.predict)"
+    assert (outputs["model"], outputs["tier"]) == (BASE["model_id"], "managed")
+
+
+def test_component_type_token():
+    assert one(run(), "llmhost:index:VertexEndpoint").name == "vertex"
+
+
+# -- what the provider cannot express ------------------------------------------------------------------------------
+
+def _schema_fields() -> set[str]:
+    """Every input field of AiEndpointWithModelGardenDeployment and its nested Args types, as the SDK names them."""
+    classes = [gcp.vertex.AiEndpointWithModelGardenDeploymentArgs] + [
+        getattr(vertex_inputs, n) for n in dir(vertex_inputs)
+        if n.startswith("AiEndpointWithModelGardenDeployment") and n.endswith("Args")]
+    return {p for c in classes for p in inspect.signature(c.__init__).parameters if p not in ("self", "__self__")}
+
+
+def test_every_not_expressible_key_is_absent_from_the_schema():
+    fields = _schema_fields()
+    assert "spot" in fields and "autoscaling_metric_specs" in fields  # the schema walk really sees nested types
+    for key in NOT_EXPRESSIBLE:
+        assert key not in fields, f"{key} is a field of the deployment now; express it and drop it from NOT_EXPRESSIBLE"
+
+
+def test_every_not_expressible_key_is_absent_from_the_registered_inputs():
+    inputs = keys_anywhere(deployment()) | keys_anywhere(deployment(network_variant="public", network=None))
+    for key in NOT_EXPRESSIBLE:
+        assert camel(key) not in inputs
+
+
+def test_what_the_schema_can_express_is_not_listed_as_a_gap():
+    expressed = {"spot", "autoscaling_metric_specs", "private_service_connect_config", "psc_automation_configs",
+                 "dedicated_resources", "container_spec"}
+    assert expressed <= _schema_fields()
+    assert not expressed & set(NOT_EXPRESSIBLE)
+
+
+def test_each_gap_says_why_and_what_to_do():
+    for key, text in NOT_EXPRESSIBLE.items():
+        assert len(text) > 80, key
+        assert re.search(r"workaround|until|check it", text, re.IGNORECASE), key
+
+
+# -- refusals ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"network_variant": "airgapped", "image_uri": f"{VERSIONS.vllm_image}:{VERSIONS.vllm_tag}"}, "image_uri"),
+    ({"network_variant": "airgapped", "image_uri": "ghcr.io/acme/vllm-openai:v0.11.0"}, "image_uri"),
+    ({"network_variant": "airgapped", "image_uri": "nvcr.io/nvidia/vllm:25.09-py3"}, "image_uri"),
+    ({"network_variant": "airgapped", "image_uri": "gcr.io/acme-llm/vllm-openai:v0.11.0"}, "image_uri"),
+    ({"network_variant": "airgapped", "image_uri": f"europe-west4-docker.pkg.dev/{PROJECT}/llm-images/vllm:v0.11.0"},
+     "image_uri"),
+    ({"image_uri": f"us-docker.pkg.dev/{PROJECT}/llm-images/vllm-openai:v0.11.0"}, "image_uri"),
+    ({"image_uri": "docker.io/vllm/vllm-openai:v0.11.0"}, "image_uri"),
+    ({"image_uri": f"{REGISTRY}/vllm-openai:latest"}, "image_uri"),
+    ({"image_uri": f"{REGISTRY}/vllm-openai"}, "image_uri"),
+    ({"min_replicas": 1}, "min_replicas"),
+    ({"min_replicas": 3, "max_replicas": 2}, "max_replicas"),
+    ({"network_variant": "airgapped", "weights_uri": None}, "weights_uri"),
+    ({"weights_uri": "https://huggingface.co/meta-llama/Llama-3.1-70B-Instruct"}, "weights_uri"),
+    ({"weights_uri": "s3://acme-llm-weights/llama/"}, "weights_uri"),
+    ({"weights_uri": "gs://acme-llm-weights-usc1/llama-3.1-70b-instruct"}, "weights_uri"),
+    ({"accelerator_type": "NVIDIA_H100"}, "accelerator_type"),
+    ({"accelerator_type": "TPU_V5_LITEPOD"}, "accelerator_type"),
+    ({"accelerator_type": "NVIDIA_L4"}, "machine_type"),
+    ({"accelerator_count": 8}, "accelerator_count"),
+    ({"autoscaling_target_gpu_duty_cycle": 0}, "autoscaling_target_gpu_duty_cycle"),
+    ({"max_context_tokens": 0}, "max_context_tokens"),
+    ({"network": None}, "network"),
+    ({"network_variant": "public"}, "network"),
+    ({"network": "llm-vpc"}, "network"),
+    ({"network_variant": "internal"}, "network_variant"),
+])
+def test_refusals_name_the_field(overrides, field):
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        make_args(**overrides)
+
+
+def test_airgapped_refusal_explains_what_is_valid():
+    with pytest.raises(ValueError) as exc:
+        make_args(network_variant="airgapped", image_uri="docker.io/vllm/vllm-openai:v0.11.0")
+    assert f"{REGION}-docker.pkg.dev" in str(exc.value)
+
+
+def test_public_accepts_an_upstream_image_and_hub_download():
+    args = make_args(network_variant="public", network=None, weights_uri=None,
+                     image_uri=f"{VERSIONS.vllm_image}:{VERSIONS.vllm_tag}")
+    assert args.weights_uri is None
+
+
+def test_airgapped_accepts_an_in_region_digest_pinned_image():
+    image = f"{REGISTRY}/vllm-openai@sha256:{'a' * 64}"
+    assert make_args(network_variant="airgapped", image_uri=image).image_uri == image
+
+
+def test_psc_address_output_only_for_private_variants():
+    holder = {}
+
+    def program():
+        holder["public"] = VertexEndpoint("pub", make_args(network_variant="public", network=None))
+        holder["private"] = VertexEndpoint("priv", make_args())
+
+    run_program(program, "llm-hosting", "t", {"gcp:region": REGION, "gcp:project": PROJECT})
+    assert holder["public"].psc_ip_address is None
+    assert isinstance(holder["private"].psc_ip_address, pulumi.Output)
