@@ -209,6 +209,10 @@ def _check_open_model(profile: Profile, catalog: Catalog, cand: Candidate, quali
     if cand.tier == "managed" and profile.latency_sla_ms < catalog.latency.managed_min_reliable_ttft_ms:
         cand.reject(f"L2 latency: a p95 TTFT of {profile.latency_sla_ms} ms is below the {catalog.latency.managed_min_reliable_ttft_ms} ms "
                     f"a managed endpoint's invocation hop allows; the model must run in the caller's cluster")
+    if cand.tier == "managed" and profile.cloud == "gcp" and (profile.air_gapped or (profile.model and profile.model.fine_tuned)):
+        why = "an air-gapped endpoint cannot pull the model from the hub" if profile.air_gapped else "fine-tuned weights live in our bucket"
+        cand.reject(f"P1 provider gap: Vertex AI through pulumi-gcp cannot load weights from a GCS prefix (no model artifact or "
+                    f"service-account field on the Model Garden deployment), and {why}")
     if cand.tier == "self-hosted" and profile.team.ml_ops_capacity != "dedicated":
         cand.reject(f"O1 ops: self-hosting needs a dedicated ML-ops team "
                     f"({catalog.staffing.fte('self-hosted', 'dedicated'):g} FTE); team.ml_ops_capacity is {profile.team.ml_ops_capacity}")
@@ -237,6 +241,9 @@ def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str
     cand.label = f"{tier}: {provider} {o.instance.instance_type} x{plan.fleet.on_demand_instances + plan.fleet.spot_instances} ({o.fit.gpu})"
     cand.cost["gpu_compute_usd"] = plan.monthly_compute_usd
     cand.cost["staffing_usd"] = staffing_monthly_usd(catalog, tier, profile.team.ml_ops_capacity)
+    if service == "vertex" and profile.model.weights_uri:
+        cand.notes.append(f"Vertex AI serves {profile.model.id} through Model Garden: pulumi-gcp cannot point it at "
+                          f"{profile.model.weights_uri} (see the README's Vertex AI gaps)")
     if o.instance.estimate:
         cand.notes.append(f"the {o.instance.instance_type} price in {o.region} is an estimate (the catalog row's `basis` says how it was derived)")
     return cand

@@ -208,6 +208,10 @@ class StackConfig(_Camel):
             example = (f"123456789012.dkr.ecr.{self.region}.amazonaws.com/llm-mirror" if self.cloud == "aws"
                        else f"{self.region}-docker.pkg.dev/PROJECT/llm-mirror")
             raise _Field("registry", f"an air-gapped stack pulls images only from an in-region private registry; set it, e.g. {example}")
+        if self.cloud == "gcp" and self.managed is not None and self.model is not None and self.model.weights_uri:
+            raise _Field("model.weightsUri", "Vertex AI through pulumi-gcp cannot load weights from a GCS prefix (the Model "
+                                             "Garden deployment has no model-artifact or service-account field); leave weightsUri "
+                                             "out to serve the model id through Model Garden, or use the self-hosted tier")
         if self.cloud == "gcp" and self.managed is not None and self.network != "public" and not self.registry:
             raise _Field("registry", f"a {self.network} Vertex AI endpoint serves the vLLM image from Artifact Registry in "
                                      f"{self.region}; set it, e.g. {self.region}-docker.pkg.dev/PROJECT/llm-images")

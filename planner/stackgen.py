@@ -48,7 +48,8 @@ def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, c
                          "maxContextTokens": p.model.max_context_tokens,
                          "kvCacheTokens": kv_cache_tokens(catalog, p.traffic.avg_input_tokens, p.traffic.avg_output_tokens,
                                                           p.model.max_context_tokens),
-                         "weightsUri": p.model.weights_uri}
+                         # Vertex serves the model id through Model Garden (it cannot read our bucket); see README.
+                         "weightsUri": None if (p.cloud == "gcp" and c.plan.option.service == "vertex") else p.model.weights_uri}
     if c.api:
         region = data["region"]
         data["api"] = {"provider": c.api.provider, "model": c.api.model, "baseUrl": c.api_endpoint,

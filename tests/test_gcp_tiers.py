@@ -45,6 +45,8 @@ CASES = [
      "llm-hosting:registry", "a private Vertex AI endpoint serves the vLLM image from Artifact Registry in us-central1"),
     ("weights-from-s3", "realtime-captions", _set("model", weightsUri="s3://bucket/model/"),
      "llm-hosting:model.weightsUri", "weights of this gcp stack come from an in-region gs:// location"),
+    ("vertex-with-bucket-weights", "us-vertex-support", _set("model", weightsUri="gs://bank-support-llm-weights/llama/"),
+     "llm-hosting:model.weightsUri", "Vertex AI through pulumi-gcp cannot load weights from a GCS prefix"),
     ("model-does-not-fit", "realtime-captions", _set("model", sizeClass="70b", id="meta-llama/Llama-3.1-70B-Instruct"),
      "llm-hosting:selfHosted.gpusPerReplica", "70b in fp8 needs"),
 ]
@@ -90,3 +92,14 @@ def test_gcp_contract_outputs():
     assert vertex["endpoint_url"].startswith("https://") and "/locations/us-central1/endpoints/" in vertex["endpoint_url"]
     gke = run_preview(ROOT, "realtime-captions").outputs
     assert gke["kubeconfig"] == "[secret]" and gke["tier"] == "self-hosted"
+
+
+@pytest.mark.parametrize("profile", ["eu-airgapped-gke", "fine-tuned"])
+def test_planner_rules_out_vertex_where_it_cannot_load_our_weights(catalog, profile):
+    from planner.profile import load_profile
+    from planner.rules import decide
+
+    decision = decide(load_profile(ROOT / "stacks/profiles" / f"{profile}.yaml"), catalog)
+    vertex = next(c for c in decision.candidates if c.tier == "managed")
+    assert not vertex.feasible
+    assert any(r.startswith("P1 provider gap: Vertex AI through pulumi-gcp cannot load weights from a GCS prefix") for r in vertex.reasons)
