@@ -23,7 +23,13 @@ class ComponentVersions:
     sagemaker_lmi_repository: str = "djl-inference"
     sagemaker_lmi_tag: str = "0.33.0-lmi15.0.0-cu128"
     vllm_image: str = "docker.io/vllm/vllm-openai"
-    vllm_tag: str = "v0.11.0"
+    vllm_tag: str = "v0.30.0"  # has --shutdown-timeout (graceful drain of in-flight requests)
+    # Text Generation Inference; upstream calls it maintenance mode, the kit keeps it for existing TGI users.
+    tgi_image: str = "ghcr.io/huggingface/text-generation-inference"
+    tgi_tag: str = "3.3.5"
+    # The LiteLLM proxy that fronts the tiers; the tests run the same release from PyPI (litellm[proxy]==1.106.2).
+    litellm_image: str = "ghcr.io/berriai/litellm"
+    litellm_tag: str = "main-v1.106.2"
 
     def with_overrides(self, overrides: Optional[dict[str, str]]) -> "ComponentVersions":
         return replace(self, **overrides) if overrides else self
@@ -39,6 +45,16 @@ class ComponentVersions:
         if registry:
             return f"{registry.rstrip('/')}/vllm-openai{_ref(self.vllm_image, self.vllm_tag)}"
         return f"{_repo(self.vllm_image)}{_ref(self.vllm_image, self.vllm_tag)}"
+
+    def tgi_serving_image(self, registry: Optional[str]) -> str:
+        if registry:
+            return f"{registry.rstrip('/')}/text-generation-inference{_ref(self.tgi_image, self.tgi_tag)}"
+        return f"{_repo(self.tgi_image)}{_ref(self.tgi_image, self.tgi_tag)}"
+
+    def gateway_image(self, registry: Optional[str]) -> str:
+        if registry:
+            return f"{registry.rstrip('/')}/litellm{_ref(self.litellm_image, self.litellm_tag)}"
+        return f"{_repo(self.litellm_image)}{_ref(self.litellm_image, self.litellm_tag)}"
 
     def sagemaker_image(self, region: str, registry: Optional[str]) -> str:
         """The LMI serving image in the stack's region: AWS's DLC registry, or the in-account mirror when given."""

@@ -1,0 +1,46 @@
+"""What every engine module produces: the container's command, arguments, environment and health routes.
+
+`serving/vllm.py` and `serving/tgi.py` turn an `EngineInputs` into an `EngineSpec`; `serving/model_server.py`
+turns a spec into Kubernetes objects. The spec is plain data, so engine rules are tested without Pulumi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+
+@dataclass(frozen=True)
+class EngineInputs:
+    model_id: str  # the model as clients name it (--served-model-name)
+    size_class: str  # catalog size class: 8b, 70b, ...
+    gpu: str  # catalog GPU class: L4, L40S, A100-80GB, H100, ...
+    gpus_per_replica: int  # tensor parallel / shards
+    max_context_tokens: int  # per sequence (prompt + output)
+    image: str  # pinned serving image (tag or digest), from the stack's registry when it has one
+    weights_uri: Optional[str] = None  # s3:// or gs:// prefix; None = model_id from the hub (never when air-gapped)
+    airgapped: bool = False
+    kv_cache_tokens: Optional[int] = None  # KV budget per replica; default max_context_tokens x catalog kv_cache_sequences
+    max_num_seqs: Optional[int] = None  # concurrent sequences per replica; default derived from the KV budget
+    hub_token_secret: Optional[str] = None  # name of a Kubernetes Secret (key "token") for gated hub models
+    shutdown_timeout_seconds: int = 45  # let in-flight requests finish on SIGTERM
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    engine: Literal["vllm", "tgi"]
+    version: str  # the image's tag or digest, for pinning metric names
+    image: str
+    command: list[str]
+    args: list[str]
+    env: dict[str, str]
+    port: int
+    health_path: str  # liveness: the process is up (must not depend on the model being loaded)
+    ready_path: str  # readiness: the model answers
+    metrics_path: str
+    queue_metric: str  # the Prometheus gauge of waiting requests, as this engine version names it
+    shutdown_timeout_seconds: int
+    needs_shm: bool  # tensor parallelism over NCCL needs a memory-backed /dev/shm
+    model_dir: str  # where weights are read from inside the container
+    secret_env: dict[str, tuple[str, str]] = field(default_factory=dict)  # env var -> (Secret name, key)
+    read_only_root: bool = True  # whether the engine runs with a read-only root filesystem (caches on volumes)
