@@ -53,7 +53,7 @@ CASES = [
     ("weights-from-another-cloud", "healthcare-hipaa", _set("model", weightsUri="gs://bucket/llama/"),
      "llm-hosting:model.weightsUri", "weights of this aws stack come from an in-region s3:// location"),
     ("unknown-version-key", "realtime-npc", lambda c: c.update({"llm-hosting:versions": {"vllm": "v0.12.0"}}),
-     "llm-hosting:versions.vllm", "unknown version key; valid: eks_version, nvidia_device_plugin"),
+     "llm-hosting:versions.vllm", "unknown version key; valid: eks_version, litellm_image, litellm_tag, nvidia_device_plugin"),
 ]
 
 
