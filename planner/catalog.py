@@ -186,6 +186,8 @@ class Availability(_Strict):
 class Shape(_Strict):
     gpu: str
     gpu_count: int = Field(gt=0)
+    vcpus: int = Field(gt=0)
+    memory_gib: int = Field(gt=0)
 
 
 class InstanceShapes(_Strict):

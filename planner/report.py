@@ -66,8 +66,8 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
         lines.append("No self-hosted or managed option could be priced, so there is no crossover to report.")
     lines += ["", "## What would change the answer", ""] + [f"- {t}" for t in d.thresholds]
     lines += ["", "## Next steps", "", "```sh"]
-    if cfg.api:
-        lines.append(f"pulumi config set --secret llm-hosting:{cfg.api.api_key_config} <key> --stack {stack}")
+    for key in cfg.required_secrets():
+        lines.append(f"pulumi config set --secret llm-hosting:{key} <value> --stack {stack}")
     lines += [f"llmhost preview --stack {stack}",
               f"pulumi preview --stack {stack} --policy-pack policies --policy-pack-config stacks/{stack}.policy-config.json",
               "```", ""]

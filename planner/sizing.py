@@ -95,3 +95,24 @@ def node_counts(catalog: Catalog, cloud: str, instance_type: str, gpus_per_repli
     floor_nodes = max(math.ceil(min_replicas / per_node), min(min_replicas, 2))
     on_demand_max = max(floor_nodes, math.ceil(on_demand_replicas / per_node))
     return NodeCounts(per_node, floor_nodes, on_demand_max, math.ceil(spot_replicas / per_node))
+
+
+@dataclass(frozen=True)
+class PodSize:
+    cpu: int
+    memory_gib: int
+    cache_gib: int
+
+
+# Share of a node's CPU and memory the serving pods may take; the rest is for the kubelet, system daemons and
+# the node's page cache while weights stream in.
+NODE_ALLOCATABLE_SHARE = 0.75
+
+
+def pod_size(catalog: Catalog, cloud: str, instance_type: str, gpus_per_replica: int, weights: float) -> PodSize:
+    """CPU and memory for one replica: its share of the node, so that every GPU on the node can be used."""
+    shape = catalog.instance_shapes.for_cloud(cloud)[instance_type]
+    per_node = shape.gpu_count // gpus_per_replica
+    return PodSize(cpu=max(1, int(shape.vcpus * NODE_ALLOCATABLE_SHARE) // per_node),
+                   memory_gib=max(8, int(shape.memory_gib * NODE_ALLOCATABLE_SHARE) // per_node),
+                   cache_gib=int(math.ceil(weights * 1.1)))

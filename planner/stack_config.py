@@ -23,6 +23,7 @@ Tier = Literal["api", "managed", "self-hosted", "hybrid"]
 Pattern = Literal["burst-overflow", "tiered-by-sensitivity", "tiered-by-complexity"]
 Network = Literal["public", "private", "airgapped"]
 PROVIDER_REGION_KEY = {"aws": "aws:region", "gcp": "gcp:region"}
+GATEWAY_MASTER_KEY = "gatewayMasterKey"  # the key clients present to the gateway of a hybrid stack
 
 
 class _Camel(BaseModel):
@@ -261,6 +262,13 @@ class StackConfig(_Camel):
                 if t not in shapes or shapes[t].gpu != fleet.gpu:
                     raise _Field(f"selfHosted.spotInstanceTypes[{i}]", f"{t!r} is not an instance type of {self.cloud} with {fleet.gpu} GPUs")
 
+    def required_secrets(self) -> list[str]:
+        """Config keys that must hold Pulumi secrets (`pulumi config set --secret`) before `pulumi up`."""
+        keys = [self.api.api_key_config] if self.api else []
+        if self.tier == "hybrid":
+            keys.append(GATEWAY_MASTER_KEY)
+        return keys
+
     def flat(self) -> dict[str, Any]:
         """The `config:` mapping of a stack file: namespaced keys, camelCase names, None left out."""
         out: dict[str, Any] = {PROVIDER_REGION_KEY[self.cloud]: self.region}
@@ -315,12 +323,14 @@ def load_stack_config(values: dict[str, Any], source: str) -> StackConfig:
             cloud = key.split(":")[0]
         elif key == "gcp:project":
             data["gcpProject"] = value
-    # The provider key lives in the namespace too, under the name the api section gives it.
+    # The provider key lives in the namespace too, under the name the api section gives it; so does the
+    # gateway's key of a hybrid stack.
     api = data.get("api")
     key_name = api.get("apiKeyConfig") if isinstance(api, dict) else None
+    secrets = [k for k in (key_name, GATEWAY_MASTER_KEY if data.get("tier") == "hybrid" else None) if k]
     valid = sorted(k for k in _FIELDS_BY_KEY if k not in ("region", "gcpProject"))
-    problems = [(k, f"unknown key; valid {PROJECT} keys: {', '.join(valid)}" + (f", {key_name} (the API key secret)" if key_name else ""))
-                for k in unknown if k != f"{PROJECT}:{key_name}"]
+    problems = [(k, f"unknown key; valid {PROJECT} keys: {', '.join(valid + secrets)}")
+                for k in unknown if k not in {f"{PROJECT}:{s}" for s in secrets}]
     if problems:
         raise InputError(source, problems)
     if "cloud" in data and cloud and data["cloud"] != cloud:

@@ -137,8 +137,8 @@ def load_config(root: Path, stack: str) -> tuple[str, dict[str, Any], list[str],
             placeholders.append(key)
     rel = f"stacks/Pulumi.{stack}.yaml"
     cfg = load_stack_config(merged, rel)
-    if cfg.api is not None:
-        key = f"{PROJECT}:{cfg.api.api_key_config}"
+    for name in cfg.required_secrets():
+        key = f"{PROJECT}:{name}"
         if key not in merged:
             merged[key] = f"preview-placeholder-for-{key}"
             secret_keys.append(key)

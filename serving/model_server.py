@@ -1,0 +1,235 @@
+"""A model server (vLLM or TGI) on Kubernetes, with the defaults that prevent these engines' known failures.
+
+- Failover: at least two replicas, spread across zones, a disruption budget, and a preference for the
+  on-demand GPU pool so the floor survives spot reclaims.
+- Start-up: a startup probe whose budget comes from the model's size (download + load + warm-up), so a loading
+  replica is never killed; liveness only starts once the startup probe has passed.
+- Drain: a preStop sleep lets the Service drop the pod before SIGTERM, the engine then finishes in-flight requests
+  for its shutdown timeout, and the grace period is longer than both.
+- Autoscaling on queue depth (the engine's waiting-requests gauge, name pinned per engine version).
+- GPUs requested and limited; non-root, no privilege escalation, read-only root where the engine allows it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .engine import EngineSpec
+
+ZONE_KEY = "topology.kubernetes.io/zone"
+GPU_TOLERATION = k8s.core.v1.TolerationArgs(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+RUN_AS_USER = 10001  # any non-root UID; the engine's caches are redirected to mounted volumes
+PROBE_PERIOD_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ModelServerArgs:
+    name: str  # the Service name clients (the gateway) call
+    spec: EngineSpec
+    min_replicas: int
+    max_replicas: int
+    gpus_per_replica: int
+    gpu: str  # GPU class label of the node pools (llm-hosting/gpu)
+    startup_budget_seconds: int  # download + load + warm-up for this model, from planner.sizing.startup_budget
+    cpu: int  # container CPU request and limit: the replica's share of its node (planner.sizing.pod_size)
+    memory_gib: int  # container memory request and limit (weights are staged through host memory)
+    cache_size_gib: int  # emptyDir for the model cache
+    namespace: str = "llm-serving"
+    create_namespace: bool = True
+    service_account_annotations: pulumi.Input[dict] = field(default_factory=dict)  # e.g. GKE Workload Identity
+    queue_target_per_replica: int = 5  # waiting requests per replica before scaling out
+    prestop_sleep_seconds: int = 20  # time for endpoints to drop the pod before SIGTERM
+    shm_size_gib: int = 16
+    prefill_init_container: Optional[k8s.core.v1.ContainerArgs] = None  # fills the model volume (TGI from a bucket)
+    allow_single_replica: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.min_replicas < 2 and not self.allow_single_replica:
+            raise ValueError(f"min_replicas: {self.min_replicas} leaves no failover; keep at least 2 or set allow_single_replica")
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas: {self.max_replicas} is below min_replicas {self.min_replicas}")
+        if self.startup_budget_seconds < 60:
+            raise ValueError(f"startup_budget_seconds: {self.startup_budget_seconds} s cannot cover a model download and load")
+        image = self.spec.image.rsplit("/", 1)[-1]
+        if "@sha256:" not in self.spec.image and (":" not in image or image.endswith(":latest")):
+            raise ValueError(f"spec.image: {self.spec.image!r} is not pinned; give an exact release tag or an @sha256 digest")
+
+
+def grace_period_seconds(args: ModelServerArgs) -> int:
+    """Longer than the preStop sleep plus the engine's own drain, with a margin for process exit."""
+    return args.prestop_sleep_seconds + args.spec.shutdown_timeout_seconds + 15
+
+
+def adapter_metric_name(queue_metric: str) -> str:
+    """prometheus-adapter exposes `vllm:num_requests_waiting` as `vllm_num_requests_waiting`."""
+    return queue_metric.replace(":", "_")
+
+
+class ModelServer(pulumi.ComponentResource):
+    service_url: pulumi.Output[str]
+    deployment_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ModelServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llmhost:index:ModelServer", name, None, opts)
+        spec = args.spec
+        app = {"app.kubernetes.io/name": args.name, "app.kubernetes.io/component": "model-server",
+               "app.kubernetes.io/part-of": "llm-hosting", "llm-hosting/engine": spec.engine}
+        labels = {**args.labels, **app}
+        depends = []
+        if args.create_namespace:
+            ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace, labels={"pod-security.kubernetes.io/enforce": "restricted",
+                                             "pod-security.kubernetes.io/enforce-version": "latest"}),
+                opts=pulumi.ResourceOptions(parent=self))
+            depends.append(ns)
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends)
+        meta = lambda n: k8s.meta.v1.ObjectMetaArgs(name=n, namespace=args.namespace, labels=labels)  # noqa: E731
+
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=labels,
+                                                             annotations=args.service_account_annotations),
+            automount_service_account_token=False, opts=child)
+
+        env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(spec.env.items())]
+        env += [k8s.core.v1.EnvVarArgs(name=k, value_from=k8s.core.v1.EnvVarSourceArgs(
+            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)))
+            for k, (secret, key) in sorted(spec.secret_env.items())]
+        mounts = [k8s.core.v1.VolumeMountArgs(name="model-cache", mount_path=spec.model_dir),
+                  k8s.core.v1.VolumeMountArgs(name="cache", mount_path="/cache"),
+                  k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
+        volumes = [k8s.core.v1.VolumeArgs(name="model-cache", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                       size_limit=f"{args.cache_size_gib}Gi")),
+                   k8s.core.v1.VolumeArgs(name="cache", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="20Gi")),
+                   k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="4Gi"))]
+        if spec.needs_shm:
+            # NCCL exchanges tensors through /dev/shm; the container default (64 MiB) breaks tensor parallelism.
+            mounts.append(k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"))
+            volumes.append(k8s.core.v1.VolumeArgs(name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                medium="Memory", size_limit=f"{args.shm_size_gib}Gi")))
+
+        def http_probe(path: str, period: int, failures: int, timeout: int = 5) -> k8s.core.v1.ProbeArgs:
+            return k8s.core.v1.ProbeArgs(http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
+                                         period_seconds=period, failure_threshold=failures, timeout_seconds=timeout)
+
+        security = k8s.core.v1.SecurityContextArgs(
+            run_as_non_root=True, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_USER, allow_privilege_escalation=False,
+            read_only_root_filesystem=spec.read_only_root, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"))
+        gpus = str(args.gpus_per_replica)
+        container = k8s.core.v1.ContainerArgs(
+            name=spec.engine,
+            image=spec.image,
+            image_pull_policy="IfNotPresent",  # pinned references: a node's cached copy is the same image
+            command=spec.command or None,
+            args=spec.args,
+            env=env,
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=spec.port)],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"nvidia.com/gpu": gpus, "cpu": str(args.cpu), "memory": f"{args.memory_gib}Gi"},
+                limits={"nvidia.com/gpu": gpus, "cpu": str(args.cpu), "memory": f"{args.memory_gib}Gi"}),
+            # The startup budget covers download + load + warm-up; liveness and readiness wait for it.
+            startup_probe=http_probe(spec.health_path, PROBE_PERIOD_SECONDS,
+                                     math.ceil(args.startup_budget_seconds / PROBE_PERIOD_SECONDS)),
+            readiness_probe=http_probe(spec.ready_path, 5, 3),
+            liveness_probe=http_probe(spec.health_path, 10, 3),
+            lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                sleep=k8s.core.v1.SleepActionArgs(seconds=args.prestop_sleep_seconds))),
+            security_context=security,
+            volume_mounts=mounts,
+        )
+        pod_labels = {**labels}
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(args.name),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=args.min_replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app),
+                # Never take a serving replica away before its replacement is ready: GPUs are scarce, so surge one.
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                    max_unavailable=0, max_surge=1)),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels, annotations={
+                        "checkov.io/skip1": "CKV_K8S_43=images are pinned by release tag in components/versions.py; a stack pins digests through llm-hosting:versions",
+                        "checkov.io/skip2": "CKV_K8S_15=pinned references make IfNotPresent safe and keep multi-GB images cached on the node",
+                    }),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=args.name,
+                        automount_service_account_token=False,
+                        termination_grace_period_seconds=grace_period_seconds(args),
+                        node_selector={"llm-hosting/gpu": args.gpu},
+                        tolerations=[GPU_TOLERATION],
+                        affinity=k8s.core.v1.AffinityArgs(
+                            # Prefer the on-demand pool: the floor then survives a spot reclaim.
+                            node_affinity=k8s.core.v1.NodeAffinityArgs(preferred_during_scheduling_ignored_during_execution=[
+                                k8s.core.v1.PreferredSchedulingTermArgs(weight=100, preference=k8s.core.v1.NodeSelectorTermArgs(
+                                    match_expressions=[k8s.core.v1.NodeSelectorRequirementArgs(
+                                        key="llm-hosting/capacity", operator="In", values=["on-demand"])]))]),
+                            pod_anti_affinity=k8s.core.v1.PodAntiAffinityArgs(preferred_during_scheduling_ignored_during_execution=[
+                                k8s.core.v1.WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=k8s.core.v1.PodAffinityTermArgs(
+                                    topology_key="kubernetes.io/hostname",
+                                    label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app)))])),
+                        # Replicas in different zones: a zone outage leaves one serving.
+                        topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
+                            max_skew=1, topology_key=ZONE_KEY, when_unsatisfiable="DoNotSchedule",
+                            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app))],
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            run_as_non_root=True, run_as_user=RUN_AS_USER, fs_group=RUN_AS_USER,
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+                        init_containers=[args.prefill_init_container] if args.prefill_init_container else None,
+                        containers=[container],
+                        volumes=volumes,
+                    ),
+                ),
+            ),
+            # The autoscaler owns the replica count after creation.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends + [sa], ignore_changes=["spec.replicas"]),
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service", metadata=meta(args.name),
+            spec=k8s.core.v1.ServiceSpecArgs(type="ClusterIP", selector=app, ports=[k8s.core.v1.ServicePortArgs(
+                name="http", port=8000, target_port="http", protocol="TCP")]),
+            opts=child)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=meta(args.name),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                min_available=max(1, args.min_replicas - 1), selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app)),
+            opts=child)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa", metadata=meta(args.name),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(api_version="apps/v1", kind="Deployment", name=args.name),
+                min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+                # Queue depth, read through prometheus-adapter as an external metric of this Service.
+                metrics=[k8s.autoscaling.v2.MetricSpecArgs(type="External", external=k8s.autoscaling.v2.ExternalMetricSourceArgs(
+                    metric=k8s.autoscaling.v2.MetricIdentifierArgs(
+                        name=adapter_metric_name(spec.queue_metric),
+                        selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"service": args.name, "namespace": args.namespace})),
+                    target=k8s.autoscaling.v2.MetricTargetArgs(type="AverageValue", average_value=str(args.queue_target_per_replica))))],
+                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+                    scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(stabilization_window_seconds=0, policies=[
+                        k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=2, period_seconds=60)]),
+                    # A replica removed too early costs a full model load to bring back.
+                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(stabilization_window_seconds=600, policies=[
+                        k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=300)]))),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends + [deployment]))
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol", metadata=meta(args.name),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app),
+                policy_types=["Ingress"],
+                # Only pods of this namespace (the gateway) and the monitoring namespace reach the engine.
+                ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs()),
+                           k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                               match_labels={"kubernetes.io/metadata.name": "monitoring"}))],
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")])]),
+            opts=child)
+        self.service_url = service.metadata.apply(lambda m: f"http://{m.name}.{m.namespace}.svc.cluster.local:8000/v1")
+        self.deployment_name = deployment.metadata.name
+        self.register_outputs({"service_url": self.service_url, "deployment_name": self.deployment_name})
