@@ -20,12 +20,18 @@ from components.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
 from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
+from components.eks_pod_identity import EksPodIdentity, EksPodIdentityArgs
+from components.gke_workload_identity import GkeWorkloadIdentity, GkeWorkloadIdentityArgs
 from components.vertex_endpoint import VertexEndpoint, VertexEndpointArgs
 from components.versions import VERSIONS
 from planner.catalog import load_catalog, load_regions
 from planner.errors import InputError
-from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts
+from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts, pod_size, weights_gb
 from planner.stack_config import StackConfig, load_stack_config
+from serving.engine import EngineInputs
+from serving.model_server import ModelServer, ModelServerArgs
+from serving.tgi import tgi_spec
+from serving.vllm import vllm_spec
 
 stack = pulumi.get_stack()
 source = f"stacks/Pulumi.{stack}.yaml"
@@ -37,6 +43,7 @@ except InputError as exc:
 versions = VERSIONS.with_overrides(cfg.versions)
 catalog = load_catalog(Path(cfg.catalog) if cfg.catalog else None)
 GKE_MASTER_CIDR = "172.16.0.0/28"
+SERVING_NAMESPACE = "llm-serving"
 
 
 def build_api(cfg: StackConfig) -> TierOutputs:
@@ -73,6 +80,24 @@ def build_managed(cfg: StackConfig) -> TierOutputs:
         protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification))).contract
 
 
+def build_serving(cfg: StackConfig, provider, identity_annotations=None) -> ModelServer:
+    """The vLLM/TGI workload on the cluster the tier just built, through that cluster's kubernetes.Provider."""
+    s, model = cfg.self_hosted, cfg.model
+    weights = weights_gb(catalog, model.size_class, s.precision)
+    image = (versions.tgi_serving_image if s.engine == "tgi" else versions.vllm_serving_image)(cfg.registry)
+    inputs = EngineInputs(model_id=model.id, size_class=model.size_class, gpu=s.gpu, gpus_per_replica=s.gpus_per_replica,
+                          max_context_tokens=model.max_context_tokens, image=image, weights_uri=model.weights_uri,
+                          airgapped=cfg.network == "airgapped", kv_cache_tokens=model.kv_cache_tokens)
+    spec = (tgi_spec if s.engine == "tgi" else vllm_spec)(inputs, catalog)
+    size = pod_size(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, weights)
+    return ModelServer("model-server", ModelServerArgs(
+        name=s.engine, spec=spec, min_replicas=s.min_replicas, max_replicas=s.max_replicas, gpus_per_replica=s.gpus_per_replica,
+        gpu=s.gpu, startup_budget_seconds=s.startup_timeout_seconds, cpu=size.cpu, memory_gib=size.memory_gib,
+        cache_size_gib=size.cache_gib, namespace=SERVING_NAMESPACE, service_account_annotations=identity_annotations or {},
+        model_volume_claim=s.model_volume_claim, labels={"llm-hosting/stack": stack}),
+        opts=pulumi.ResourceOptions(provider=provider))
+
+
 def build_self_hosted(cfg: StackConfig) -> TierOutputs:
     s, model = cfg.self_hosted, cfg.model
     tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
@@ -90,10 +115,15 @@ def build_self_hosted(cfg: StackConfig) -> TierOutputs:
         root_volume_gb=s.root_volume_gb, system_instance_type=s.system_instance_type or "m6i.large", tags=tags))
     NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(image=versions.device_plugin_image(cfg.registry)),
                        opts=pulumi.ResourceOptions(provider=cluster.provider))
+    if model.weights_uri and s.engine == "vllm":
+        # vLLM streams the weights from S3 as the pod's own identity (Pod Identity), never node credentials.
+        EksPodIdentity("weights-reader", EksPodIdentityArgs(
+            stack=stack, cluster_name=cluster.cluster_name, namespace=SERVING_NAMESPACE, service_account=s.engine,
+            weights_uri=model.weights_uri, tags=tags))
+    server = build_serving(cfg, cluster.provider)
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
-    pulumi.log.warn("the cluster and GPU nodes are built; the vLLM workload behind endpoint_url is deployed by serving/")
-    return TierOutputs(endpoint_url=f"http://{s.engine}.llm-serving.svc.cluster.local:8000/v1",
+    return TierOutputs(endpoint_url=server.service_url,
                        api_key_secret="none: in-cluster service, reached through the cluster network", model=model.id,
                        tier="self-hosted")
 
@@ -140,10 +170,16 @@ def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
         kms_key_id=cluster.kms_key_id, boot_disk_gb=s.root_volume_gb, system_machine_type=s.system_instance_type or "e2-standard-4",
         protect=cfg.protect, labels=labels))
     # GKE installs the NVIDIA driver and device plugin itself (gpu_driver_installation_config).
+    annotations = None
+    if model.weights_uri and s.engine == "vllm":
+        # vLLM streams the weights from GCS as the pod's own Google identity (Workload Identity).
+        annotations = GkeWorkloadIdentity("weights-reader", GkeWorkloadIdentityArgs(
+            stack=stack, project=cfg.gcp_project, namespace=SERVING_NAMESPACE, service_account=s.engine,
+            weights_uri=model.weights_uri)).annotations
+    server = build_serving(cfg, cluster.provider, annotations)
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
-    pulumi.log.warn("the cluster and GPU node pools are built; the vLLM workload behind endpoint_url is deployed by serving/")
-    return TierOutputs(endpoint_url=f"http://{s.engine}.llm-serving.svc.cluster.local:8000/v1",
+    return TierOutputs(endpoint_url=server.service_url,
                        api_key_secret="none: in-cluster service, reached through the cluster network", model=model.id,
                        tier="self-hosted")
 

@@ -69,8 +69,9 @@ def _repo(image: str) -> str:
 
 
 def _ref(image: str, tag: str) -> str:
-    """`@sha256:...` when the image is pinned by digest (the digest wins over the tag), else `:tag`."""
-    return "@" + image.split("@", 1)[1] if "@" in image else f":{tag}"
+    """`:tag@sha256:...` when the image is pinned by digest (the digest wins; the tag stays for humans and for
+    version-pinned metric names), else `:tag`."""
+    return f":{tag}@" + image.split("@", 1)[1] if "@" in image else f":{tag}"
 
 
 VERSIONS = ComponentVersions()

@@ -104,6 +104,7 @@ class SelfHostedConfig(GpuFleetConfig):
     startup_timeout_seconds: int = Field(default=1800, gt=0)
     public_access_cidrs: list[str] = Field(default_factory=list, description="public variant only: who may reach the API server")
     admin_role_arns: list[str] = Field(default_factory=list, description="IAM roles given cluster-admin through access entries")
+    model_volume_claim: Optional[str] = Field(default=None, description="a pre-filled PersistentVolumeClaim holding the weights")
 
 
 class GeneratedBy(_Camel):
@@ -199,6 +200,10 @@ class StackConfig(_Camel):
                 where = "outside residency.allowedRegions" if region not in allowed else f"not in the stack's region {self.region}"
                 raise _Field(f"vpc.zones[{i}]", f"zone {zone!r} is {where} ({', '.join(allowed)}); use zones of {self.region}, "
                                                 f"e.g. {', '.join(load_regions().zones(self.cloud, self.region))}")
+        if self.self_hosted is not None and self.self_hosted.engine == "tgi" and self.model is not None \
+                and self.model.weights_uri and not self.self_hosted.model_volume_claim:
+            raise _Field("selfHosted.engine", "TGI cannot stream weights from a bucket; use engine vllm (which streams "
+                                              "model.weightsUri), or give selfHosted.modelVolumeClaim, a volume pre-filled with them")
         if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
             raise _Field("selfHosted.publicAccessCidrs", f"the {self.network} network variant keeps the cluster endpoint private; "
                                                          "public access CIDRs apply to network public only")

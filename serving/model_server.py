@@ -45,7 +45,7 @@ class ModelServerArgs:
     queue_target_per_replica: int = 5  # waiting requests per replica before scaling out
     prestop_sleep_seconds: int = 20  # time for endpoints to drop the pod before SIGTERM
     shm_size_gib: int = 16
-    prefill_init_container: Optional[k8s.core.v1.ContainerArgs] = None  # fills the model volume (TGI from a bucket)
+    model_volume_claim: Optional[str] = None  # a PersistentVolumeClaim pre-filled with the weights, mounted read-only
     allow_single_replica: bool = False
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -103,8 +103,11 @@ class ModelServer(pulumi.ComponentResource):
         mounts = [k8s.core.v1.VolumeMountArgs(name="model-cache", mount_path=spec.model_dir),
                   k8s.core.v1.VolumeMountArgs(name="cache", mount_path="/cache"),
                   k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
-        volumes = [k8s.core.v1.VolumeArgs(name="model-cache", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
-                       size_limit=f"{args.cache_size_gib}Gi")),
+        model_volume = (k8s.core.v1.VolumeArgs(name="model-cache", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                            claim_name=args.model_volume_claim, read_only=True)) if args.model_volume_claim else
+                        k8s.core.v1.VolumeArgs(name="model-cache", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                            size_limit=f"{args.cache_size_gib}Gi")))
+        volumes = [model_volume,
                    k8s.core.v1.VolumeArgs(name="cache", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="20Gi")),
                    k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="4Gi"))]
         if spec.needs_shm:
@@ -181,7 +184,6 @@ class ModelServer(pulumi.ComponentResource):
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             run_as_non_root=True, run_as_user=RUN_AS_USER, fs_group=RUN_AS_USER,
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
-                        init_containers=[args.prefill_init_container] if args.prefill_init_container else None,
                         containers=[container],
                         volumes=volumes,
                     ),

@@ -4,6 +4,7 @@
         fake.set_mode("503")                       # "ok" | "503" | "hang", switchable while running
         fake.hits                                  # chat completions received (any mode)
 
+Modes: "ok" answers at once, "503" refuses, "hang" never answers, "slow" answers after `slow_seconds`.
 Routes: `POST /v1/chat/completions` (also `/chat/completions`), `GET /v1/models`, `GET /health`. Over HTTP, for
 other processes: `POST /_mode {"mode": ...}` and `GET /_state`. A "hang" holds the request until `hang_seconds`
 pass or the server stops, then drops the connection without an answer.
@@ -17,12 +18,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-MODES = ("ok", "503", "hang")
+MODES = ("ok", "503", "hang", "slow")
 
 
 class FakeUpstream:
-    def __init__(self, name: str, model: str = "fake-model", hang_seconds: float = 30.0):
-        self.name, self.model, self.hang_seconds = name, model, hang_seconds
+    def __init__(self, name: str, model: str = "fake-model", hang_seconds: float = 30.0, slow_seconds: float = 1.0):
+        self.name, self.model, self.hang_seconds, self.slow_seconds = name, model, hang_seconds, slow_seconds
         self._lock = threading.Lock()
         self._mode = "ok"
         self._hits = 0
@@ -133,6 +134,8 @@ class FakeUpstream:
                     fake._stopping.wait(fake.hang_seconds)
                     self.close_connection = True
                     return
+                if mode == "slow":  # a busy but healthy server: answers after slow_seconds
+                    fake._stopping.wait(fake.slow_seconds)
                 self._send(200, {
                     "id": f"chatcmpl-{fake.name}-{fake.hits}", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", fake.model),

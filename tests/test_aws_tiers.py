@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from components.versions import VERSIONS
 from planner.sizing import fit_problem, node_counts, root_volume_gb, same_class_instance_types, startup_budget, weights_gb
 
 
@@ -75,9 +76,10 @@ def test_a_digest_pin_replaces_the_tag(project):
     _edit(project, "realtime-npc", lambda c: c.update({"llm-hosting:versions": pinned}))
     _edit(project, "eu-sovereign-airgapped", lambda c: c.update({"llm-hosting:versions": pinned}))
     image = lambda stack: run_preview(project, stack).by_type("kubernetes:apps/v1:DaemonSet")[0].inputs["spec"]["template"]["spec"]["containers"][0]["image"]  # noqa: E731
-    assert image("realtime-npc") == f"nvcr.io/nvidia/k8s-device-plugin@{digest}"
+    assert image("realtime-npc") == f"nvcr.io/nvidia/k8s-device-plugin:{VERSIONS.nvidia_device_plugin}@{digest}"
     # The mirror keeps the digest: the same bytes, from the in-region registry.
-    assert image("eu-sovereign-airgapped") == f"123456789012.dkr.ecr.eu-central-1.amazonaws.com/llm-mirror/k8s-device-plugin@{digest}"
+    assert image("eu-sovereign-airgapped") == (f"123456789012.dkr.ecr.eu-central-1.amazonaws.com/llm-mirror/k8s-device-plugin:"
+                                               f"{VERSIONS.nvidia_device_plugin}@{digest}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,687 @@
+"""The gateway across tiers: a LiteLLM proxy in the cluster, configured from the stack's decision.
+
+Two halves:
+
+* `render_config(routes)` is pure: it turns a `GatewayRoutes` (the upstreams, in preference order, and the hybrid
+  pattern) into the LiteLLM proxy config (`config.yaml`) as a dict. The tests start the real proxy on exactly this
+  config, with only the upstream addresses swapped for local fakes.
+* `Gateway` deploys it through the Kubernetes provider the caller passes: ConfigMap (config + request guard),
+  Secret (provider keys and the master key, from Pulumi secrets), Deployment, PodDisruptionBudget, ClusterIP
+  Service. Its `service_url` is the stack's `endpoint_url` for hybrid tiers.
+
+Public model names (what clients send as `model`):
+
+* `llm` - the general route. none / burst-overflow / tiered-by-complexity: the in-boundary tiers first (self-hosted,
+  then managed), then the API provider as overflow when they fail, time out or are saturated. tiered-by-sensitivity:
+  the API first (the planner sized the in-boundary fleet for the regulated share only), then the in-boundary tiers.
+* `llm-sensitive` - tiered-by-sensitivity only: regulated traffic. Its model_list entry and its fallbacks name only
+  in-boundary upstreams; `render_config` refuses any route that would put a third-party upstream on it, and
+  `assert_no_third_party_route` checks the rendered config again. When every in-boundary upstream is down it fails
+  closed (an error, never the API).
+* `llm-frontier` - tiered-by-complexity only: the API provider's frontier model, no fallback (a smaller model's
+  answer under a frontier name would hide the downgrade; clients that prefer an answer retry on `llm`).
+
+`tier-<upstream>` groups are internal fallback targets; clients should not call them.
+
+Hard edges, by construction:
+
+* Keys are referenced as `os.environ/NAME` only; the names must start with `LLMHOST_` so LiteLLM's pass-through
+  routes and provider defaults (which read well-known names such as OPENAI_API_KEY) never pick a key up implicitly.
+* LiteLLM honours request-level routing (`fallbacks`, `router_settings_override`, comma-separated models in one
+  call). A client could otherwise send `llm-sensitive` with `"fallbacks": ["llm"]` and reach the API. The rendered
+  config therefore loads a request guard (`gateway_guard.py`, shipped beside config.yaml) that rejects such
+  requests with HTTP 400 before routing; `assert_no_third_party_route` requires it to be loaded.
+* Retries never apply to timeouts or saturation (429): those go straight to the next tier, so a hung upstream costs
+  one timeout, not several.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+Kind = Literal["self-hosted", "managed", "api"]
+Pattern = Literal["none", "burst-overflow", "tiered-by-sensitivity", "tiered-by-complexity"]
+
+PUBLIC_MODEL = "llm"
+SENSITIVE_MODEL = "llm-sensitive"
+FRONTIER_MODEL = "llm-frontier"
+FALLBACK_PREFIX = "tier-"
+PATTERNS = ("none", "burst-overflow", "tiered-by-sensitivity", "tiered-by-complexity")
+
+PORT = 4000
+CONFIG_DIR = "/etc/litellm"
+CONFIG_FILE = "config.yaml"
+GUARD_FILE = "gateway_guard.py"
+GUARD_CALLBACK = "gateway_guard.guard"  # <module beside config.yaml>.<instance>
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+KEY_ENV_PATTERN = re.compile(r"^LLMHOST_[A-Z0-9_]+$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")
+# Provider prefixes that reach their service without an api_base (the URL comes from region / endpoint name).
+NO_API_BASE_PREFIXES = ("sagemaker_chat/", "sagemaker/", "bedrock/", "vertex_ai/")
+SELF_HOSTED_PREFIXES = ("hosted_vllm/", "openai/")
+CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential")
+RESERVED_PARAMS = {"model", "api_base", "base_url", "api_key", "timeout", "max_parallel_requests", "rpm", "tpm"}
+
+# Request-level routing LiteLLM would honour; the guard rejects a request carrying any of them.
+GUARDED_FIELDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "router_settings_override",
+                  "default_fallbacks", "model_group_alias")
+GUARDED_CONTAINERS = ("metadata", "litellm_metadata", "extra_body", "litellm_params")
+
+GUARD_SOURCE = f'''"""Rejects request-level routing, so the routes in config.yaml are the only routes (rendered by serving/gateway.py).
+
+LiteLLM lets a request name its own fallbacks or router settings, and a comma-separated `model` fans one call out
+to several groups. Either would let a caller move traffic onto an upstream its route excludes (regulated traffic
+onto a third-party API), so both are refused with HTTP 400 before any routing happens.
+"""
+
+from fastapi import HTTPException
+from litellm.integrations.custom_logger import CustomLogger
+
+FIELDS = {GUARDED_FIELDS!r}
+CONTAINERS = {GUARDED_CONTAINERS!r}
+
+
+def violations(data):
+    found = [f for f in FIELDS if f in data]
+    for container in CONTAINERS:
+        inner = data.get(container)
+        if isinstance(inner, dict):
+            found += [container + "." + f for f in FIELDS if f in inner]
+    model = data.get("model")
+    if isinstance(model, str) and "," in model:
+        found.append("model (several model groups in one call)")
+    return found
+
+
+class RouteGuard(CustomLogger):
+    async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
+        found = violations(data)
+        if found:
+            raise HTTPException(status_code=400, detail={{"error": "request-level routing is not allowed on this "
+                                "gateway (" + ", ".join(found) + "); routes are fixed by the stack"}})
+        return data
+
+
+guard = RouteGuard()
+'''
+
+
+# -- routes ------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Upstream:
+    """One tier behind the gateway. `model` is LiteLLM's model string, provider prefix included."""
+
+    name: str  # short id: model_info.upstream and the fallback group tier-<name>
+    kind: Kind
+    model: str  # e.g. hosted_vllm/meta-llama/Llama-3.1-70B-Instruct, openai/llama-3.3-70b-versatile
+    api_base: Optional[str]  # OpenAI-style base URL; None only for providers that derive it (sagemaker_chat/...)
+    api_key_env: Optional[str]  # env var holding the key (LLMHOST_...); None for in-cluster / IAM-authenticated tiers
+    timeout_seconds: float  # per attempt; past it the request moves to the next tier
+    third_party: bool  # True when requests leave the stack's boundary (an API provider)
+    max_parallel_requests: Optional[int] = None  # per gateway replica; beyond it requests overflow (429 -> next tier)
+    params: Mapping[str, Any] = field(default_factory=dict)  # non-secret provider settings (aws_region_name, ...)
+
+    def __post_init__(self):
+        if not NAME_PATTERN.match(self.name):
+            raise ValueError(f"upstream name {self.name!r}: use lowercase letters, digits and '-' (2-42 characters)")
+        if self.kind not in ("self-hosted", "managed", "api"):
+            raise ValueError(f"upstream {self.name}: kind {self.kind!r} is not one of self-hosted, managed, api")
+        if self.kind == "api" and not self.third_party:
+            raise ValueError(f"upstream {self.name}: an API provider is third-party; third_party must be True")
+        if self.kind == "self-hosted" and self.third_party:
+            raise ValueError(f"upstream {self.name}: a self-hosted model runs in the stack's boundary; third_party must be False")
+        prefix, sep, rest = self.model.partition("/")
+        if not sep or not prefix or not rest:
+            raise ValueError(f"upstream {self.name}: model {self.model!r} needs LiteLLM's provider prefix, e.g. "
+                             "hosted_vllm/<served-model-name> or openai/<model>")
+        if self.kind == "self-hosted" and not self.model.startswith(SELF_HOSTED_PREFIXES):
+            raise ValueError(f"upstream {self.name}: a self-hosted (vLLM/TGI) model uses the hosted_vllm/ or openai/ prefix")
+        if self.api_base is None:
+            if not self.model.startswith(NO_API_BASE_PREFIXES):
+                raise ValueError(f"upstream {self.name}: api_base is required for {prefix}/ models")
+        elif not re.match(r"^https?://[^\s/]+(/\S*)?$", self.api_base):
+            raise ValueError(f"upstream {self.name}: api_base {self.api_base!r} is not an http(s) URL")
+        elif self.third_party and not self.api_base.startswith("https://"):
+            raise ValueError(f"upstream {self.name}: a third-party API is reached over https only (the key travels with it)")
+        if self.api_key_env is not None and not KEY_ENV_PATTERN.match(self.api_key_env):
+            raise ValueError(f"upstream {self.name}: api_key_env {self.api_key_env!r} must match LLMHOST_[A-Z0-9_]+ "
+                             "(well-known names such as OPENAI_API_KEY are read implicitly by LiteLLM)")
+        if self.model.startswith("openai/") and self.api_key_env is None:
+            raise ValueError(f"upstream {self.name}: openai/ models need api_key_env (without one LiteLLM falls back to "
+                             "OPENAI_API_KEY); use hosted_vllm/ for a keyless OpenAI-compatible server")
+        if self.kind == "api" and self.api_key_env is None:
+            raise ValueError(f"upstream {self.name}: an API provider needs api_key_env (the key is read from the environment)")
+        if not (isinstance(self.timeout_seconds, (int, float)) and 0 < self.timeout_seconds <= 600):
+            raise ValueError(f"upstream {self.name}: timeout_seconds {self.timeout_seconds!r} must be in (0, 600]")
+        if self.max_parallel_requests is not None and self.max_parallel_requests < 1:
+            raise ValueError(f"upstream {self.name}: max_parallel_requests must be at least 1")
+        for key, value in self.params.items():
+            if key in RESERVED_PARAMS or any(w in key.lower() for w in CREDENTIAL_WORDS):
+                raise ValueError(f"upstream {self.name}: params may not set {key!r} (credentials come from the "
+                                 "environment; the other fields have their own arguments)")
+            if not isinstance(value, (str, int, float, bool)):
+                raise ValueError(f"upstream {self.name}: params[{key!r}] must be a string, number or boolean")
+
+    @property
+    def in_boundary(self) -> bool:
+        return not self.third_party
+
+
+@dataclass(frozen=True)
+class GatewayRoutes:
+    """Which upstreams each public model name reaches, in order, and how failures are handled.
+
+    `upstreams` are in preference order within their side of the boundary. `routes` (public name -> upstream names,
+    first = primary, the rest = fallbacks in order) defaults to the pattern's routes (module docstring).
+    """
+
+    pattern: Pattern
+    upstreams: tuple[Upstream, ...]
+    routes: Optional[Mapping[str, tuple[str, ...]]] = None
+    num_retries: int = 0  # retries of 5xx / connection errors on the same tier before falling back; never timeouts or 429s
+    allowed_fails: int = 1  # failures per minute before a tier is cooled down (skipped)
+    cooldown_seconds: int = 30  # how long a failing tier is skipped before it is tried again
+
+    def __post_init__(self):
+        object.__setattr__(self, "upstreams", tuple(self.upstreams))
+        if self.routes is not None:
+            object.__setattr__(self, "routes", {k: tuple(v) for k, v in self.routes.items()})
+        _check_routes(self)
+
+    def upstream(self, name: str) -> Upstream:
+        for u in self.upstreams:
+            if u.name == name:
+                return u
+        raise KeyError(name)
+
+    @property
+    def third_party_names(self) -> tuple[str, ...]:
+        return tuple(u.name for u in self.upstreams if u.third_party)
+
+    def resolved_routes(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.routes) if self.routes is not None else default_routes(self.pattern, self.upstreams)
+
+    def sensitive_names(self) -> tuple[str, ...]:
+        """Public names that must never reach a third-party upstream."""
+        return (SENSITIVE_MODEL,) if SENSITIVE_MODEL in self.resolved_routes() else ()
+
+    def with_api_bases(self, api_bases: Mapping[str, str]) -> "GatewayRoutes":
+        return replace(self, upstreams=tuple(replace(u, api_base=api_bases.get(u.name, u.api_base)) for u in self.upstreams))
+
+
+def default_routes(pattern: str, upstreams: Sequence[Upstream]) -> dict[str, tuple[str, ...]]:
+    inside = tuple(u.name for u in upstreams if u.in_boundary)
+    outside = tuple(u.name for u in upstreams if u.third_party)
+    if pattern in ("none", "burst-overflow"):
+        return {PUBLIC_MODEL: inside + outside}
+    if pattern == "tiered-by-sensitivity":
+        return {PUBLIC_MODEL: outside + inside, SENSITIVE_MODEL: inside}
+    if pattern == "tiered-by-complexity":
+        return {PUBLIC_MODEL: inside + outside, FRONTIER_MODEL: outside}
+    raise ValueError(f"pattern {pattern!r} is not one of {', '.join(PATTERNS)}")
+
+
+def _check_routes(routes: GatewayRoutes) -> None:
+    """Every rule the rendered config relies on; run at construction and again by render_config."""
+    if routes.pattern not in PATTERNS:
+        raise ValueError(f"pattern {routes.pattern!r} is not one of {', '.join(PATTERNS)}")
+    if not routes.upstreams:
+        raise ValueError("a gateway needs at least one upstream")
+    names = [u.name for u in routes.upstreams]
+    if len(set(names)) != len(names):
+        raise ValueError(f"upstream names repeat: {names}")
+    if not 0 <= routes.num_retries <= 2:
+        raise ValueError(f"num_retries {routes.num_retries} must be 0-2 (each retry delays the fallback)")
+    if not 1 <= routes.allowed_fails <= 100:
+        raise ValueError(f"allowed_fails {routes.allowed_fails} must be 1-100")
+    if not 1 <= routes.cooldown_seconds <= 3600:
+        raise ValueError(f"cooldown_seconds {routes.cooldown_seconds} must be 1-3600")
+    inside = [u for u in routes.upstreams if u.in_boundary]
+    outside = [u for u in routes.upstreams if u.third_party]
+    if routes.pattern != "none":
+        if not inside:
+            raise ValueError(f"a {routes.pattern} gateway needs an in-boundary upstream (self-hosted or managed)")
+        if not outside:
+            raise ValueError(f"a {routes.pattern} gateway needs a third-party API upstream besides the in-boundary ones")
+    table = routes.resolved_routes()
+    if PUBLIC_MODEL not in table:
+        raise ValueError(f"the routes need the general name {PUBLIC_MODEL!r}")
+    if routes.pattern == "tiered-by-sensitivity" and SENSITIVE_MODEL not in table:
+        raise ValueError(f"a tiered-by-sensitivity gateway needs the route {SENSITIVE_MODEL!r} for regulated traffic")
+    for public, chain in table.items():
+        if not NAME_PATTERN.match(public) or public.startswith(FALLBACK_PREFIX):
+            raise ValueError(f"public model name {public!r}: lowercase letters, digits and '-', not starting "
+                             f"with {FALLBACK_PREFIX!r} (reserved for fallback groups)")
+        if not chain:
+            raise ValueError(f"route {public!r} has no upstream")
+        if len(set(chain)) != len(chain):
+            raise ValueError(f"route {public!r} names an upstream twice: {list(chain)}")
+        for n in chain:
+            if n not in names:
+                raise ValueError(f"route {public!r} names unknown upstream {n!r} (known: {', '.join(names)})")
+    for public in ((SENSITIVE_MODEL,) if SENSITIVE_MODEL in table else ()):
+        leaking = [n for n in table[public] if routes.upstream(n).third_party]
+        if leaking:
+            raise ValueError(f"route {public!r} carries regulated traffic and may not reach third-party upstream(s) "
+                             f"{', '.join(leaking)}; only in-boundary upstreams (self-hosted, managed) may serve it")
+
+
+# -- rendering ---------------------------------------------------------------------------------------------------------
+
+def _params(u: Upstream) -> dict[str, Any]:
+    p: dict[str, Any] = {"model": u.model}
+    if u.api_base is not None:
+        p["api_base"] = u.api_base
+    if u.api_key_env is not None:
+        p["api_key"] = f"os.environ/{u.api_key_env}"
+    p["timeout"] = _number(u.timeout_seconds)
+    if u.max_parallel_requests is not None:
+        p["max_parallel_requests"] = u.max_parallel_requests
+    p.update(dict(u.params))
+    return p
+
+
+def _number(x: float) -> Union[int, float]:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _entry(group: str, u: Upstream) -> dict[str, Any]:
+    return {"model_name": group, "litellm_params": _params(u),
+            "model_info": {"id": f"{group}/{u.name}", "upstream": u.name, "kind": u.kind, "third_party": u.third_party}}
+
+
+def render_config(routes: GatewayRoutes) -> dict[str, Any]:
+    """The LiteLLM proxy config for `routes` (raises ValueError for a route that breaks a rule)."""
+    _check_routes(routes)  # again: a frozen dataclass can still be mutated through object.__setattr__
+    table = routes.resolved_routes()
+    model_list: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, list[str]]] = []
+    fallback_groups: dict[str, Upstream] = {}
+    for public, chain in table.items():
+        model_list.append(_entry(public, routes.upstream(chain[0])))
+        if len(chain) > 1:
+            fallbacks.append({public: [FALLBACK_PREFIX + n for n in chain[1:]]})
+            for n in chain[1:]:
+                fallback_groups[FALLBACK_PREFIX + n] = routes.upstream(n)
+    for group, u in fallback_groups.items():
+        model_list.append(_entry(group, u))
+    longest = max(sum(routes.upstream(n).timeout_seconds for n in chain) for chain in table.values())
+    router: dict[str, Any] = {
+        "routing_strategy": "simple-shuffle",
+        "fallbacks": fallbacks,
+        "num_retries": routes.num_retries,
+        "allowed_fails": routes.allowed_fails,
+        "cooldown_time": routes.cooldown_seconds,
+        "timeout": _number(max(u.timeout_seconds for u in routes.upstreams)),
+    }
+    if routes.num_retries:
+        # Retry only errors a second attempt can fix; a timeout or saturation goes straight to the next tier.
+        router["retry_policy"] = {
+            "TimeoutErrorRetries": 0, "RateLimitErrorRetries": 0, "BadRequestErrorRetries": 0,
+            "AuthenticationErrorRetries": 0, "ContentPolicyViolationErrorRetries": 0, "NotFoundErrorRetries": 0,
+            "InternalServerErrorRetries": routes.num_retries, "ServiceUnavailableErrorRetries": routes.num_retries}
+    config = {
+        "model_list": model_list,
+        "router_settings": router,
+        "litellm_settings": {
+            "telemetry": False,
+            "drop_params": True,
+            "callbacks": [GUARD_CALLBACK],
+            # Whole-request budget: every tier of the longest route timing out once, plus slack.
+            "request_timeout": int(math.ceil(longest * (1 + routes.num_retries))) + 10,
+        },
+        "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"},
+    }
+    for public in routes.sensitive_names():
+        assert_no_third_party_route(config, public, routes.third_party_names)
+    return config
+
+
+def render_yaml(config: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False)
+
+
+def write_config_dir(config: Mapping[str, Any], directory: Union[str, Path]) -> Path:
+    """Write config.yaml and the guard module side by side (as the ConfigMap mounts them); returns config.yaml."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / GUARD_FILE).write_text(GUARD_SOURCE)
+    path = directory / CONFIG_FILE
+    path.write_text(render_yaml(config))
+    return path
+
+
+def key_envs(routes: GatewayRoutes) -> tuple[str, ...]:
+    """The environment variables the config reads keys from (besides the master key)."""
+    return tuple(dict.fromkeys(u.api_key_env for u in routes.upstreams if u.api_key_env))
+
+
+def _reachable_groups(config: Mapping[str, Any], public_name: str) -> set[str]:
+    router = config.get("router_settings") or {}
+    edges: dict[str, set[str]] = {}
+    for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+        for item in router.get(key) or []:
+            if isinstance(item, Mapping):
+                for src, dsts in item.items():
+                    edges.setdefault(src, set()).update(dsts or [])
+    everywhere = set(router.get("default_fallbacks") or [])
+    aliases = router.get("model_group_alias") or {}
+    seen, todo = set(), [public_name]
+    while todo:
+        g = todo.pop()
+        if g in seen:
+            continue
+        seen.add(g)
+        alias = aliases.get(g)
+        targets = set(edges.get(g, set())) | everywhere | ({alias if isinstance(alias, str) else alias.get("model")}
+                                                            if alias else set())
+        todo.extend(t for t in targets if t)
+    return seen
+
+
+def assert_no_third_party_route(config: Mapping[str, Any], public_name: str, third_party_names: Iterable[str]) -> None:
+    """Raise AssertionError unless `public_name` can reach only in-boundary upstreams in the rendered `config`.
+
+    Follows every way LiteLLM moves a request between groups (fallbacks of all kinds, default_fallbacks, group
+    aliases, wildcard names) and requires the request guard, which closes request-level fallbacks. A model_list
+    entry that does not say which upstream it is counts as third-party.
+    """
+    third = set(third_party_names)
+    entries = list(config.get("model_list") or [])
+    problems: list[str] = []
+    if not any(e.get("model_name") == public_name for e in entries):
+        problems.append(f"{public_name!r} is not in model_list")
+    wildcards = [e.get("model_name") for e in entries if "*" in str(e.get("model_name", ""))]
+    if wildcards:
+        problems.append(f"wildcard model names {wildcards} could catch any request")
+    router = config.get("router_settings") or {}
+    if router.get("default_fallbacks"):
+        problems.append(f"default_fallbacks {router['default_fallbacks']} apply to every group")
+    groups = _reachable_groups(config, public_name)
+    for e in entries:
+        if e.get("model_name") not in groups:
+            continue
+        upstream = (e.get("model_info") or {}).get("upstream")
+        if upstream is None or upstream in third or (e.get("model_info") or {}).get("third_party") is not False:
+            problems.append(f"group {e.get('model_name')!r} (reachable from {public_name!r}) serves "
+                            f"{'an unlabelled upstream' if upstream is None else 'third-party upstream ' + repr(upstream)}")
+    callbacks = (config.get("litellm_settings") or {}).get("callbacks") or []
+    if GUARD_CALLBACK not in callbacks:
+        problems.append(f"the request guard {GUARD_CALLBACK!r} is not loaded, so request-level fallbacks could "
+                        "move the request to any group")
+    if (config.get("general_settings") or {}).get("allow_client_side_credentials"):
+        problems.append("allow_client_side_credentials lets a request bring its own api_base")
+    if problems:
+        raise AssertionError(f"route {public_name!r} could leave the boundary: " + "; ".join(problems))
+
+
+# -- routes from the stack -----------------------------------------------------------------------------------------------
+
+def api_key_env_name(provider: str) -> str:
+    return "LLMHOST_" + re.sub(r"[^A-Z0-9]+", "_", provider.upper()).strip("_") + "_API_KEY"
+
+
+def self_hosted_upstream(model_id: str, service_url: str, timeout_seconds: float = 60.0,
+                         max_parallel_requests: Optional[int] = None, name: str = "self-hosted") -> Upstream:
+    """The in-cluster vLLM/TGI Service (OpenAI-compatible), e.g. http://vllm.llm-serving.svc.cluster.local:8000/v1."""
+    return Upstream(name=name, kind="self-hosted", model=f"hosted_vllm/{model_id}", api_base=service_url,
+                    api_key_env=None, timeout_seconds=timeout_seconds, third_party=False,
+                    max_parallel_requests=max_parallel_requests)
+
+
+def sagemaker_upstream(endpoint_name: str, region: str, timeout_seconds: float = 60.0, name: str = "managed") -> Upstream:
+    """A SageMaker endpoint in the stack's account, signed with the gateway pod's IAM role (no key)."""
+    return Upstream(name=name, kind="managed", model=f"sagemaker_chat/{endpoint_name}", api_base=None, api_key_env=None,
+                    timeout_seconds=timeout_seconds, third_party=False, params={"aws_region_name": region})
+
+
+def vertex_upstream(endpoint_url: str, endpoint_id: str, project: str, region: str, timeout_seconds: float = 60.0,
+                    name: str = "managed") -> Upstream:
+    """A Vertex AI dedicated endpoint (OpenAI-compatible route), called with the pod's Google identity (no key)."""
+    return Upstream(name=name, kind="managed", model=f"vertex_ai/openai/{endpoint_id}", api_base=endpoint_url,
+                    api_key_env=None, timeout_seconds=timeout_seconds, third_party=False,
+                    params={"vertex_project": project, "vertex_location": region})
+
+
+def api_upstream(provider: str, model: str, base_url: str, timeout_seconds: float = 60.0, name: Optional[str] = None) -> Upstream:
+    """An OpenAI-compatible API provider; its key is read from LLMHOST_<PROVIDER>_API_KEY."""
+    return Upstream(name=name or re.sub(r"[^a-z0-9]+", "-", provider.lower()).strip("-") or "api", kind="api",
+                    model=f"openai/{model}", api_base=base_url, api_key_env=api_key_env_name(provider),
+                    timeout_seconds=timeout_seconds, third_party=True)
+
+
+def stack_routes(cfg: Any, self_hosted_url: Optional[str] = None, managed: Optional[Upstream] = None,
+                 self_hosted_max_parallel: Optional[int] = None, timeout_seconds: float = 60.0,
+                 num_retries: int = 0, allowed_fails: int = 1, cooldown_seconds: int = 30) -> GatewayRoutes:
+    """Routes for a `planner.stack_config.StackConfig`: its self-hosted model and/or managed endpoint, then its API."""
+    upstreams: list[Upstream] = []
+    if cfg.self_hosted is not None:
+        if not self_hosted_url:
+            raise ValueError("the stack has a selfHosted section; pass the in-cluster Service URL of its engine")
+        upstreams.append(self_hosted_upstream(cfg.model.id, self_hosted_url, timeout_seconds, self_hosted_max_parallel))
+    if managed is not None:
+        upstreams.append(managed)
+    if cfg.api is not None:
+        upstreams.append(api_upstream(cfg.api.provider, cfg.api.model, cfg.api.base_url, timeout_seconds))
+    return GatewayRoutes(pattern=cfg.pattern or "none", upstreams=tuple(upstreams), num_retries=num_retries,
+                         allowed_fails=allowed_fails, cooldown_seconds=cooldown_seconds)
+
+
+# -- the Kubernetes component ------------------------------------------------------------------------------------------
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+RESERVED_ENV = {MASTER_KEY_ENV, "LITELLM_LOCAL_MODEL_COST_MAP", "HOME"}
+
+
+@dataclass(frozen=True)
+class GatewayArgs:
+    routes: Any  # GatewayRoutes, or a pulumi.Output[GatewayRoutes] when an upstream address is known only at deploy time
+    image: str  # pinned LiteLLM image: VERSIONS.gateway_image(registry)
+    api_keys: Mapping[str, Any]  # env var (Upstream.api_key_env) -> the provider key as a Pulumi secret
+    master_key: Any  # pulumi.Input[str], a Pulumi secret: what clients send as `Authorization: Bearer ...`
+    namespace: Any = "llm-serving"  # pulumi.Input[str]; the namespace must exist (pass its Output to order it)
+    name: str = "llm-gateway"  # object names; the Service's DNS name
+    replicas: int = 2
+    service_account_name: Optional[str] = None  # for managed upstreams signed with the pod's cloud identity
+    cpu_request: str = "500m"
+    cpu_limit: str = "2"
+    memory_request: str = "1Gi"
+    memory_limit: str = "2Gi"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        tail = self.image.rsplit("/", 1)[-1]
+        if "@sha256:" not in self.image and (":" not in tail or tail.endswith(":latest")):
+            raise ValueError(f"image: {self.image!r} is not pinned; give an exact release tag or an @sha256 digest")
+        if not DNS_LABEL.match(self.name) or len(self.name) > 40:
+            raise ValueError(f"name: {self.name!r} must be a DNS label of at most 40 characters")
+        if self.replicas < 2:
+            raise ValueError(f"replicas: {self.replicas}; the gateway fronts every tier, so it runs at least 2 replicas")
+        if self.master_key is None or self.master_key == "":
+            raise ValueError("master_key: required (a Pulumi secret)")
+        for env in self.api_keys:
+            if not KEY_ENV_PATTERN.match(env) or env in RESERVED_ENV:
+                raise ValueError(f"api_keys: {env!r} is not a valid key variable (LLMHOST_[A-Z0-9_]+)")
+            if self.api_keys[env] is None or self.api_keys[env] == "":
+                raise ValueError(f"api_keys: {env} has no value")
+        if isinstance(self.routes, GatewayRoutes):
+            check_keys(self.routes, self.api_keys)
+        elif not _is_output(self.routes):
+            raise ValueError("routes: a GatewayRoutes (or an Output of one)")
+
+
+def check_keys(routes: GatewayRoutes, api_keys: Mapping[str, Any]) -> None:
+    needed, given = set(key_envs(routes)), set(api_keys)
+    if needed - given:
+        raise ValueError(f"api_keys: missing {', '.join(sorted(needed - given))} (read by the routes' upstreams)")
+    if given - needed:
+        raise ValueError(f"api_keys: {', '.join(sorted(given - needed))} is not read by any upstream; deploy only keys in use")
+
+
+def _is_output(value: Any) -> bool:
+    return isinstance(value, pulumi.Output)
+
+
+def _build(routes: GatewayRoutes, api_keys: Mapping[str, Any]) -> dict[str, Any]:
+    check_keys(routes, api_keys)
+    return render_config(routes)  # checks every sensitive route with assert_no_third_party_route before returning
+
+
+def service_url(name: str, namespace: str) -> str:
+    return f"http://{name}.{namespace}.svc.cluster.local:{PORT}/v1"
+
+
+class Gateway(pulumi.ComponentResource):
+    """The LiteLLM proxy fronting the stack's tiers; `service_url` is the stack's endpoint_url."""
+
+    service_url: pulumi.Output[str]
+    config: pulumi.Output[dict]
+    service_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llmhost:index:Gateway", name, None, opts)
+        if _is_output(args.routes):
+            config = args.routes.apply(lambda r: _build(r, args.api_keys))
+        else:  # known now: a bad route fails here, before anything is registered
+            rendered = _build(args.routes, args.api_keys)
+            config = pulumi.Output.from_input(None).apply(lambda _: rendered)
+        config_yaml = config.apply(render_yaml)
+        checksum = config_yaml.apply(lambda y: hashlib.sha256((y + GUARD_SOURCE).encode()).hexdigest())
+        ns = pulumi.Output.from_input(args.namespace)
+        labels = {"app.kubernetes.io/name": "llm-gateway", "app.kubernetes.io/instance": args.name,
+                  "app.kubernetes.io/component": "gateway", "app.kubernetes.io/managed-by": "pulumi"}
+        all_labels = {**dict(args.labels), **labels}
+        selector = {"app.kubernetes.io/name": "llm-gateway", "app.kubernetes.io/instance": args.name}
+        child = pulumi.ResourceOptions(parent=self)
+
+        def meta(obj_name: str, annotations: Optional[dict] = None) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=obj_name, namespace=ns, labels=all_labels, annotations=annotations)
+
+        cm = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=meta(f"{args.name}-config"),
+            data=config_yaml.apply(lambda y: {CONFIG_FILE: y, GUARD_FILE: GUARD_SOURCE}), opts=child)
+        secret_name = f"{args.name}-keys"
+        secret = k8s.core.v1.Secret(
+            f"{name}-keys", metadata=meta(secret_name), type="Opaque",
+            string_data={env: pulumi.Output.secret(value)
+                         for env, value in {MASTER_KEY_ENV: args.master_key, **dict(args.api_keys)}.items()},
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]))
+
+        def secret_env(env: str) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(name=env, value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=env)))
+
+        env = [
+            k8s.core.v1.EnvVarArgs(name="LITELLM_LOCAL_MODEL_COST_MAP", value="True"),  # no fetch of the price map
+            k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+            # Non-root layout; the admin UI and assets are copied to the writable /tmp, not the read-only image.
+            k8s.core.v1.EnvVarArgs(name="LITELLM_NON_ROOT", value="true"),
+            k8s.core.v1.EnvVarArgs(name="LITELLM_UI_PATH", value="/tmp/litellm/ui"),
+            k8s.core.v1.EnvVarArgs(name="LITELLM_ASSETS_PATH", value="/tmp/litellm/assets"),
+            secret_env(MASTER_KEY_ENV),
+            *[secret_env(e) for e in sorted(args.api_keys)],
+        ]
+        pinned_by_digest = "@sha256:" in args.image
+
+        def probe(path: str, period: int, failures: int, initial: int = 0) -> k8s.core.v1.ProbeArgs:
+            return k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
+                initial_delay_seconds=initial or None, period_seconds=period, timeout_seconds=5,
+                failure_threshold=failures)
+
+        spread = [
+            k8s.core.v1.TopologySpreadConstraintArgs(
+                max_skew=1, topology_key="topology.kubernetes.io/zone", when_unsatisfiable="DoNotSchedule",
+                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
+            k8s.core.v1.TopologySpreadConstraintArgs(
+                max_skew=1, topology_key="kubernetes.io/hostname", when_unsatisfiable="ScheduleAnyway",
+                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
+        ]
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(args.name),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=args.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1)),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    # A config change rolls the pods (LiteLLM reads config.yaml once, at start).
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=all_labels,
+                                                        annotations={"llm-hosting/config-sha256": checksum}),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        automount_service_account_token=False,
+                        enable_service_links=False,
+                        service_account_name=args.service_account_name,
+                        termination_grace_period_seconds=60,
+                        topology_spread_constraints=spread,
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            run_as_non_root=True, run_as_user=10001, run_as_group=10001, fs_group=10001,
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+                        containers=[k8s.core.v1.ContainerArgs(
+                            name="litellm",
+                            image=args.image,
+                            image_pull_policy="IfNotPresent" if pinned_by_digest else "Always",
+                            args=["--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--port", str(PORT)],
+                            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT, protocol="TCP")],
+                            env=env,
+                            startup_probe=probe("/health/liveliness", 5, 36),  # up to 3 min to start
+                            liveness_probe=probe("/health/liveliness", 15, 3),
+                            readiness_probe=probe("/health/readiness", 10, 3),
+                            # Let the Service drop this pod before LiteLLM stops taking requests.
+                            lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                                sleep=k8s.core.v1.SleepActionArgs(seconds=5))),
+                            resources=k8s.core.v1.ResourceRequirementsArgs(
+                                requests={"cpu": args.cpu_request, "memory": args.memory_request},
+                                limits={"cpu": args.cpu_limit, "memory": args.memory_limit}),
+                            security_context=k8s.core.v1.SecurityContextArgs(
+                                allow_privilege_escalation=False, read_only_root_filesystem=True,
+                                run_as_non_root=True, privileged=False,
+                                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])),
+                            volume_mounts=[
+                                k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+                                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                            ],
+                        )],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(name="config", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                                name=cm.metadata.name, default_mode=0o444)),
+                            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                                size_limit="1Gi")),
+                        ],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=meta(args.name),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
+            opts=child)
+        service = k8s.core.v1.Service(
+            f"{name}-service", metadata=meta(args.name),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP", selector=selector,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=PORT, target_port="http", protocol="TCP")]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]))
+
+        self.service_name = service.metadata.name
+        self.namespace = service.metadata.namespace
+        self.service_url = pulumi.Output.all(service.metadata.name, service.metadata.namespace).apply(
+            lambda a: service_url(a[0], a[1]))
+        self.config = config
+        self.register_outputs({"service_url": self.service_url, "service_name": self.service_name,
+                               "namespace": self.namespace, "config": self.config})
