@@ -122,5 +122,14 @@ def preview(stack: str, json_file: Optional[Path], project_dir: Optional[Path]) 
         click.echo(f"wrote {json_file} ({len(result.resources)} resources)")
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def diff(args):
+    """Compare two `preview --json` inventories: OLD.json NEW.json [--stack NAME]."""
+    from preview.diff import main as diff_main
+
+    raise SystemExit(diff_main(list(args)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

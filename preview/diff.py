@@ -37,6 +37,7 @@ HIDDEN = "(plain value not shown)"
 REPLACE_STATEFUL = "REPLACE (stateful: data loss unless protected)"
 DELETE_STATEFUL = "DELETE (stateful)"
 CELL_LIMIT = 72  # characters of a value shown in a table cell
+FLATTEN_LIMIT = 8  # an added or removed object with at most this many leaves is listed leaf by leaf
 
 
 class _Absent:
@@ -88,16 +89,16 @@ def _cidr_expanded(old: Any, new: Any) -> bool:
 
 @dataclass(frozen=True)
 class Rule:
-    """A change of `path` (or of anything under it) on a resource of `type` forces replacement.
+    """A change of `path`, or of anything under it, on a resource of `type` (a glob) forces replacement.
 
-    `path` uses the inventory's (camelCase) input names; `[*]` matches any list index; `*` alone is every input
-    except tags. `exact` matches the path itself only (a list element or an object added or removed, not a
-    field inside it). `unless(old, new)` names the changes the provider makes in place after all.
+    `path` uses the inventory's (camelCase) input names and `[*]` for any list index; `*` alone is every input
+    except tags. Two ways to say what the provider does in place after all: `in_place`, a regex of sub-paths
+    (fullmatch), and `unless(old, new)`, a test of the values.
     """
 
     type: str
     path: str
-    exact: bool = False
+    in_place: Optional[str] = None
     unless: Optional[Callable[[Any, Any], bool]] = None
 
     def matches(self, type_: str, path: str, old: Any, new: Any) -> bool:
@@ -106,8 +107,9 @@ class Rule:
         if self.path == "*":
             hit = not re.match(r"tags(All)?($|[.\[])", path)
         else:
-            pattern = re.escape(self.path).replace(r"\[\*\]", r"\[\d+\]")
-            hit = re.fullmatch(pattern if self.exact else pattern + r"([.\[].*)?", path) is not None
+            hit = _under(path, self.path)
+        if hit and self.in_place and re.fullmatch(self.in_place, path):
+            return False
         return hit and not (self.unless and self.unless(old, new))
 
 
@@ -173,11 +175,10 @@ FORCES_REPLACEMENT: tuple[Rule, ...] = (
     Rule("gcp:kms/cryptoKey:CryptoKey", "destroyScheduledDuration"),  # Immutable in the Cloud KMS API
     Rule("gcp:secretmanager/secret:Secret", "secretId"),
     Rule("gcp:secretmanager/secret:Secret", "project"),
-    # Replica locations are Immutable in the Secret Manager API; the replicas' CMEK keys update in place.
-    Rule("gcp:secretmanager/secret:Secret", "replication.auto", exact=True),
-    Rule("gcp:secretmanager/secret:Secret", "replication.userManaged", exact=True),
-    Rule("gcp:secretmanager/secret:Secret", "replication.userManaged.replicas[*]", exact=True),
-    Rule("gcp:secretmanager/secret:Secret", "replication.userManaged.replicas[*].location"),
+    # Replication is Immutable in the Secret Manager API (adding or removing a replica location replaces the
+    # secret); only the replicas' CMEK keys update in place (`gcloud secrets replication update --set-kms-key`).
+    Rule("gcp:secretmanager/secret:Secret", "replication",
+         in_place=r"replication\.(auto|userManaged\.replicas\[\d+\])\.customerManagedEncryption(\..*)?"),
     Rule("gcp:secretmanager/secretVersion:SecretVersion", "secret"),
     Rule("gcp:container/cluster:Cluster", "name"),
     Rule("gcp:container/cluster:Cluster", "location"),
@@ -263,6 +264,11 @@ class ResourceEntry:
     @property
     def key(self) -> tuple[str, str]:
         return (self.type, self.name)
+
+    @property
+    def deletion(self) -> str:
+        """What removing it means: "DELETE (stateful)" or "delete"."""
+        return DELETE_STATEFUL if self.stateful else "delete"
 
 
 @dataclass
@@ -357,6 +363,14 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _leaves(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(_leaves(v) for v in value.values()) or 1
+    if isinstance(value, list):
+        return sum(_leaves(v) for v in value) or 1
+    return 1
+
+
 def _walk(old: Any, new: Any, path: str, out: list[PropertyChange], section: str) -> None:
     if old is ABSENT and new is ABSENT:
         return
@@ -367,6 +381,11 @@ def _walk(old: Any, new: Any, path: str, out: list[PropertyChange], section: str
         out.append(PropertyChange(path, MASK if old_masked else HIDDEN, MASK if new_masked else HIDDEN,
                                   section, note=SECRET_NOTE))
         return
+    # A small object or list that appears or disappears is shown leaf by leaf (exact paths); a big one as one row.
+    if old is ABSENT and isinstance(new, (dict, list)) and new and _leaves(new) <= FLATTEN_LIMIT:
+        old = type(new)()
+    elif new is ABSENT and isinstance(old, (dict, list)) and old and _leaves(old) <= FLATTEN_LIMIT:
+        new = type(old)()
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
             _walk(old.get(key, ABSENT), new.get(key, ABSENT), _join(path, key), out, section)
@@ -383,6 +402,12 @@ def _walk(old: Any, new: Any, path: str, out: list[PropertyChange], section: str
     if _same(old, new):
         return
     out.append(PropertyChange(path, old, new, section))
+
+
+def _under(path: str, prefix: str) -> bool:
+    """`path` is `prefix` or inside it (an ignoreChanges entry; `[*]` matches any index)."""
+    pattern = re.escape(prefix).replace(r"\[\*\]", r"\[\d+\]")
+    return re.fullmatch(pattern + r"([.\[].*)?", path) is not None
 
 
 def _index(inventory: Sequence[dict], label: str) -> dict[tuple[str, str], dict]:
@@ -416,10 +441,15 @@ def diff_inventories(old: Sequence[dict], new: Sequence[dict], labels: tuple[str
         stateful = is_stateful(type_)
         changes: list[PropertyChange] = []
         _walk(a.get("inputs") or {}, b.get("inputs") or {}, "", changes, "inputs")
+        ignored = (b.get("options") or {}).get("ignoreChanges") or []
+        changes = [c for c in changes if not any(_under(c.path, i) for i in ignored)]  # Pulumi keeps the old value
         for c in changes:
-            c.forces_replacement = forces_replacement(type_, c.path, c.old, c.new)
-            if c.forces_replacement and not c.note:
-                c.note = "forces replacement"
+            forced = forces_replacement(type_, c.path, c.old, c.new)
+            if c.note == SECRET_NOTE:  # maybe the same value, only now (or no longer) secret: cannot claim a replace
+                c.note += "; replaces the resource if the value differs" if forced else ""
+            else:
+                c.forces_replacement = forced
+                c.note = "forces replacement" if forced else c.note
         option_changes: list[PropertyChange] = []
         _walk(a.get("options") or {}, b.get("options") or {}, "", option_changes, "options")
         for c in option_changes:
@@ -443,7 +473,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary_line(diff: InventoryDiff, stack: str) -> str:
-    """One line: `S: 2 to add, 1 to delete, 3 to change (1 replaced; 1 stateful replacement, 0 stateful deletions), 40 unchanged`."""
+    """One line, e.g. `S: 2 to add, 1 to delete, 3 to change (1 replaced; 1 stateful replacement,
+    0 stateful deletions), 40 unchanged`, or `S: no changes (12 resources unchanged)`."""
     if diff.empty:
         return f"{stack}: no changes ({_plural(diff.unchanged, 'resource')} unchanged)"
     return (f"{stack}: {len(diff.added)} to add, {len(diff.removed)} to delete, {len(diff.changed)} to change "
@@ -451,12 +482,33 @@ def summary_line(diff: InventoryDiff, stack: str) -> str:
             f"{_plural(len(diff.stateful_deletions), 'stateful deletion')}), {diff.unchanged} unchanged")
 
 
-def _short(value: Any, limit: int = CELL_LIMIT) -> str:
+def _text(value: Any) -> str:
     if value is ABSENT:
         return "(absent)"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(", ", ": "))
-    text = text.replace("\r", "").replace("\n", "⏎")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("\r", "").replace("\n", "⏎")
+
+
+def _short(value: Any, limit: int = CELL_LIMIT, start: int = 0) -> str:
+    """At most `limit` characters: from `start` (where two values begin to differ) if given, else head…tail."""
+    text = _text(value)
+    if len(text) <= limit:
+        return text
+    if start > 0:
+        piece = "…" + text[start: start + limit - 2]
+        return piece + "…" if start + limit - 2 < len(text) else piece
+    head = (limit - 1) * 2 // 3
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+def _short_pair(old: Any, new: Any, limit: int = CELL_LIMIT) -> tuple[str, str]:
+    """Two long strings that share a long prefix are both shown from a little before they differ."""
+    a, b = _text(old), _text(new)
+    if isinstance(old, str) and isinstance(new, str) and max(len(a), len(b)) > limit:
+        i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        start = max(0, i - limit // 3)
+        return _short(a, limit, start), _short(b, limit, start)
+    return _short(old, limit), _short(new, limit)
 
 
 def _code(text: str) -> str:
@@ -467,10 +519,10 @@ def _code(text: str) -> str:
     return f"`{text}`" if text else ""
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, text: str) -> str:
     if value is ABSENT or value == HIDDEN:
-        return f"_{_short(value)}_"
-    return _code(_short(value))
+        return f"_{text}_"
+    return _code(text)
 
 
 def _protect_note(protected: bool) -> str:
@@ -496,7 +548,7 @@ def render_markdown(diff: InventoryDiff, stack: str) -> str:
         for r in diff.added:
             lines.append(f"| + | {_code(r.name)} | {_code(r.type)} | {_code(r.parent or '')} | create |")
         for r in diff.removed:
-            note = f"**{DELETE_STATEFUL}**{_protect_note(r.protected)}" if r.stateful else "delete"
+            note = f"**{DELETE_STATEFUL}**" + (", protected" if r.protected else "") if r.stateful else "delete"
             lines.append(f"| − | {_code(r.name)} | {_code(r.type)} | {_code(r.parent or '')} | {note} |")
         lines.append("")
 
@@ -506,7 +558,8 @@ def render_markdown(diff: InventoryDiff, stack: str) -> str:
                   "", "| property | old | new | note |", "|---|---|---|---|"]
         for p in c.changes:
             label = {"inputs": p.path, "options": f"(option) {p.path}", "parent": "(parent)"}[p.section]
-            lines.append(f"| {_code(_short(label, 100))} | {_cell(p.old)} | {_cell(p.new)} | {p.note} |")
+            old, new = _short_pair(p.old, p.new)
+            lines.append(f"| {_code(_short(label, 100))} | {_cell(p.old, old)} | {_cell(p.new, new)} | {p.note} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -38,6 +38,7 @@ Hard edges, by construction:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -76,6 +77,22 @@ GUARDED_FIELDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallb
                   "default_fallbacks", "model_group_alias")
 GUARDED_CONTAINERS = ("metadata", "litellm_metadata", "extra_body", "litellm_params")
 
+
+def guard_violations(data):
+    """The request-level routing in a request body (empty when it has none). Runs inside the proxy: stdlib only."""
+    found = [f for f in GUARDED_FIELDS if f in data]
+    for container in GUARDED_CONTAINERS:
+        inner = data.get(container)
+        if isinstance(inner, dict):
+            found += [container + "." + f for f in GUARDED_FIELDS if f in inner]
+    model = data.get("model")
+    if isinstance(model, str) and "," in model:
+        found.append("model (several model groups in one call)")
+    return found
+
+
+# The module the proxy loads from beside config.yaml (litellm_settings.callbacks: gateway_guard.guard). It carries
+# guard_violations' own source, so the function the fast tests call is the one the proxy runs.
 GUARD_SOURCE = f'''"""Rejects request-level routing, so the routes in config.yaml are the only routes (rendered by serving/gateway.py).
 
 LiteLLM lets a request name its own fallbacks or router settings, and a comma-separated `model` fans one call out
@@ -86,25 +103,15 @@ onto a third-party API), so both are refused with HTTP 400 before any routing ha
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 
-FIELDS = {GUARDED_FIELDS!r}
-CONTAINERS = {GUARDED_CONTAINERS!r}
+GUARDED_FIELDS = {GUARDED_FIELDS!r}
+GUARDED_CONTAINERS = {GUARDED_CONTAINERS!r}
 
 
-def violations(data):
-    found = [f for f in FIELDS if f in data]
-    for container in CONTAINERS:
-        inner = data.get(container)
-        if isinstance(inner, dict):
-            found += [container + "." + f for f in FIELDS if f in inner]
-    model = data.get("model")
-    if isinstance(model, str) and "," in model:
-        found.append("model (several model groups in one call)")
-    return found
-
+{inspect.getsource(guard_violations)}
 
 class RouteGuard(CustomLogger):
     async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
-        found = violations(data)
+        found = guard_violations(data)
         if found:
             raise HTTPException(status_code=400, detail={{"error": "request-level routing is not allowed on this "
                                 "gateway (" + ", ".join(found) + "); routes are fixed by the stack"}})
@@ -336,6 +343,9 @@ def render_config(routes: GatewayRoutes) -> dict[str, Any]:
         "litellm_settings": {
             "telemetry": False,
             "drop_params": True,
+            # Token counting on the error path would otherwise fetch a tokenizer from the Hugging Face hub (and stall
+            # ~23 s retrying where egress is blocked); the bundled tiktoken encoding is enough for a proxy.
+            "disable_hf_tokenizer_download": True,
             "callbacks": [GUARD_CALLBACK],
             # Whole-request budget: every tier of the longest route timing out once, plus slack.
             "request_timeout": int(math.ceil(longest * (1 + routes.num_retries))) + 10,
@@ -408,6 +418,9 @@ def assert_no_third_party_route(config: Mapping[str, Any], public_name: str, thi
     if router.get("default_fallbacks"):
         problems.append(f"default_fallbacks {router['default_fallbacks']} apply to every group")
     groups = _reachable_groups(config, public_name)
+    unknown = sorted(g for g in groups if not any(e.get("model_name") == g for e in entries) and g != public_name)
+    if unknown:
+        problems.append(f"fallback target(s) {unknown} are not in model_list (cannot be checked)")
     for e in entries:
         if e.get("model_name") not in groups:
             continue
@@ -584,6 +597,7 @@ class Gateway(pulumi.ComponentResource):
 
         env = [
             k8s.core.v1.EnvVarArgs(name="LITELLM_LOCAL_MODEL_COST_MAP", value="True"),  # no fetch of the price map
+            k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),  # second line behind disable_hf_tokenizer_download
             k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
             # Non-root layout; the admin UI and assets are copied to the writable /tmp, not the read-only image.
             k8s.core.v1.EnvVarArgs(name="LITELLM_NON_ROOT", value="true"),

@@ -1,7 +1,7 @@
 """A tiny OpenAI-compatible upstream for gateway tests and benches: stdlib only, loopback only.
 
     with FakeUpstream("self-hosted") as fake:      # serves http://127.0.0.1:<free port>/v1
-        fake.set_mode("503")                       # "ok" | "503" | "hang", switchable while running
+        fake.set_mode("503")                       # "ok" | "503" | "hang" | "slow", switchable while running
         fake.hits                                  # chat completions received (any mode)
 
 Modes: "ok" answers at once, "503" refuses, "hang" never answers, "slow" answers after `slow_seconds`.

@@ -11,14 +11,17 @@ An exclusive file lock serialises parallel test processes (pytest-xdist workers,
 from __future__ import annotations
 
 import fcntl
+import http.client
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_DIR = ROOT / ".tools"
@@ -102,6 +105,124 @@ def _run(cmd: list[str], timeout: float) -> None:
 def litellm_bin() -> Path:
     """The `litellm` executable of the pinned proxy release."""
     return tool_bin("litellm", LITELLM_PROXY) / "litellm"
+
+
+# -- running the proxy ---------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Reply:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, seconds: float):
+        self.status, self.headers, self.body, self.seconds = status, {k.lower(): v for k, v in headers.items()}, body, seconds
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    @property
+    def model_group(self) -> Optional[str]:
+        return self.headers.get("x-litellm-model-group")
+
+    @property
+    def attempted_fallbacks(self) -> Optional[int]:
+        value = self.headers.get("x-litellm-attempted-fallbacks")
+        return int(value) if value not in (None, "", "None") else None
+
+    def __repr__(self) -> str:
+        return f"Reply({self.status}, group={self.model_group}, {self.seconds:.3f}s, {self.body[:160]!r})"
+
+
+def post_json(base: str, path: str, body: Mapping[str, Any], headers: Optional[Mapping[str, str]] = None,
+              timeout: float = 30.0, conn: Optional[http.client.HTTPConnection] = None) -> Reply:
+    """One POST; a fresh connection unless `conn` (kept alive by the caller) is given."""
+    host_port = base.split("://", 1)[1].split("/", 1)[0]
+    prefix = "/" + base.split("://", 1)[1].split("/", 1)[1] if "/" in base.split("://", 1)[1] else ""
+    own = conn is None
+    c = conn or http.client.HTTPConnection(host_port, timeout=timeout)
+    data = json.dumps(body).encode()
+    started = time.perf_counter()
+    try:
+        c.request("POST", prefix.rstrip("/") + path, body=data,
+                  headers={"Content-Type": "application/json", **dict(headers or {})})
+        r = c.getresponse()
+        payload = r.read()
+        return Reply(r.status, dict(r.getheaders()), payload, time.perf_counter() - started)
+    finally:
+        if own:
+            c.close()
+
+
+class LiteLLMProxy:
+    """The pinned `litellm` proxy on 127.0.0.1, started on a config file, stopped by its own pid."""
+
+    def __init__(self, config_path: Path, env: Mapping[str, str], log_path: Path, port: Optional[int] = None,
+                 cwd: Optional[Path] = None):
+        self.config_path, self.log_path, self.port = Path(config_path), Path(log_path), port or free_port()
+        self.cwd = cwd or self.log_path.parent
+        # A clean environment: no proxy variables (loopback only), the offline price map, and the given keys.
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.cwd), "LANG": "C.UTF-8",
+                    "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_PROXY": "*", **dict(env)}
+        self.process: Optional[subprocess.Popen] = None
+        self._log = None
+        self.startup_seconds: Optional[float] = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_timeout: float = 90.0) -> "LiteLLMProxy":
+        self._log = open(self.log_path, "wb")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [str(litellm_bin()), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = started + ready_timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"litellm exited with {self.process.returncode} before it was ready:\n{self.log_tail()}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/health/liveliness")
+                if c.getresponse().status == 200:
+                    c.close()
+                    break
+                c.close()
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"litellm not ready within {ready_timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "LiteLLMProxy":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 if __name__ == "__main__":  # warm the cache: python tests/tools.py

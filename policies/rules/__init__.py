@@ -1,0 +1,28 @@
+"""Every rule of the pack, in catalogue order: one file per rule under rules/<area>/.
+
+`RULES` (the metadata a reviewer reads) and `POLICIES` (the pulumi-policy objects the pack runs) come from the
+same modules, so the catalogue, the pack and the offline engine cannot disagree.
+"""
+
+from __future__ import annotations
+
+from .airgap import hub_offline_serving, no_internet_gateways, no_internet_routes, private_registry_images
+from .baseline import imdsv2_nodes, no_full_access_policies, no_plaintext_secret_env, protect_stateful
+from .boundary import (no_public_load_balancer, no_third_party_api, private_cluster_endpoint,
+                       sagemaker_network_isolation, vertex_private_service_connect)
+from .encryption import (cmk_buckets, cmk_cluster_secrets, cmk_endpoints, cmk_log_groups, cmk_secrets, cmk_volumes,
+                         key_deletion_window, key_rotation)
+from .residency import provider_region, region_allowlist
+
+MODULES = (
+    region_allowlist, provider_region,
+    no_third_party_api, private_cluster_endpoint, no_public_load_balancer, sagemaker_network_isolation,
+    vertex_private_service_connect,
+    no_internet_gateways, no_internet_routes, private_registry_images, hub_offline_serving,
+    cmk_secrets, cmk_volumes, cmk_buckets, cmk_log_groups, cmk_endpoints, cmk_cluster_secrets, key_rotation,
+    key_deletion_window,
+    no_full_access_policies, imdsv2_nodes, no_plaintext_secret_env, protect_stateful,
+)
+RULES = [m.RULE for m in MODULES]
+POLICIES = [m.POLICY for m in MODULES]
+BY_ID = {m.RULE.id: m for m in MODULES}

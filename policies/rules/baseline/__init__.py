@@ -1,0 +1,1 @@
+"""Baseline: least privilege, hardened node metadata, no plain-text secrets, protected stateful resources."""

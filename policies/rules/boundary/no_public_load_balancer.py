@@ -1,0 +1,76 @@
+"""BND-003: nothing in a confidential or regulated stack is published through an internet-facing load balancer."""
+
+from __future__ import annotations
+
+from ...props import UNKNOWN, truthy
+from ...rulekit import ResourceContext, Rule, applies, resource_policy
+from . import require_boundary
+
+SERVICE = "kubernetes:core/v1:Service"
+AWS_LBS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer", "aws:elb/loadBalancer:LoadBalancer")
+GCP_RULES = ("gcp:compute/forwardingRule:ForwardingRule", "gcp:compute/globalForwardingRule:GlobalForwardingRule")
+INTERNAL_SCHEMES = ("INTERNAL", "INTERNAL_MANAGED", "INTERNAL_SELF_MANAGED")
+# Annotations that make a Service of type LoadBalancer internal (AWS load balancer controller / in-tree, GKE).
+INTERNAL_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": ("internal",),
+    "service.beta.kubernetes.io/aws-load-balancer-internal": ("true", "0.0.0.0/0"),
+    "networking.gke.io/load-balancer-type": ("internal",),
+    "cloud.google.com/load-balancer-type": ("internal",),
+}
+
+RULE = Rule(
+    id="BND-003-no-public-load-balancer",
+    title="No internet-facing load balancer for confidential or regulated data",
+    area="boundary",
+    description="Services, load balancers and forwarding rules of a confidential or regulated stack are internal.",
+    checks="Kubernetes `Service` of type LoadBalancer: carries an internal-load-balancer annotation "
+           "(`service.beta.kubernetes.io/aws-load-balancer-scheme: internal`, `...-internal: \"true\"`, "
+           "`networking.gke.io/load-balancer-type: Internal`). `aws:lb`/`aws:alb`/`aws:elb` load balancers: "
+           "`internal` is true. GCP forwarding rules: `loadBalancingScheme` is INTERNAL* (EXTERNAL is the default), or "
+           "the rule is a Private Service Connect endpoint.",
+    why="An internet-facing load balancer in front of the model server publishes the endpoint, and the data it "
+        "returns, outside the private network the boundary is drawn around.",
+    severity="high",
+    controls=("FedRAMP SC-7", "HIPAA 164.312(e)(1)", "GDPR art. 32"),
+    remediation="Keep the model server's Service as ClusterIP (the kit's default) or add the internal annotation; "
+                "set `internal=True` on AWS load balancers and an INTERNAL_MANAGED scheme on GCP forwarding rules. "
+                "Reach the endpoint through the VPC, a VPN or Private Service Connect.",
+    applies_to=(SERVICE, *AWS_LBS, *GCP_RULES),
+    limits="Kubernetes Ingress objects are not checked: whether an Ingress is public depends on the controller "
+           "installed in the cluster, which the program does not describe.",
+)
+
+
+def check(ctx: ResourceContext) -> None:
+    require_boundary(ctx)
+    applies(ctx, ctx.type, (SERVICE, *AWS_LBS, *GCP_RULES))
+    if ctx.type == SERVICE:
+        kind = ctx.get("spec.type", "the Service type")
+        if kind != "LoadBalancer":
+            return
+        annotations = ctx.get("metadata.annotations", "the Service's annotations")
+        if annotations is UNKNOWN:
+            return
+        for key, values in INTERNAL_ANNOTATIONS.items():
+            value = (annotations or {}).get(key)
+            if isinstance(value, str) and value.lower() in values:
+                return
+        ctx.violation("spec.type is LoadBalancer with no internal-load-balancer annotation, so the cloud provisions "
+                      "an internet-facing load balancer")
+    elif ctx.type in AWS_LBS:
+        internal = ctx.get("internal", "whether the load balancer is internal")
+        if internal is not UNKNOWN and truthy(internal) is not True:
+            ctx.violation("internal is not true: the load balancer is internet-facing")
+    else:
+        scheme = ctx.get("loadBalancingScheme", "the load-balancing scheme")
+        target = ctx.get("target")
+        if scheme is UNKNOWN or scheme in INTERNAL_SCHEMES:
+            return
+        psc = isinstance(target, str) and ("serviceAttachments/" in target or target in ("all-apis", "vpc-sc"))
+        if scheme == "" or (scheme is None and psc):
+            return  # a Private Service Connect endpoint
+        shown = scheme if scheme else "not set (EXTERNAL by default)"
+        ctx.violation(f"loadBalancingScheme is {shown}: the forwarding rule has an internet-facing address")
+
+
+POLICY = resource_policy(RULE, check)

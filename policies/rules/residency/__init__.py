@@ -1,0 +1,1 @@
+"""Residency: resources, replicas, keys and providers stay in the stack's allowed regions."""
