@@ -27,8 +27,9 @@ from components.versions import VERSIONS
 from planner.catalog import load_catalog, load_regions
 from planner.errors import InputError
 from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts, pod_size, weights_gb
-from planner.stack_config import StackConfig, load_stack_config
+from planner.stack_config import GATEWAY_MASTER_KEY, StackConfig, load_stack_config
 from serving.engine import EngineInputs
+from serving.gateway import Gateway, GatewayArgs, api_key_env_name, stack_routes
 from serving.model_server import ModelServer, ModelServerArgs
 from serving.tgi import tgi_spec
 from serving.vllm import vllm_spec
@@ -98,7 +99,7 @@ def build_serving(cfg: StackConfig, provider, identity_annotations=None) -> Mode
         opts=pulumi.ResourceOptions(provider=provider))
 
 
-def build_self_hosted(cfg: StackConfig) -> TierOutputs:
+def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer]:
     s, model = cfg.self_hosted, cfg.model
     tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
     net = aws_network(cfg)
@@ -120,12 +121,19 @@ def build_self_hosted(cfg: StackConfig) -> TierOutputs:
         EksPodIdentity("weights-reader", EksPodIdentityArgs(
             stack=stack, cluster_name=cluster.cluster_name, namespace=SERVING_NAMESPACE, service_account=s.engine,
             weights_uri=model.weights_uri, tags=tags))
-    server = build_serving(cfg, cluster.provider)
+    return cluster, build_serving(cfg, cluster.provider)
+
+
+def in_cluster_contract(cfg: StackConfig, cluster, server: ModelServer) -> TierOutputs:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
     return TierOutputs(endpoint_url=server.service_url,
-                       api_key_secret="none: in-cluster service, reached through the cluster network", model=model.id,
+                       api_key_secret="none: in-cluster service, reached through the cluster network", model=cfg.model.id,
                        tier="self-hosted")
+
+
+def build_self_hosted(cfg: StackConfig) -> TierOutputs:
+    return in_cluster_contract(cfg, *eks_serving(cfg))
 
 
 def gcp_network(cfg: StackConfig, control_plane_cidr=None) -> GcpNetwork:
@@ -151,7 +159,7 @@ def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
 
 
-def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
+def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer]:
     s, model = cfg.self_hosted, cfg.model
     labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
     net = gcp_network(cfg, control_plane_cidr=GKE_MASTER_CIDR)
@@ -176,17 +184,39 @@ def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
         annotations = GkeWorkloadIdentity("weights-reader", GkeWorkloadIdentityArgs(
             stack=stack, project=cfg.gcp_project, namespace=SERVING_NAMESPACE, service_account=s.engine,
             weights_uri=model.weights_uri)).annotations
-    server = build_serving(cfg, cluster.provider, annotations)
+    return cluster, build_serving(cfg, cluster.provider, annotations)
+
+
+def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
+    return in_cluster_contract(cfg, *gke_serving(cfg))
+
+
+def build_hybrid(cfg: StackConfig) -> TierOutputs:
+    """The in-boundary model server plus the API tier, behind one gateway that routes by the stack's pattern."""
+    if cfg.self_hosted is None:
+        raise pulumi.RunError(f"{source}: llm-hosting:managed: a hybrid stack whose in-boundary tier is a managed endpoint "
+                              "needs a cluster to run its gateway; this version builds hybrids on a self-hosted tier only")
+    cluster, server = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
+    build_api(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
+    config = pulumi.Config()
+    gateway = Gateway("gateway", GatewayArgs(
+        routes=server.service_url.apply(lambda url: stack_routes(cfg, self_hosted_url=url)),
+        image=versions.gateway_image(cfg.registry),
+        api_keys={api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)},
+        master_key=config.require_secret(GATEWAY_MASTER_KEY), namespace=server.namespace,
+        labels={"llm-hosting/stack": stack}), opts=pulumi.ResourceOptions(provider=cluster.provider))
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
-    return TierOutputs(endpoint_url=server.service_url,
-                       api_key_secret="none: in-cluster service, reached through the cluster network", model=model.id,
-                       tier="self-hosted")
+    return TierOutputs(endpoint_url=gateway.service_url,
+                       api_key_secret=f"Kubernetes Secret {SERVING_NAMESPACE}/llm-gateway-keys, key LITELLM_MASTER_KEY "
+                                      f"(from llm-hosting:{GATEWAY_MASTER_KEY})",
+                       model=cfg.model.id, tier="hybrid")
 
 
 BUILDERS = {("api", "aws"): build_api, ("api", "gcp"): build_api,
             ("managed", "aws"): build_managed, ("self-hosted", "aws"): build_self_hosted,
-            ("managed", "gcp"): build_managed_gcp, ("self-hosted", "gcp"): build_self_hosted_gcp}
+            ("managed", "gcp"): build_managed_gcp, ("self-hosted", "gcp"): build_self_hosted_gcp,
+            ("hybrid", "aws"): build_hybrid, ("hybrid", "gcp"): build_hybrid}
 
 if (cfg.tier, cfg.cloud) not in BUILDERS:
     raise pulumi.RunError(

@@ -74,6 +74,7 @@ def adapter_metric_name(queue_metric: str) -> str:
 class ModelServer(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     deployment_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]  # resolves once the namespace exists, so dependants are ordered after it
 
     def __init__(self, name: str, args: ModelServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:ModelServer", name, None, opts)
@@ -82,12 +83,14 @@ class ModelServer(pulumi.ComponentResource):
                "app.kubernetes.io/part-of": "llm-hosting", "llm-hosting/engine": spec.engine}
         labels = {**args.labels, **app}
         depends = []
+        self.namespace = pulumi.Output.from_input(args.namespace)
         if args.create_namespace:
             ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.namespace, labels={"pod-security.kubernetes.io/enforce": "restricted",
                                              "pod-security.kubernetes.io/enforce-version": "latest"}),
                 opts=pulumi.ResourceOptions(parent=self))
             depends.append(ns)
+            self.namespace = ns.metadata.name
         child = pulumi.ResourceOptions(parent=self, depends_on=depends)
         meta = lambda n: k8s.meta.v1.ObjectMetaArgs(name=n, namespace=args.namespace, labels=labels)  # noqa: E731
 

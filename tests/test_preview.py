@@ -12,10 +12,8 @@ from conftest import PROFILES, ROOT
 from preview.harness import ProgramRefused, run_preview
 
 INVENTORIED = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc",
-               "eu-airgapped-gke", "us-vertex-support", "realtime-captions"]
+               "eu-airgapped-gke", "us-vertex-support", "realtime-captions", "tiered-sensitivity", "burst-hybrid"]
 BUILT = INVENTORIED + ["eu-confidential-vertex", "fine-tuned"]  # stacks whose tier this version builds
-NOT_BUILT = {p.stem: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{p.stem}.yaml").read_text())["config"]["llm-hosting:tier"]
-             for p in PROFILES if p.stem not in BUILT}
 
 
 @pytest.mark.parametrize("stack", INVENTORIED)
@@ -109,18 +107,32 @@ def test_protect_can_be_turned_off_by_name(project):
     assert not any(r.options.get("protect") for r in result.resources)
 
 
-@pytest.mark.parametrize("stack", sorted(NOT_BUILT))
-def test_unbuilt_tier_exits_2_and_names_the_tier(cli, stack):
-    result = cli("preview", "--stack", stack, "--project-dir", str(ROOT))
+def test_every_example_stack_builds():
+    assert {p.stem for p in PROFILES} == set(BUILT)
+
+
+def _managed_hybrid(project):
+    """A hybrid whose in-boundary tier is a SageMaker endpoint: valid config, but no cluster for the gateway."""
+    managed = yaml.safe_load((project / "stacks/Pulumi.healthcare-hipaa.yaml").read_text())["config"]
+    hybrid = yaml.safe_load((project / "stacks/Pulumi.tiered-sensitivity.yaml").read_text())["config"]
+    config = {k: v for k, v in hybrid.items() if k not in ("llm-hosting:selfHosted", "llm-hosting:generatedBy")}
+    config["llm-hosting:managed"] = managed["llm-hosting:managed"]
+    config["llm-hosting:model"] = managed["llm-hosting:model"]
+    (project / "stacks/Pulumi.managed-hybrid.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def test_unbuilt_combination_exits_2_and_says_what_is_missing(cli, project):
+    _managed_hybrid(project)
+    result = cli("preview", "--stack", "managed-hybrid", "--project-dir", str(project))
     assert result.exit_code == 2
-    tier = NOT_BUILT[stack]
-    assert f"llm-hosting:tier: tier '{tier}'" in result.stderr and "is not built by this version of the kit yet" in result.stderr
+    assert "a hybrid stack whose in-boundary tier is a managed endpoint needs a cluster to run its gateway" in result.stderr
     assert result.stdout == ""
 
 
-def test_unbuilt_tier_registers_nothing():
+def test_unbuilt_combination_registers_nothing(project):
+    _managed_hybrid(project)
     with pytest.raises(ProgramRefused) as info:
-        run_preview(ROOT, "tiered-sensitivity")
+        run_preview(project, "managed-hybrid")
     assert info.value.registered == 0
 
 

@@ -327,12 +327,17 @@ def test_offline_diff_step_end_to_end(tmp_path):
     [step] = [s for s in yaml.safe_load(WORKFLOW.read_text())["jobs"][OFFLINE]["steps"] if s.get("id") == "diff"]
     assert "${{" not in step["run"], "PR-controlled values must reach the script through env, not expressions"
 
-    # The base has startup-api, burst-hybrid (a tier this version refuses) and old-api (deleted by the PR).
+    # The base has startup-api, refused-api (a config the program refuses) and old-api (deleted by the PR).
     base_src = tmp_path / "base-src"
-    _project_copy(base_src, {"startup-api": "startup-api", "burst-hybrid": "burst-hybrid", "old-api": "eu-residency-api"})
+    _project_copy(base_src, {"startup-api": "startup-api", "refused-api": "startup-api", "old-api": "eu-residency-api"})
     # The PR adds a replica region to startup-api, deletes old-api and adds new-api.
     work = tmp_path / "work"
-    _project_copy(work, {"startup-api": "startup-api", "burst-hybrid": "burst-hybrid", "new-api": "startup-api"})
+    _project_copy(work, {"startup-api": "startup-api", "refused-api": "startup-api", "new-api": "startup-api"})
+    for root in (base_src, work):  # an air-gapped stack with an API tier: refused before any resource
+        refused = root / "stacks" / "Pulumi.refused-api.yaml"
+        doc = yaml.safe_load(refused.read_text())
+        doc["config"]["llm-hosting:network"] = "airgapped"
+        refused.write_text(yaml.safe_dump(doc, sort_keys=False))
     path = work / "stacks" / "Pulumi.startup-api.yaml"
     doc = yaml.safe_load(path.read_text())
     doc["config"]["llm-hosting:residency"]["allowedRegions"].append("us-east-2")
@@ -374,11 +379,11 @@ mkdir -p "$2/.venv/bin" && cp "{wrapper}" "$2/.venv/bin/llmhost"
     assert comment.startswith("## Offline preview diff\n")
     assert "on the base (`base-sh`) and on this PR (`head-sh`)" in comment
     sections = {s.split("`", 1)[0]: s for s in comment.split("\n### `")[1:]}
-    assert set(sections) == {"burst-hybrid", "new-api", "old-api", "startup-api"}
+    assert set(sections) == {"refused-api", "new-api", "old-api", "startup-api"}
     assert "**startup-api: 1 to add, 0 to delete, 2 to change (0 replaced; " in sections["startup-api"]
     assert "`api-key-cmk-replica-us-east-2`" in sections["startup-api"]
-    refused = "Refused offline on this PR: `error: stacks/Pulumi.burst-hybrid.yaml: llm-hosting:tier:"
-    assert refused in sections["burst-hybrid"]
+    refused = "Refused offline on this PR: `error: stacks/Pulumi.refused-api.yaml: llm-hosting:api:"
+    assert refused in sections["refused-api"]
     assert "**new-api: 8 to add, 0 to delete, 0 to change" in sections["new-api"]
     assert "DELETE (stateful)" in sections["old-api"] and "0 to add, 13 to delete" in sections["old-api"]
     for name in ("startup-api", "new-api"):

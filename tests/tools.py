@@ -6,6 +6,9 @@ holding the requirement list, makes later calls reuse it; a changed pin or an in
 An exclusive file lock serialises parallel test processes (pytest-xdist workers, a bench run beside the tests).
 
     bin_dir = tool_bin("litellm", LITELLM_PROXY)   # -> <repo>/.tools/litellm/bin
+
+Also here: `LiteLLMProxy`, the pinned proxy as a process on 127.0.0.1 (clean environment with
+LITELLM_LOCAL_MODEL_COST_MAP=True, ready on /health/liveliness, stopped by its own pid), and `post_json`.
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ def check(ctx: StackContext) -> None:
         ctx.not_applicable("the stack has no stateful resource")
     for r in stateful:
         if not r.protect:
-            ctx.violation(f"{r.type} {r.name} holds state but is not protected (protect=True): a destroy or a "
-                          "replacing change deletes it and what it holds", r.urn)
+            ctx.violation("holds state but is not protected (protect=True): a destroy or a replacing change deletes it "
+                          "and what it holds", r.urn)
 
 
 POLICY = stack_policy(RULE, check)

@@ -52,6 +52,8 @@ def check(ctx: ResourceContext) -> None:
             host = host_of_url(url)
             if not host or host in hosts_seen or not host_matches(host, hosts) or host_matches(host, sanctioned):
                 continue
+            if any(host_matches(host, PROVIDER_HOSTS.get(p, ())) for p in providers_seen):
+                continue  # already reported through the provider's key or route
             hosts_seen.add(host)
             ctx.violation(f"{path} names the third-party API {host}; {classification} data may not be sent "
                           "outside the boundary")

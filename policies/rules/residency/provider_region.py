@@ -48,11 +48,11 @@ def check(ctx: StackContext) -> None:
             ctx.cannot_verify(f"{name}.region", f"the {cloud} provider's region")
         elif not region:
             if cloud == "aws":
-                ctx.violation(f"{typ} provider {name} sets no region: it would come from AWS_REGION or the AWS profile "
+                ctx.violation(f"the aws provider {name} sets no region: it would come from AWS_REGION or the AWS profile "
                               "at run time, which no policy can check; set aws:region (or the provider's region)", urn)
         elif region not in allowed:
-            ctx.violation(f"{typ} provider {name} deploys to {region}, outside the allowed regions ({', '.join(allowed)})",
-                          urn)
+            ctx.violation(f"the {cloud} provider {name} deploys to {region}, outside the allowed regions "
+                          f"({', '.join(allowed)})", urn)
 
 
 POLICY = stack_policy(RULE, check)

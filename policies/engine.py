@@ -1,0 +1,337 @@
+"""Run the pack's policies in-process on recorded resources: what `llmhost preview` shows without a cloud.
+
+`evaluate` calls every policy's own `validate` (the objects `policies/__main__.py` hands to PolicyPack) the way
+pulumi-policy's analyzer does: props wrapped in `unknown_checking_proxy`, the provider (default or explicit) as a
+`PolicyProviderResource`, the policy's config entry with schema defaults, enforcement levels resolved like the
+engine (`all`, then the policy's entry), resource policies once per resource and stack policies once over
+`PolicyResource`s. What it adds: violations an approved exception covers are kept and marked instead of dropped,
+and "cannot verify" findings are kept as advisory violations.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.policy import _NotApplicableError
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from . import exceptions as _exceptions
+from .config import PolicyConfigError, level_of, validate_config, with_defaults
+from .rulekit import PACK_NAME, REPORT_EXCEPTED
+from .rules import BY_ID, POLICIES
+
+PROVIDER_PREFIX = "pulumi:providers:"
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    resource_name: Optional[str]  # None: the stack as a whole
+    resource_type: Optional[str]
+    message: str
+    enforcement: str  # mandatory | advisory
+    excepted_by: Optional[_exceptions.PolicyException] = None
+
+    @property
+    def cannot_verify(self) -> bool:
+        return self.message.startswith("cannot verify")
+
+    @property
+    def blocking(self) -> bool:
+        return self.enforcement == "mandatory" and self.excepted_by is None
+
+    def line(self) -> str:
+        where = f"{self.resource_name} ({self.resource_type})" if self.resource_name else "stack"
+        return f"{self.policy} {where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    policy: str
+    resource_name: Optional[str]
+    reason: str
+
+
+@dataclass
+class Evaluation:
+    violations: list[Violation] = field(default_factory=list)
+    not_applicable: list[NotApplicable] = field(default_factory=list)
+
+
+@dataclass
+class _Res:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    parent: Optional[str]  # parent name
+
+
+def _normalise(resources: Iterable[Any], stack: str, project: str) -> list[_Res]:
+    out = []
+    for r in resources:
+        get = r.get if isinstance(r, Mapping) else (lambda k, d=None, _r=r: getattr(_r, k, d))
+        typ, name = get("type"), get("name")
+        if typ == "pulumi:pulumi:Stack":
+            continue
+        urn = get("urn") or f"urn:pulumi:{stack}::{project}::{typ}::{name}"
+        out.append(_Res(typ, name, urn, dict(get("inputs") or {}), dict(get("options") or {}), get("parent")))
+    return out
+
+
+def _opts(r: _Res, urn_of: Mapping[str, str]) -> PolicyResourceOptions:
+    o = r.options
+    return PolicyResourceOptions(bool(o.get("protect")), list(o.get("ignoreChanges") or []), o.get("deleteBeforeReplace"),
+                                 [], PolicyCustomTimeouts(0, 0, 0), list(o.get("additionalSecretOutputs") or []),
+                                 urn_of.get(r.parent) if r.parent else None)
+
+
+def _proxy(inputs: Mapping[str, Any]) -> Any:
+    return unknown_checking_proxy(copy.deepcopy(dict(inputs)))
+
+
+def evaluate_detailed(resources: Iterable[Any], config: Mapping[str, Any], provider_regions: Optional[Mapping[str, str]] = None,
+                      *, stack: str = "stack", project: str = "project",
+                      exceptions: Optional[Iterable[_exceptions.PolicyException]] = None,
+                      today: Optional[dt.date] = None, policies: Optional[list] = None) -> Evaluation:
+    """Every violation (and not-applicable reason) of the pack on `resources`.
+
+    `resources`: the preview harness's `Resource`s (type, name, parent name, inputs, options, urn) or dicts shaped
+    like the JSON inventory. `provider_regions`: the region of the default provider per package, e.g.
+    {"aws": "eu-central-1"} (the stack's aws:region / gcp:region); packages not listed get no default provider.
+    `exceptions`: defaults to policies/exceptions.yaml; `today` decides which are still active.
+    """
+    problems = validate_config(config)
+    if problems:
+        raise PolicyConfigError("policy config", problems)
+    today = today or dt.date.today()
+    exceptions = list(_exceptions.load_exceptions() if exceptions is None else exceptions)
+    provider_regions = dict(provider_regions or {})
+    items = _normalise(resources, stack, project)
+    urn_of = {r.name: r.urn for r in items}
+    by_name = {r.name: r for r in items}
+
+    providers: dict[str, PolicyProviderResource] = {}  # resource name -> provider
+    defaults: dict[str, PolicyProviderResource] = {}
+    for pkg, region in provider_regions.items():
+        props = {"region": region} if region else {}
+        urn = f"urn:pulumi:{stack}::{project}::{PROVIDER_PREFIX}{pkg}::default"
+        defaults[pkg] = PolicyProviderResource(f"{PROVIDER_PREFIX}{pkg}", _proxy(props), urn, "default")
+    for r in items:
+        explicit = r.options.get("provider")
+        if explicit and explicit in by_name and by_name[explicit].type.startswith(PROVIDER_PREFIX):
+            p = by_name[explicit]
+            providers[r.name] = PolicyProviderResource(p.type, _proxy(p.inputs), p.urn, p.name)
+        elif not r.type.startswith(PROVIDER_PREFIX) and r.type.split(":", 1)[0] in defaults:
+            providers[r.name] = defaults[r.type.split(":", 1)[0]]
+
+    result = Evaluation()
+    names = {r.urn: (r.name, r.type) for r in items}
+    names.update({p.urn: (p.name, p.resource_type) for p in defaults.values()})
+
+    def add(policy: str, level: str, message: str, urn: Optional[str]) -> None:
+        name, typ = names.get(urn, (None, None)) if urn else (None, None)
+        exc = _exceptions.find(exceptions, policy, stack, name, today) if level == "mandatory" else None
+        result.violations.append(Violation(policy, name, typ, message, level, exc))
+
+    token = REPORT_EXCEPTED.set(True)
+    try:
+        for policy in policies if policies is not None else POLICIES:
+            level = level_of(policy.name, config, default=policy.enforcement_level.value)
+            if level == "disabled":
+                continue
+            level = "mandatory" if level == "remediate" else level
+            entry = config.get(policy.name)
+            cfg = with_defaults(policy.name, entry if isinstance(entry, Mapping) else None)
+            if isinstance(policy, ResourceValidationPolicy):
+                for r in items:
+                    args = ResourceValidationArgs(r.type, _proxy(r.inputs), r.urn, r.name, _opts(r, urn_of),
+                                                  providers.get(r.name), copy.deepcopy(cfg), {})
+                    _run(policy, args, level, r.urn, add, result, r.name)
+            elif isinstance(policy, StackValidationPolicy):
+                stack_resources = [PolicyResource(r.type, _proxy(r.inputs), r.urn, r.name, _opts(r, urn_of),
+                                                  providers.get(r.name), None, [], {}) for r in items]
+                by_urn = {pr.urn: pr for pr in stack_resources}
+                for r, pr in zip(items, stack_resources):
+                    if r.parent and urn_of.get(r.parent) in by_urn:
+                        pr.parent = by_urn[urn_of[r.parent]]
+                for p in defaults.values():
+                    stack_resources.append(PolicyResource(p.resource_type, p.props, p.urn, p.name,
+                                                          PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []),
+                                                          None, None, [], {}))
+                args = StackValidationArgs(stack_resources, copy.deepcopy(cfg), {})
+                _run(policy, args, level, None, add, result, None)
+    finally:
+        REPORT_EXCEPTED.reset(token)
+    return result
+
+
+def _run(policy, args, level: str, urn: Optional[str], add, result: Evaluation, name: Optional[str]) -> None:
+    def report(message: str, violation_urn: Optional[str] = None) -> None:
+        add(policy.name, level, message, urn or violation_urn)
+
+    try:
+        policy.validate(args, report)
+    except UnknownValueError as e:
+        add(policy.name, "advisory", e.message, urn)
+    except _NotApplicableError as e:
+        result.not_applicable.append(NotApplicable(policy.name, name, e.reason or ""))
+
+
+def evaluate(resources: list, config: Mapping[str, Any], provider_regions: Optional[Mapping[str, str]] = None,
+             **kwargs) -> list[Violation]:
+    """The pack's violations on `resources` (see `evaluate_detailed` for the arguments)."""
+    return evaluate_detailed(resources, config, provider_regions, **kwargs).violations
+
+
+def evaluate_preview(result: Any, config: Mapping[str, Any], provider_regions: Optional[Mapping[str, str]] = None,
+                     **kwargs) -> list[Violation]:
+    """`evaluate` on a preview.harness.PreviewResult, with its stack and project names."""
+    return evaluate(result.resources, config, provider_regions, stack=result.stack, project=result.project, **kwargs)
+
+
+# --- what `llmhost preview` calls ------------------------------------------------------------------------------
+
+@dataclass
+class PolicyReport:
+    stack: str
+    config_source: str
+    violations: list[Violation]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Violation]:
+        return [v for v in self.violations if v.blocking]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a mandatory violation is not covered by an active exception, as `pulumi preview` would fail."""
+        return 1 if self.blocking else 0
+
+    def render_text(self) -> str:
+        lines = [f"policy pack {PACK_NAME} on stack {self.stack} (config: {self.config_source})"]
+        lines += [f"  note: {n}" for n in self.notes]
+        order = {"mandatory": 0, "advisory": 1}
+        for v in sorted(self.violations, key=lambda v: (v.excepted_by is not None, order.get(v.enforcement, 2))):
+            if v.excepted_by:
+                e = v.excepted_by
+                lines.append(f"  excepted   {v.line()}")
+                lines.append(f"             exception until {e.expires} approved by {e.approved_by}: {e.reason}")
+            else:
+                lines.append(f"  {v.enforcement:<10} {v.line()}")
+        blocking = len(self.blocking)
+        excepted = sum(1 for v in self.violations if v.excepted_by)
+        advisory = sum(1 for v in self.violations if v.enforcement == "advisory")
+        verdict = "FAIL" if blocking else "pass"
+        lines.append(f"  {verdict}: {blocking} mandatory violation(s), {advisory} advisory, {excepted} excepted")
+        return "\n".join(lines)
+
+
+def load_policy_config(path: Path, stack_config: Any = None) -> tuple[dict[str, Any], list[str]]:
+    """A stack's policy config file, validated; an older `llmhost-stack-facts` file is converted (with a note)."""
+    from .config import facts_from_stack_config, policy_config
+
+    notes: list[str] = []
+    if not path.exists():
+        if stack_config is None:
+            raise PolicyConfigError(str(path), ["no such file; re-run `llmhost plan` to write it"])
+        notes.append(f"{path.name} does not exist; checked against the stack config's facts (re-run `llmhost plan`)")
+        return policy_config(facts_from_stack_config(stack_config)), notes
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        raise PolicyConfigError(str(path), [f"not valid JSON: {exc}"]) from None
+    legacy = doc.get("llmhost-stack-facts") if isinstance(doc, dict) else None
+    if isinstance(legacy, dict):
+        facts = {k: v for k, v in legacy.items() if v is not None}
+        if stack_config is not None:
+            extra = facts_from_stack_config(stack_config)
+            for key in ("registry", "protect", "thirdPartyApiBaseUrl"):
+                if extra.get(key) is not None:
+                    facts.setdefault(key, extra[key])
+        notes.append(f"{path.name} holds the older stack-facts format; converted (re-run `llmhost plan` to rewrite it)")
+        return policy_config(facts), notes
+    problems = validate_config(doc)
+    if problems:
+        raise PolicyConfigError(str(path), problems)
+    return doc, notes
+
+
+def check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]] = None,
+                  today: Optional[dt.date] = None) -> PolicyReport:
+    """The pack on an offline preview of a kit stack, with the stack's own policy config and provider region.
+
+    Reads stacks/<stack>.policy-config.json (the file `pulumi preview --policy-pack-config` takes) unless `config`
+    is given, the provider regions from the stack file, and policies/exceptions.yaml.
+    """
+    from planner.stack_config import load_stack_config
+    from preview.harness import load_config
+
+    root = Path(root)
+    _, merged, _, _ = load_config(root, result.stack)
+    stack_config = load_stack_config(merged, f"stacks/Pulumi.{result.stack}.yaml")
+    regions = {pkg: merged[f"{pkg}:region"] for pkg in ("aws", "gcp") if merged.get(f"{pkg}:region")}
+    notes: list[str] = []
+    if config is None:
+        path = root / "stacks" / f"{result.stack}.policy-config.json"
+        config, notes = load_policy_config(path, stack_config)
+        source = f"stacks/{path.name}"
+    else:
+        source = "given"
+    today = today or dt.date.today()
+    exceptions = _exceptions.load_exceptions()
+    for e in _exceptions.expired(exceptions, today, result.stack):
+        notes.append(f"exception for {e.policy} on {e.resource} expired on {e.expires}; its violations count again")
+    violations = evaluate_preview(result, config, regions, exceptions=exceptions, today=today)
+    return PolicyReport(result.stack, source, violations, notes)
+
+
+def check_resource(policy_id: str, resource_type: str, props: Mapping[str, Any], config: Mapping[str, Any],
+                   name: str = "resource", protect: bool = False,
+                   provider: Optional[tuple[str, Mapping[str, Any]]] = None) -> Evaluation:
+    """One resource policy on one resource (for tests and for trying a rule): violations and not-applicable."""
+    policy = BY_ID[policy_id].POLICY
+    if not isinstance(policy, ResourceValidationPolicy):
+        raise TypeError(f"{policy_id} is a stack policy; use evaluate_detailed")
+    res = {"type": resource_type, "name": name, "inputs": dict(props), "options": {"protect": True} if protect else {}}
+    items = [res]
+    if provider:
+        items.append({"type": provider[0], "name": "explicit-provider", "inputs": dict(provider[1])})
+        res["options"]["provider"] = "explicit-provider"
+    return evaluate_detailed(items, _minimal(policy_id, config), None, exceptions=[], policies=[policy])
+
+
+def check_stack(policy_id: str, resources: list[Mapping[str, Any]], config: Mapping[str, Any],
+                provider_regions: Optional[Mapping[str, str]] = None) -> Evaluation:
+    """One stack policy over `resources` (dicts with type, name, inputs, options)."""
+    policy = BY_ID[policy_id].POLICY
+    if not isinstance(policy, StackValidationPolicy):
+        raise TypeError(f"{policy_id} is a resource policy; use check_resource")
+    return evaluate_detailed(resources, _minimal(policy_id, config), provider_regions, exceptions=[], policies=[policy])
+
+
+def _minimal(policy_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole config valid for validate_config in which only `policy_id`'s entry matters."""
+    from .config import SCHEMAS
+
+    filler = {"allowedRegions": ["eu-central-1"], "classification": "internal", "network": "public"}
+    out: dict[str, Any] = {"all": "mandatory"}
+    for name, schema in SCHEMAS.items():
+        out[name] = dict(config) if name == policy_id else {k: filler[k] for k in schema["required"]}
+    return out
