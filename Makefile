@@ -21,3 +21,4 @@ test: install
 
 bench: install
 	$(BIN)/python bench/plan_preview.py
+	$(BIN)/python bench/gateway_latency.py
