@@ -109,7 +109,8 @@ def _print_summary(decision, name, files, root) -> None:
 @click.option("--stack", "stack", required=True, help="the stack to preview (stacks/Pulumi.<stack>.yaml)")
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False), help="write the full inventory as JSON to this file")
 @click.option("--project-dir", type=click.Path(path_type=Path, file_okay=False), help="the project root (default: found from the cwd)")
-def preview(stack: str, json_file: Optional[Path], project_dir: Optional[Path]) -> None:
+@click.option("--skip-policies", is_flag=True, help="do not run the policy pack on the inventory")
+def preview(stack: str, json_file: Optional[Path], project_dir: Optional[Path], skip_policies: bool) -> None:
     """Run the Pulumi program for STACK in-process under mocks: no cloud, no Pulumi CLI."""
     from preview.harness import run_preview
     from preview.render import print_tree
@@ -120,6 +121,23 @@ def preview(stack: str, json_file: Optional[Path], project_dir: Optional[Path]) 
     if json_file:
         json_file.write_text(json.dumps(result.inventory(), indent=2, sort_keys=True) + "\n")
         click.echo(f"wrote {json_file} ({len(result.resources)} resources)")
+    if not skip_policies:
+        # The policy pack, on the offline inventory: a mandatory violation fails like `pulumi preview` would.
+        from policies.engine import check_preview
+
+        report = check_preview(root, result)
+        click.echo(report.render_text())
+        click.get_current_context().exit(report.exit_code)
+
+
+@main.command()
+@click.option("--detail", is_flag=True, help="include what each policy checks, why, and how to remediate")
+@click.option("--markdown", is_flag=True, help="print the catalogue as Markdown (what docs/policies.md holds)")
+def policies(detail: bool, markdown: bool) -> None:
+    """The policy catalogue: each policy, what it checks, why, its level, its frameworks, and how to request an exception."""
+    from policies.catalogue import render_markdown, render_text
+
+    click.echo(render_markdown() if markdown else render_text(detail=detail), nl=not markdown)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []})

@@ -102,17 +102,10 @@ def digest(flat: dict[str, Any]) -> str:
 
 
 def policy_config(cfg: StackConfig) -> dict[str, Any]:
-    """Facts the policy pack needs, keyed the way `pulumi preview --policy-pack-config` expects."""
-    facts = {
-        "cloud": cfg.cloud,
-        "allowedRegions": list(cfg.residency.allowed_regions),
-        "classification": cfg.residency.classification,
-        "regulations": list(cfg.residency.regulations),
-        "network": cfg.network,
-        "tier": cfg.tier,
-        "thirdPartyApi": cfg.api.provider if cfg.api else None,
-    }
-    return {"all": "mandatory", "llmhost-stack-facts": facts}
+    """The stack's facts, keyed per policy the way `pulumi preview --policy-pack-config` expects."""
+    from policies.config import facts_from_stack_config, policy_config as pack_config  # pure data, no Pulumi import
+
+    return pack_config(facts_from_stack_config(cfg))
 
 
 @dataclass

@@ -27,9 +27,10 @@ EXCEPTION_STEPS = [
     "met for this resource, and what reduces the risk meanwhile (compensating control, exposure, data involved).",
     f"Choose the shortest expiry that covers the fix; it may be at most {MAX_DAYS} days after approval. There are no "
     "blanket waivers: no patterns, no whole stacks, no whole policies.",
-    "A reviewer from the policy owners (CODEOWNERS of `policies/`, i.e. security/compliance) approves the pull request "
-    "and records themselves in `approvedBy` with the approval date; the register's schema is checked by the tests, "
-    "by `llmhost preview` and by the pack itself, so a malformed entry fails instead of being ignored.",
+    "A reviewer from the policy owners (security/compliance: the team `.github/CODEOWNERS` lists for `policies/`, "
+    "so their review is required) approves the pull request and records themselves in `approvedBy` with the "
+    "approval date. The register's schema is checked by the tests, by `llmhost preview` and by the pack itself, so a "
+    "malformed entry fails instead of being ignored.",
     "Once merged, the pack (under `pulumi preview --policy-pack policies`) stops reporting that violation for that "
     "resource, and `llmhost preview` lists it as *excepted* with the reason and expiry. After the expiry date the "
     "entry is ignored and the violation blocks again until it is fixed or the exception is renewed through a new "
@@ -140,7 +141,10 @@ def render_markdown() -> str:
     add("    ticket: SEC-1234")
     add("```")
     add("")
-    add("### Exceptions in force")
+    add("### Exceptions register")
+    add("")
+    add("The entries of `policies/exceptions.yaml`; an entry past its expiry date is ignored by the pack and by "
+        "`llmhost preview`.")
     add("")
     register = load_exceptions(EXCEPTIONS_FILE)
     if register:

@@ -172,7 +172,7 @@ def sanctioned_api_hosts(facts: Mapping[str, Any]) -> list[str]:
     host = re.sub(r"^https?://", "", url).split("/", 1)[0].split(":", 1)[0].lower()
     hosts = [host] if host else []
     for suffix in PROVIDER_HOSTS.get(str(provider).lower(), ()):
-        if not any(h == suffix or h.endswith("." + suffix) for h in hosts):
+        if suffix not in hosts:
             hosts.append(suffix)
     return hosts
 

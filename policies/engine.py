@@ -269,7 +269,7 @@ def load_policy_config(path: Path, stack_config: Any = None) -> tuple[dict[str, 
         return policy_config(facts), notes
     problems = validate_config(doc)
     if problems:
-        raise PolicyConfigError(str(path), problems)
+        raise PolicyConfigError(f"stacks/{path.name}" if path.parent.name == "stacks" else str(path), problems)
     return doc, notes
 
 
@@ -278,12 +278,21 @@ def check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]] =
     """The pack on an offline preview of a kit stack, with the stack's own policy config and provider region.
 
     Reads stacks/<stack>.policy-config.json (the file `pulumi preview --policy-pack-config` takes) unless `config`
-    is given, the provider regions from the stack file, and policies/exceptions.yaml.
+    is given, the provider regions from the stack file, and policies/exceptions.yaml. A wrong config file or
+    exceptions register is raised as planner's InputError (the CLI prints it and exits 2), naming policy and key.
     """
+    from planner.errors import InputError
+
+    try:
+        return _check_preview(Path(root), result, config, today)
+    except (PolicyConfigError, _exceptions.ExceptionsError) as exc:
+        raise InputError(exc.source, [tuple(p.split(": ", 1)) if ": " in p else ("", p) for p in exc.problems]) from None
+
+
+def _check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]], today: Optional[dt.date]) -> PolicyReport:
     from planner.stack_config import load_stack_config
     from preview.harness import load_config
 
-    root = Path(root)
     _, merged, _, _ = load_config(root, result.stack)
     stack_config = load_stack_config(merged, f"stacks/Pulumi.{result.stack}.yaml")
     regions = {pkg: merged[f"{pkg}:region"] for pkg in ("aws", "gcp") if merged.get(f"{pkg}:region")}
@@ -293,6 +302,9 @@ def check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]] =
         config, notes = load_policy_config(path, stack_config)
         source = f"stacks/{path.name}"
     else:
+        problems = validate_config(config)
+        if problems:
+            raise PolicyConfigError("policy config", problems)
         source = "given"
     today = today or dt.date.today()
     exceptions = _exceptions.load_exceptions()

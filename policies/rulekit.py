@@ -37,7 +37,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from . import exceptions as _exceptions
 from .config import SCHEMAS, PolicyConfigError, validate_policy_config, with_defaults
-from .props import UNKNOWN, get, is_unknown, plain
+from .props import UNKNOWN, get, plain
 
 PACK_NAME = "llmhost-policies"
 PACK_VERSION = "1.0.0"  # keep equal to PulumiPolicy.yaml's version (a test checks)
@@ -228,6 +228,11 @@ class ResourceContext(_Ctx):
             self.cannot_verify(path, what)
         return value
 
+    def peek(self, path: str) -> Any:
+        """The value at `path` without recording an unknown: for presence checks. An unknown value is an output of
+        another resource of the stack (a key ARN, a subnet id), so "is it set" is decided even before `pulumi up`."""
+        return get(self.props, path)
+
     def items(self, path: str, what: str = "") -> list[tuple[str, Any]]:
         value = self.get(path, what)
         if not isinstance(value, list):
@@ -319,7 +324,3 @@ def applies(ctx: _Ctx, resource_type: str, types: Iterable[str]) -> None:
     """Stop with not-applicable unless `resource_type` is one of `types`."""
     if resource_type not in tuple(types):
         ctx.not_applicable(f"{resource_type} is not a resource type this policy checks")
-
-
-def unknown(value: Any) -> bool:
-    return is_unknown(value)

@@ -61,9 +61,10 @@ def test_stack_file_holds_config_under_the_project_namespace(project, cli):
     cfg = load_stack_config(doc["config"], "Pulumi.eu.yaml")
     assert cfg.region == "europe-west4" and cfg.api.replica_regions == ["europe-west1"]
     assert cfg.api.base_url == "https://eu.api.openai.com/v1"
-    facts = json.loads((project / "stacks/eu.policy-config.json").read_text())["llmhost-stack-facts"]
-    assert facts == {"cloud": "gcp", "allowedRegions": ["europe-west4", "europe-west1"], "classification": "internal",
-                     "regulations": ["gdpr"], "network": "public", "tier": "api", "thirdPartyApi": "openai"}
+    policy = json.loads((project / "stacks/eu.policy-config.json").read_text())
+    assert policy["all"] == "mandatory"
+    assert policy["RES-001-region-allowlist"] == {"allowedRegions": ["europe-west4", "europe-west1"]}
+    assert policy["BND-001-no-third-party-api"]["classification"] == "internal"
 
 
 def test_report_explains_the_decision(project, cli):

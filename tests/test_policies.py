@@ -90,8 +90,6 @@ def test_one_rule_per_file_under_its_area():
     files = sorted(p.relative_to(ROOT / "policies" / "rules") for p in (ROOT / "policies" / "rules").glob("*/*.py")
                    if p.name != "__init__.py")
     assert len(files) == len(RULES)
-    for rule in RULES:
-        module = sys.modules[type(rule).__module__] if False else None  # noqa: F841 (documentation only)
     from policies.rules import MODULES
 
     for m in MODULES:
@@ -139,6 +137,10 @@ def test_the_real_pack_serves_the_policies_over_grpc():
     proc = subprocess.Popen([sys.executable, "-u", "policies"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
+        import select
+
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "the pack did not print its port within 60 s"
         port = proc.stdout.readline().strip()
         assert port.isdigit(), proc.stderr.read()
         stub = analyzer_pb2_grpc.AnalyzerStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
@@ -171,11 +173,15 @@ def test_the_real_pack_serves_the_policies_over_grpc():
         assert reasons["BND-004-sagemaker-network-isolation"] == \
             "aws:ec2/natGateway:NatGateway is not a resource type this policy checks"
 
-        resp = analyze("aws:cloudwatch/logGroup:LogGroup", "logs", {"kmsKeyId": "04da6b54-80e4-46f7-96ec-b56ff0331ba9"})
-        [d] = [d for d in resp.diagnostics if d.policyName == "RES-001-region-allowlist"]
-        assert d.enforcementLevel == proto.ADVISORY
-        assert "during preview: cannot verify kmsKeyId (a reference whose region decides residency)" in d.message
-        assert not [d for d in resp.diagnostics if d.policyName == "ENC-004-cmk-log-groups"], "an unknown key is set"
+        unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for a string unknown at preview
+        resp = analyze("aws:ec2/subnet:Subnet", "subnet", {"availabilityZone": unknown, "mapPublicIpOnLaunch": True})
+        assert [(d.policyName, d.enforcementLevel, d.message.splitlines()[-1].split(" during preview: ")[-1].split(":")[0])
+                for d in resp.diagnostics] == [
+            ("RES-001-region-allowlist", proto.ADVISORY, "cannot verify availabilityZone (a location)"),
+            ("AIR-001-no-internet-gateways", proto.MANDATORY,
+             "mapPublicIpOnLaunch is true")]
+        resp = analyze("aws:cloudwatch/logGroup:LogGroup", "logs", {"kmsKeyId": unknown})
+        assert list(resp.diagnostics) == [], "an unknown key ARN is a key of the stack: set, and checked where it is made"
     finally:
         proc.kill()
         proc.wait(timeout=30)
@@ -329,3 +335,43 @@ def test_catalogue_covers_every_policy_and_the_exception_process():
     assert "## Requesting an exception" in md and "expires" in md and "CODEOWNERS" in md
     assert "| ENC-005-cmk-endpoints | eu-confidential-vertex | vertex-deployment |" in md
     assert "policies/exceptions.yaml" in text
+
+
+def test_the_pack_honours_the_exceptions_register_under_the_engine(monkeypatch):
+    """Under `pulumi preview` (PULUMI_STACK set) an active exception suppresses that one resource's violation."""
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2 as proto
+    from pulumi_policy import EnforcementLevel
+    from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, POLICIES, EnforcementLevel.MANDATORY)
+    request = proto.ConfigureAnalyzerRequest()
+    facts = {**EU_AIRGAPPED_FACTS, "cloud": "gcp", "allowedRegions": ["europe-west4"], "network": "private",
+             "classification": "confidential", "registry": None}
+    for name, entry in policy_config(facts).items():
+        if name != "all":
+            cfg = proto.PolicyConfig(enforcementLevel=proto.MANDATORY)
+            cfg.properties.update(entry)
+            request.policyConfig[name].CopyFrom(cfg)
+    servicer.Configure(request, None)
+    props = struct_pb2.Struct()
+    props.update({"location": "europe-west4",
+                  "endpointConfig": {"privateServiceConnectConfig": {"enablePrivateServiceConnect": True}}})
+    typ = "gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment"
+
+    def policies_reported(stack):
+        monkeypatch.setenv("PULUMI_STACK", stack)
+        resp = servicer.Analyze(proto.AnalyzeRequest(type=typ, properties=props, name="vertex-deployment",
+                                                     urn=f"urn:pulumi:{stack}::llm-hosting::{typ}::vertex-deployment"), None)
+        return [d.policyName for d in resp.diagnostics]
+
+    assert policies_reported("eu-confidential-vertex") == []
+    assert policies_reported("another-stack") == ["ENC-005-cmk-endpoints"]
+
+
+def test_config_and_exceptions_need_no_pulumi_sdk():
+    """`llmhost plan` writes policy configs without importing Pulumi: config.py and exceptions.py stay pure."""
+    code = ("import sys; import policies.config, policies.exceptions, policies.props; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_policy', 'grpc')); "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

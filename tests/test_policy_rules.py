@@ -65,7 +65,7 @@ CASES = [
     ("bnd001-api-key-secret", "BND-001-no-third-party-api", "aws:secretsmanager/secret:Secret",
      {"name": "llm-hosting/startup-api/groq-api-key",
       "description": "groq API key for llama-3.3-70b-versatile (base URL https://api.groq.com/openai/v1)"}, REGULATED,
-     [f"name (llm-hosting/startup-api/groq-api-key) is a key or route for the third-party API provider groq; {BOUNDARY}"]),
+     [f"name holds 'groq-api-key', a key or route for the third-party API provider groq; {BOUNDARY}"]),
     ("bnd001-route-in-env", "BND-001-no-third-party-api", "kubernetes:apps/v1:Deployment",
      deployment([{"name": "gateway", "image": "litellm:1", "env": [{"name": "UPSTREAM", "value": "https://eu.api.openai.com/v1"}]}]),
      REGULATED, [f"spec.template.spec.containers[0].env[0].value names the third-party API eu.api.openai.com; {BOUNDARY}"]),
@@ -332,8 +332,8 @@ def test_instance_store_endpoint_is_compliant_without_a_key():
 
 
 UNKNOWN_CASES = [
-    ("RES-001-region-allowlist", "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": UNKNOWN_STRING_VALUE}, ALLOWED,
-     "cannot verify kmsKeyId (a reference whose region decides residency)"),
+    ("RES-001-region-allowlist", "aws:ec2/subnet:Subnet", {"availabilityZone": UNKNOWN_STRING_VALUE}, ALLOWED,
+     "cannot verify availabilityZone (a location)"),
     ("BND-002-private-cluster-endpoint", "aws:eks/cluster:Cluster",
      {"vpcConfig": {"endpointPublicAccess": "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7"}}, REGULATED,
      "cannot verify vpcConfig.endpointPublicAccess (whether the API endpoint is public)"),
@@ -357,11 +357,23 @@ def test_unknown_at_preview_is_reported_as_cannot_verify_never_passed(policy, ty
 
 
 def test_known_violations_are_still_reported_next_to_an_unknown():
-    props = {"kmsKeyId": UNKNOWN_STRING_VALUE, "replicas": [{"region": "us-east-1"}]}
+    props = {"kmsKeyId": UNKNOWN_STRING_VALUE, "replicas": [{"region": UNKNOWN_STRING_VALUE}, {"region": "us-east-1"}]}
     result = check_resource("RES-001-region-allowlist", "aws:secretsmanager/secret:Secret", props, ALLOWED, name="s")
     assert [(v.enforcement, v.message.split(":")[0]) for v in result.violations] == [
-        ("mandatory", "replicas[0].region is us-east-1, outside the allowed regions (eu-central-1, eu-west-1)"),
-        ("advisory", "cannot verify kmsKeyId (a reference whose region decides residency)")]
+        ("mandatory", "replicas[1].region is us-east-1, outside the allowed regions (eu-central-1, eu-west-1)"),
+        ("advisory", "cannot verify replicas[0].region (a location)")]
+
+
+def test_a_reference_unknown_at_preview_still_counts_as_set():
+    """An unknown kmsKeyId is the ARN of a key the stack creates: the CMK is there, its value comes at `pulumi up`."""
+    for policy, typ, props in [
+        ("ENC-004-cmk-log-groups", "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": UNKNOWN_STRING_VALUE}),
+        ("ENC-001-cmk-secrets", "aws:secretsmanager/secret:Secret",
+         {"kmsKeyId": UNKNOWN_STRING_VALUE, "replicas": [{"region": "eu-west-1", "kmsKeyId": UNKNOWN_STRING_VALUE}]}),
+        ("RES-001-region-allowlist", "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": UNKNOWN_STRING_VALUE}),
+    ]:
+        result = check_resource(policy, typ, props, ALLOWED if policy.startswith("RES") else {}, name="r")
+        assert result.violations == [], policy
 
 
 # --- stack policies ---------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def check(ctx: ResourceContext) -> None:
     if ctx.type in (LAUNCH_TEMPLATE, INSTANCE):
         _imds(ctx)
     elif ctx.type == NODE_GROUP:
-        if ctx.get("launchTemplate", "the node group's launch template") is None:
+        if ctx.peek("launchTemplate") is None:
             ctx.violation("launchTemplate is not set: nothing requires IMDSv2 on the nodes (it is left to the AMI's "
                           "default)")
     else:

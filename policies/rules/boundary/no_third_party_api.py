@@ -66,7 +66,7 @@ def check(ctx: ResourceContext) -> None:
             if provider_hosts and all(host_matches(h, sanctioned) for h in provider_hosts):
                 continue
             providers_seen.add(provider)
-            ctx.violation(f"{path} ({value}) is a key or route for the third-party API provider {provider}; "
+            ctx.violation(f"{path} holds {m.group(0)!r}, a key or route for the third-party API provider {provider}; "
                           f"{classification} data may not be sent outside the boundary")
 
 

@@ -30,10 +30,10 @@ RULE = Rule(
 def check(ctx: ResourceContext) -> None:
     require_boundary(ctx)
     applies(ctx, ctx.type, (MODEL,))
-    vpc = ctx.get("vpcConfig", "the model's VPC config")
+    vpc = ctx.peek("vpcConfig")
     if vpc is not UNKNOWN:
-        subnets = ctx.get("vpcConfig.subnets", "the model's subnets")
-        groups = ctx.get("vpcConfig.securityGroupIds", "the model's security groups")
+        subnets = ctx.peek("vpcConfig.subnets")  # ids of the stack's subnets may be unknown: they are set
+        groups = ctx.peek("vpcConfig.securityGroupIds")
         if not vpc:
             ctx.violation("vpcConfig is not set: the model's containers run outside the stack's VPC")
         else:

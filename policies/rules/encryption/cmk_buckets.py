@@ -44,8 +44,8 @@ def _kms_rule(rules) -> tuple[bool, bool]:
         default = r.get("applyServerSideEncryptionByDefault") if isinstance(r, dict) else None
         if not isinstance(default, dict):
             continue
-        algo, key = default.get("sseAlgorithm"), default.get("kmsMasterKeyId")
-        if algo is UNKNOWN or key is UNKNOWN:
+        algo, key = default.get("sseAlgorithm"), default.get("kmsMasterKeyId")  # an unknown key is a key of the stack
+        if algo is UNKNOWN:
             return False, True
         if algo in KMS_ALGORITHMS and key:
             return True, False
@@ -59,8 +59,7 @@ def check(ctx: StackContext) -> None:
     sse = [r for r in ctx.resources if r.type in AWS_SSE]
     for b in buckets:
         if b.type == GCS:
-            key = ctx.get(b, "encryption.defaultKmsKeyName", "the bucket's default key")
-            if key is None:
+            if get(b.props, "encryption.defaultKmsKeyName") is None:
                 ctx.violation("encryption.defaultKmsKeyName is not set: objects use a Google-managed key", b.urn)
             continue
         inline, unknown = _kms_rule(get(b.props, "serverSideEncryptionConfiguration.rules"))

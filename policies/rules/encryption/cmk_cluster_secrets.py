@@ -38,7 +38,7 @@ def check(ctx: ResourceContext) -> None:
         resources = ctx.get("encryptionConfig.resources", "what is encrypted")
         if isinstance(resources, list) and "secrets" not in resources:
             ctx.violation("encryptionConfig.resources does not include secrets")
-        if ctx.get("encryptionConfig.provider.keyArn", "the cluster's key") is None:
+        if ctx.peek("encryptionConfig.provider.keyArn") is None:
             ctx.violation("encryptionConfig.provider.keyArn is not set: no customer-managed key encrypts the secrets")
         return
     state = ctx.get("databaseEncryption.state", "the database encryption state")
@@ -47,7 +47,7 @@ def check(ctx: ResourceContext) -> None:
     if state != "ENCRYPTED":
         ctx.violation(f"databaseEncryption.state is {state or 'not set'}: Kubernetes secrets are not encrypted with a "
                       "customer-managed key")
-    elif ctx.get("databaseEncryption.keyName", "the cluster's key") is None:
+    elif ctx.peek("databaseEncryption.keyName") is None:
         ctx.violation("databaseEncryption.keyName is not set: no customer-managed key encrypts the secrets")
 
 

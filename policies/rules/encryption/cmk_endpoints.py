@@ -52,10 +52,10 @@ def check(ctx: ResourceContext) -> None:
                       "encryptionSpec, so Vertex AI encrypts the endpoint with a Google-managed key")
         return
     if ctx.type == VERTEX_ENDPOINT:
-        if ctx.get("encryptionSpec.kmsKeyName", "the endpoint's key") is None:
+        if ctx.peek("encryptionSpec.kmsKeyName") is None:
             ctx.violation("encryptionSpec.kmsKeyName is not set: the endpoint uses a Google-managed key")
         return
-    key = ctx.get("kmsKeyArn", "the endpoint configuration's key")
+    key = ctx.peek("kmsKeyArn")
     if key is None:
         variants = ctx.items("productionVariants", "the production variants")
         needs = []
@@ -69,11 +69,11 @@ def check(ctx: ResourceContext) -> None:
             ctx.violation(f"kmsKeyArn is not set: the ML storage volumes of {', '.join(needs)} use an AWS-managed key")
     capture = ctx.get("dataCaptureConfig", "the data capture config")
     if isinstance(capture, dict) and truthy(capture.get("enableCapture")) is not False:
-        if ctx.get("dataCaptureConfig.kmsKeyId", "the capture key") is None:
+        if ctx.peek("dataCaptureConfig.kmsKeyId") is None:
             ctx.violation("dataCaptureConfig.kmsKeyId is not set: captured prompts and completions are written to S3 "
                           "without a customer-managed key")
     if isinstance(ctx.get("asyncInferenceConfig"), dict):
-        if ctx.get("asyncInferenceConfig.outputConfig.kmsKeyId", "the async output key") is None:
+        if ctx.peek("asyncInferenceConfig.outputConfig.kmsKeyId") is None:
             ctx.violation("asyncInferenceConfig.outputConfig.kmsKeyId is not set: async responses are written to S3 "
                           "without a customer-managed key")
 

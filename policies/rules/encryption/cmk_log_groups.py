@@ -32,9 +32,9 @@ RULE = Rule(
 def check(ctx: ResourceContext) -> None:
     applies(ctx, ctx.type, TYPES)
     if ctx.type == LOG_GROUP:
-        if ctx.get("kmsKeyId", "the log group's key") is None:
+        if ctx.peek("kmsKeyId") is None:
             ctx.violation("kmsKeyId is not set: the log group is encrypted with a CloudWatch-managed key")
-    elif ctx.get("cmekSettings.kmsKeyName", "the log bucket's key") is None:
+    elif ctx.peek("cmekSettings.kmsKeyName") is None:
         ctx.violation("cmekSettings.kmsKeyName is not set: the log bucket uses a Google-managed key")
 
 

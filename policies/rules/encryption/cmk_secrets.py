@@ -35,13 +35,13 @@ RULE = Rule(
 def check(ctx: ResourceContext) -> None:
     applies(ctx, ctx.type, TYPES)
     if ctx.type == AWS_SECRET:
-        key = ctx.get("kmsKeyId", "the secret's key")
+        key = ctx.peek("kmsKeyId")
         if key is None or key in AWS_MANAGED:
             ctx.violation("kmsKeyId is not set: the secret is encrypted with the AWS-managed key aws/secretsmanager")
         for path, replica in ctx.items("replicas", "the secret's replicas"):
             if not isinstance(replica, dict):
                 continue
-            rkey = ctx.get(f"{path}.kmsKeyId", "the replica's key")
+            rkey = ctx.peek(f"{path}.kmsKeyId")
             if rkey is None or rkey in AWS_MANAGED:
                 region = replica.get("region")
                 ctx.violation(f"{path}.kmsKeyId is not set: the {region} replica uses the AWS-managed key "
@@ -49,7 +49,7 @@ def check(ctx: ResourceContext) -> None:
     elif ctx.type == SSM_PARAMETER:
         kind = ctx.get("type", "the parameter type")
         if kind == "SecureString":
-            key = ctx.get("keyId", "the parameter's key")
+            key = ctx.peek("keyId")
             if key is None or key in AWS_MANAGED:
                 ctx.violation("keyId is not set: the SecureString is encrypted with the AWS-managed key aws/ssm")
         elif kind is not UNKNOWN:
@@ -62,13 +62,11 @@ def check(ctx: ResourceContext) -> None:
             ctx.violation("replication is not set: the secret uses a Google-managed key")
             return
         if "auto" in replication:
-            name = ctx.get("replication.auto.customerManagedEncryption.kmsKeyName", "the secret's key")
-            if not name:
+            if ctx.peek("replication.auto.customerManagedEncryption.kmsKeyName") is None:
                 ctx.violation("replication.auto.customerManagedEncryption is not set: the secret uses a "
                               "Google-managed key")
         for path, replica in ctx.items("replication.userManaged.replicas", "the secret's replicas"):
-            name = ctx.get(f"{path}.customerManagedEncryption.kmsKeyName", "the replica's key")
-            if not name:
+            if ctx.peek(f"{path}.customerManagedEncryption.kmsKeyName") is None:
                 where = replica.get("location") if isinstance(replica, dict) else "?"
                 ctx.violation(f"{path}.customerManagedEncryption is not set: the {where} replica uses a "
                               "Google-managed key")

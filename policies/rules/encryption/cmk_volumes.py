@@ -38,7 +38,7 @@ RULE = Rule(
 def _ebs(ctx: ResourceContext, prefix: str) -> None:
     at = f"{prefix}." if prefix else ""
     encrypted = ctx.get(f"{at}encrypted", "whether the volume is encrypted")
-    key = ctx.get(f"{at}kmsKeyId", "the volume's key")
+    key = ctx.peek(f"{at}kmsKeyId")
     if encrypted is not UNKNOWN and truthy(encrypted) is not True:
         ctx.violation(f"{at}encrypted is not true: the volume is not encrypted")
     elif key is None:
@@ -66,18 +66,18 @@ def check(ctx: ResourceContext) -> None:
         for path, _ in ctx.items("ebsBlockDevices", "the EBS devices"):
             _ebs(ctx, path)
     elif ctx.type == NODE_GROUP:
-        lt = ctx.get("launchTemplate", "the node group's launch template")
+        lt = ctx.peek("launchTemplate")
         if lt is None:
             ctx.violation("launchTemplate is not set: the nodes' root volumes get no customer-managed key")
     elif ctx.type == GCP_DISK:
-        if not ctx.get("diskEncryptionKey.kmsKeySelfLink", "the disk's key"):
+        if ctx.peek("diskEncryptionKey.kmsKeySelfLink") is None:
             ctx.violation("diskEncryptionKey.kmsKeySelfLink is not set: the disk uses a Google-managed key")
     else:
         if ctx.type == GKE:
             removed = ctx.get("removeDefaultNodePool", "whether the default node pool is removed")
             if removed is UNKNOWN or truthy(removed) is True:
                 return
-        key = ctx.get("nodeConfig.bootDiskKmsKey", "the boot disks' key")
+        key = ctx.peek("nodeConfig.bootDiskKmsKey")
         if key is None:
             pool = "the default node pool's" if ctx.type == GKE else "the pool's"
             ctx.violation(f"nodeConfig.bootDiskKmsKey is not set: {pool} boot disks use a Google-managed key")

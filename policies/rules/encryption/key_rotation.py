@@ -23,7 +23,7 @@ RULE = Rule(
     why="Rotation limits how much data one key version protects and how long a leaked version stays useful; it is "
         "an explicit requirement of FedRAMP key management and PCI DSS.",
     severity="medium",
-    controls=("FedRAMP SC-12", "CIS AWS 3.8", "PCI DSS 3.6.4", "HIPAA 164.312(a)(2)(iv)"),
+    controls=("FedRAMP SC-12", "CIS AWS 3.8", "PCI DSS 3.7.4", "HIPAA 164.312(a)(2)(iv)"),
     remediation="Set `enable_key_rotation=True` (and `rotation_period_in_days`) on AWS keys, `rotation_period` "
                 "(e.g. \"7776000s\", 90 days) on Cloud KMS keys.",
     applies_to=(AWS_KEY, GCP_KEY),

@@ -12,9 +12,6 @@ LOCATION_KEYS = frozenset({
     "region", "location", "availabilityZone", "availabilityZones", "zone", "zones", "nodeLocations", "locations",
     "replicaRegion", "replicaRegions", "destinationRegion", "sourceRegion", "storageLocation", "storageLocations",
 })
-# Keys that hold references (ARNs, resource paths) to where a key, a log destination or a secret lives.
-REFERENCE_KEY = re.compile(r"(arn|arns|keyid|keyname|kmskey\w*|keyring|cryptokeyid|selflink|logdestination|"
-                           r"secretid|servicename|bootdiskkmskey)$", re.I)
 SKIP_TOP_KEYS = frozenset({"tags", "tagsAll", "labels", "effectiveLabels", "pulumiLabels", "resourceLabels",
                            "description", "policy", "assumeRolePolicy", "annotations"})
 
@@ -30,7 +27,9 @@ RULE = Rule(
            "references it makes (KMS key ARNs, log destinations, GCP `projects/*/locations/*` paths, VPC endpoint "
            "service names). A zone counts as its region; a multi-region location (`EU`, `global`) must itself be "
            "listed. Resources that name no region are placed in their provider's region, which "
-           "RES-002-provider-region checks.",
+           "RES-002-provider-region checks. A reference "
+           "still unknown during preview points at another resource of the same stack, whose own region these two "
+           "policies check; an unknown region/location key is reported as cannot-verify.",
     why="Personal and regulated data may only be stored and processed where the stack's residency decision says "
         "(GDPR Chapter V transfers, contractual data-location commitments, FedRAMP's U.S.-only storage). A "
         "replica, a key or a log copy in another region is a transfer even when the primary is compliant.",
@@ -72,9 +71,6 @@ def check(ctx: ResourceContext) -> None:
                 ctx.violation(f"{path} is the multi-region location {value}, not one of the allowed regions ({shown})")
             else:
                 ctx.violation(f"{path} is {value}, outside the allowed regions ({shown})")
-        elif value is UNKNOWN:
-            if REFERENCE_KEY.search(key):
-                ctx.cannot_verify(path, "a reference whose region decides residency")
         elif isinstance(value, str):
             region = region_of_reference(value)
             if region is None:
