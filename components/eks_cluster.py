@@ -97,8 +97,10 @@ class EksCluster(pulumi.ComponentResource):
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]))
         for addon in ADDONS:
-            # Pod Identity (eks-pod-identity-agent) gives workloads IAM roles without node credentials.
+            # Pod Identity (eks-pod-identity-agent) gives workloads IAM roles without node credentials; the VPC CNI
+            # enforces the workloads' NetworkPolicies (off by default on EKS).
             aws.eks.Addon(f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
+                          configuration_values=json.dumps({"enableNetworkPolicy": "true"}) if addon == "vpc-cni" else None,
                           resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE",
                           tags=args.tags, opts=child)
 

@@ -72,9 +72,17 @@ class ModelServerArgs:
             raise ValueError(f"max_replicas: {self.max_replicas} is below min_replicas {self.min_replicas}")
         if self.startup_budget_seconds < 60:
             raise ValueError(f"startup_budget_seconds: {self.startup_budget_seconds} s cannot cover a model download and load")
+        if self.spec.engine == "tgi" and self.spec.model_dir in self.spec.args and not self.model_volume_claim:
+            raise ValueError(f"model_volume_claim: TGI reads the weights from {self.spec.model_dir} and cannot stream them "
+                             "from a bucket; give a volume pre-filled with them")
         image = self.spec.image.rsplit("/", 1)[-1]
         if "@sha256:" not in self.spec.image and (":" not in image or image.endswith(":latest")):
             raise ValueError(f"spec.image: {self.spec.image!r} is not pinned; give an exact release tag or an @sha256 digest")
+
+
+def model_path(spec: EngineSpec) -> str:
+    """Where the model volume is mounted: the engine's model dir, or /models when the engine streams from a bucket."""
+    return spec.model_dir if spec.model_dir.startswith("/") else "/models"
 
 
 def grace_period_seconds(args: ModelServerArgs) -> int:
@@ -119,7 +127,7 @@ class ModelServer(pulumi.ComponentResource):
         env += [k8s.core.v1.EnvVarArgs(name=k, value_from=k8s.core.v1.EnvVarSourceArgs(
             secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)))
             for k, (secret, key) in sorted(spec.secret_env.items())]
-        mounts = [k8s.core.v1.VolumeMountArgs(name="model-cache", mount_path=spec.model_dir),
+        mounts = [k8s.core.v1.VolumeMountArgs(name="model-cache", mount_path=model_path(spec)),
                   k8s.core.v1.VolumeMountArgs(name="cache", mount_path="/cache"),
                   k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
         model_volume = (k8s.core.v1.VolumeArgs(name="model-cache", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(

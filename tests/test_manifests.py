@@ -83,7 +83,8 @@ def unmask(manifest: dict) -> dict:
 
 
 def _tgi_servers() -> list[tuple[str, Any]]:
-    """TGI model servers: a hub model on one GPU (gated, token from a Secret) and a sharded one from object storage."""
+    """TGI model servers: a hub model on one GPU (gated, token from a Secret), and a sharded one whose weights (from
+    object storage) are pre-filled into a volume claim mounted at /models, the way TGI reads them (serving/tgi.py)."""
     from components.versions import VERSIONS
     from planner.catalog import load_catalog
     from planner.sizing import pod_size, startup_budget, weights_gb
@@ -96,10 +97,11 @@ def _tgi_servers() -> list[tuple[str, Any]]:
     out = []
     variants = [
         ("tgi-hub-1gpu", dict(size_class="8b", gpu="A10G", gpus=1, instance="g5.xlarge", weights_uri=None,
-                              hub_token_secret="hf-token", registry=None, airgapped=False)),
-        ("tgi-s3-2gpu-airgapped", dict(size_class="70b", gpu="L40S", gpus=2, instance="g6e.12xlarge",
-                                       weights_uri="s3://weights/llama-3.1-70b/", hub_token_secret=None,
-                                       registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror", airgapped=True)),
+                              hub_token_secret="hf-token", registry=None, airgapped=False, claim=None)),
+        ("tgi-prefilled-2gpu-airgapped", dict(size_class="70b", gpu="L40S", gpus=2, instance="g6e.12xlarge",
+                                              weights_uri="s3://weights/llama-3.1-70b/", hub_token_secret=None,
+                                              registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror",
+                                              airgapped=True, claim="llama-70b-weights")),
     ]
     for label, v in variants:
         inputs = EngineInputs(model_id=f"meta-llama/Llama-3.1-{v['size_class'].upper()}-Instruct",
@@ -114,7 +116,7 @@ def _tgi_servers() -> list[tuple[str, Any]]:
         args = ModelServerArgs(name="tgi", spec=spec, min_replicas=2, max_replicas=4, gpus_per_replica=v["gpus"],
                                gpu=v["gpu"], startup_budget_seconds=startup_budget(catalog, weights).total_seconds,
                                cpu=size.cpu, memory_gib=size.memory_gib, cache_size_gib=size.cache_gib,
-                               labels={"llm-hosting/stack": label})
+                               model_volume_claim=v["claim"], labels={"llm-hosting/stack": label})
         out.append((label, run_program(lambda a=args: ModelServer("tgi", a), "llm-hosting", label,
                                        {"aws:region": "us-east-1"})))
     return out

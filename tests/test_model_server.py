@@ -178,3 +178,14 @@ def test_airgapped_server_is_offline_and_uses_the_mirror(catalog):
 def test_hub_token_only_through_secret_key_ref(tgi):
     (token,) = [e for e in container(tgi[0], "tgi")["env"] if e["name"] == "HF_TOKEN"]
     assert token == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}}}
+
+
+def test_streaming_engines_mount_the_cache_at_a_path(vllm_tp2):
+    mounts = {m["name"]: m["mountPath"] for m in container(vllm_tp2[0])["volumeMounts"]}
+    assert mounts["model-cache"] == "/models"  # not the s3:// URI vLLM streams from
+
+
+def test_tgi_from_a_bucket_needs_a_prefilled_volume(catalog):
+    with pytest.raises(ValueError, match="^model_volume_claim: TGI reads the weights from /models"):
+        render(catalog, engine="tgi", size_class="8b", gpu="A10G", gpus=1, instance="g5.xlarge",
+               weights_uri="s3://weights/llama-8b/")
