@@ -25,7 +25,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from functools import lru_cache
 from pathlib import Path

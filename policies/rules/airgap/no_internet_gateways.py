@@ -59,7 +59,7 @@ def check(ctx: ResourceContext) -> None:
         if truthy(ctx.get("mapPublicIpOnLaunch", "whether instances get public IPs")) is True:
             ctx.violation("mapPublicIpOnLaunch is true: instances launched here get public IP addresses")
     elif t == LAUNCH_TEMPLATE:
-        for path, nic in ctx.items("networkInterfaces", "the network interfaces"):
+        for path, _nic in ctx.items("networkInterfaces", "the network interfaces"):
             if isinstance(nic, dict) and truthy(ctx.get(f"{path}.associatePublicIpAddress")) is True:
                 ctx.violation(f"{path}.associatePublicIpAddress is true: instances get public IP addresses")
     elif t == INSTANCE:
@@ -71,7 +71,7 @@ def check(ctx: ResourceContext) -> None:
             shown = "EXTERNAL" if kind else "not set (EXTERNAL by default)"
             ctx.violation(f"addressType is {shown}: a public IP address")
     elif t in GCP_VMS:
-        for path, nic in ctx.items("networkInterfaces", "the network interfaces"):
+        for path, _nic in ctx.items("networkInterfaces", "the network interfaces"):
             configs = ctx.get(f"{path}.accessConfigs", "the access configs")
             if isinstance(configs, list) and configs:
                 ctx.violation(f"{path}.accessConfigs gives the VM an external IP address")
