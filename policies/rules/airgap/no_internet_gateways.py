@@ -59,7 +59,7 @@ def check(ctx: ResourceContext) -> None:
         if truthy(ctx.get("mapPublicIpOnLaunch", "whether instances get public IPs")) is True:
             ctx.violation("mapPublicIpOnLaunch is true: instances launched here get public IP addresses")
     elif t == LAUNCH_TEMPLATE:
-        for path, _nic in ctx.items("networkInterfaces", "the network interfaces"):
+        for path, nic in ctx.items("networkInterfaces", "the network interfaces"):
             if isinstance(nic, dict) and truthy(ctx.get(f"{path}.associatePublicIpAddress")) is True:
                 ctx.violation(f"{path}.associatePublicIpAddress is true: instances get public IP addresses")
     elif t == INSTANCE:
