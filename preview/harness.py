@@ -43,6 +43,7 @@ class Resource:
     inputs: dict[str, Any]
     options: dict[str, Any]
     urn: str
+    dependencies: list[str] = field(default_factory=list)  # URNs this resource waits for (depends_on and inputs)
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs, "options": self.options}
@@ -198,7 +199,8 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
             rows.append(Resource(
                 type=request.type, name=request.name,
                 parent=names_by_urn.get(request.parent) if request.parent else None,
-                custom=bool(request.custom), inputs=_plain(_mask(raw)), options=options, urn=response.urn))
+                custom=bool(request.custom), inputs=_plain(_mask(raw)), options=options, urn=response.urn,
+                dependencies=list(request.dependencies)))
             return response
 
     log = logging.getLogger("llmhost.preview")

@@ -31,6 +31,23 @@ def project(tmp_path: Path) -> Path:
     return dst
 
 
+def edit_stack(project: Path, stack: str, edit) -> None:
+    """Apply `edit` to the `config:` mapping of a stack file in a project copy (a hand edit, as a user would make)."""
+    import yaml
+
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    edit(doc["config"])
+    path.write_text(yaml.safe_dump(doc))
+
+
+def set_section(section: str, **values):
+    """An edit that sets keys inside one `llm-hosting:<section>` mapping (creating it if absent)."""
+    def edit(config):
+        config.setdefault(f"llm-hosting:{section}", {}).update(values)
+    return edit
+
+
 class Cli:
     def __init__(self):
         self.runner = CliRunner()

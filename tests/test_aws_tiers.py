@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, edit_stack as _edit, set_section as _set
 from components.versions import VERSIONS
 from planner.sizing import fit_problem, node_counts, root_volume_gb, same_class_instance_types, startup_budget, weights_gb
-
-
-def _edit(project: Path, stack: str, edit) -> None:
-    path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    doc = yaml.safe_load(path.read_text())
-    edit(doc["config"])
-    path.write_text(yaml.safe_dump(doc))
-
-
-def _set(section: str, **values):
-    def edit(config):
-        config[f"llm-hosting:{section}"].update(values)
-    return edit
 
 
 CASES = [

@@ -7,14 +7,12 @@ checked-in self-hosted stacks with `run_preview` and compare against the stack f
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime import mocks as pmocks
 
 from components.eks_cluster import CONTROL_PLANE_LOGS, EksCluster, EksClusterArgs, kubeconfig
 from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArgs
@@ -56,23 +54,6 @@ AUTOSCALING_ROLE = (f"arn:aws:iam::{ACCOUNT_ID}:role/aws-service-role/autoscalin
 
 # -- helpers --------------------------------------------------------------------------------------------------------
 
-@contextmanager
-def recorded_dependencies():
-    """Resource name -> URNs it depends on (depends_on and input dependencies), as the engine would be told."""
-    deps: dict[str, set[str]] = {}
-    original = pmocks.MockMonitor.RegisterResource
-
-    def register(self, request):
-        deps[request.name] = set(request.dependencies)
-        return original(self, request)
-
-    pmocks.MockMonitor.RegisterResource = register
-    try:
-        yield deps
-    finally:
-        pmocks.MockMonitor.RegisterResource = original
-
-
 def cluster_args(**overrides) -> EksClusterArgs:
     base = dict(stack=STACK, region=REGION, variant="private", version=VERSIONS.eks_version, subnet_ids=SUBNETS)
     return EksClusterArgs(**{**base, **overrides})
@@ -88,9 +69,8 @@ def _cluster(overrides: tuple):
         pulumi.export("kubeconfig", c.kubeconfig)
         pulumi.export("kubeconfig_plain", pulumi.Output.unsecret(c.kubeconfig))
 
-    with recorded_dependencies() as deps:
-        result = run_program(program, PROJECT, STACK, {"aws:region": dict(overrides).get("region", REGION)})
-    return result, deps
+    result = run_program(program, PROJECT, STACK, {"aws:region": dict(overrides).get("region", REGION)})
+    return result, {r.name: set(r.dependencies) for r in result.resources}
 
 
 def cluster_run(**overrides):

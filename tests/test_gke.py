@@ -6,12 +6,10 @@ Each argument set runs once (cached); the tests only read the recorded registrat
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from functools import lru_cache
 
 import pulumi
 import pytest
-from pulumi.runtime import mocks as pmocks
 
 from components.gke_cluster import AUTH_PLUGIN, GkeCluster, GkeClusterArgs, kubeconfig
 from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
@@ -46,23 +44,6 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE
 
 # -- helpers --------------------------------------------------------------------------------------------------------
 
-@contextmanager
-def recorded_dependencies():
-    """Resource name -> URNs it depends on (depends_on and input dependencies), as the engine would be told."""
-    deps: dict[str, set[str]] = {}
-    original = pmocks.MockMonitor.RegisterResource
-
-    def register(self, request):
-        deps[request.name] = set(request.dependencies)
-        return original(self, request)
-
-    pmocks.MockMonitor.RegisterResource = register
-    try:
-        yield deps
-    finally:
-        pmocks.MockMonitor.RegisterResource = original
-
-
 def _key(overrides: dict) -> str:
     """Arguments as a cache key: JSON keeps lists and dicts (labels) hashable and comes back unchanged."""
     return json.dumps(overrides, sort_keys=True)
@@ -89,9 +70,8 @@ def _cluster(key: str):
         pulumi.export("kubeconfig", c.kubeconfig)
         pulumi.export("kubeconfig_plain", pulumi.Output.unsecret(c.kubeconfig))
 
-    with recorded_dependencies() as deps:
-        result = run_program(program, PROJECT, STACK, CONFIG)
-    return result, deps
+    result = run_program(program, PROJECT, STACK, CONFIG)
+    return result, {r.name: set(r.dependencies) for r in result.resources}
 
 
 def cluster_run(**overrides):
@@ -116,9 +96,8 @@ def _pools(key: str):
         pulumi.export("node_service_account_email", p.node_service_account_email)
         pulumi.export("node_pool_names", p.node_pool_names)
 
-    with recorded_dependencies() as deps:
-        result = run_program(program, PROJECT, STACK, CONFIG)
-    return result, deps
+    result = run_program(program, PROJECT, STACK, CONFIG)
+    return result, {r.name: set(r.dependencies) for r in result.resources}
 
 
 def pools_run(**overrides):
