@@ -31,7 +31,7 @@ ENGINE = "tgi"
 # The image's entrypoint; set anyway so a mirrored image cannot change it.
 COMMAND = ["text-generation-launcher"]
 
-# The waiting-requests gauge by TGI release line: `tgi_queue_size` (router/src/server.rs, serving anchors (a)).
+# The waiting-requests gauge by TGI release line: `tgi_queue_size` (router/src/server.rs in huggingface/text-generation-inference).
 # Only 3.x is listed because the arguments below (--kv-cache-dtype, --usage-stats) were checked against the 3.x
 # launcher; an unknown release is refused rather than assumed.
 QUEUE_METRIC_BY_RELEASE = {"3": "tgi_queue_size"}

@@ -57,7 +57,7 @@ BUCKET_SCHEMES = {"s3://": "aws", "gs://": "gcp"}
 # A suggested context is a whole number of these (and never below one of them).
 CONTEXT_STEP_TOKENS = 1024
 # Upper bound on the derived number of concurrent sequences: vLLM's own default and the Lambda benchmark's
-# setting (serving anchors (b)); beyond it batching adds latency faster than throughput.
+# setting (LambdaLabsML/vllm-benchmark); beyond it batching adds latency faster than throughput.
 MAX_DERIVED_SEQS = 256
 
 
