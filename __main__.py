@@ -61,15 +61,17 @@ def build_api(cfg: StackConfig) -> TierOutputs:
         protect=cfg.protect, labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
 
 
-def aws_network(cfg: StackConfig) -> AwsNetwork:
+def aws_network(cfg: StackConfig, private_api_endpoints: tuple[str, ...] = ()) -> AwsNetwork:
     return AwsNetwork("network", AwsNetworkArgs(
         stack=stack, variant=cfg.network, region=cfg.region, cidr=cfg.vpc.cidr, az_count=cfg.vpc.az_count,
+        private_api_endpoints=private_api_endpoints if cfg.network != "public" else (),
         protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification)))
 
 
 def build_managed(cfg: StackConfig) -> TierOutputs:
     m, model = cfg.managed, cfg.model
-    net = aws_network(cfg)
+    # Invocations of a private endpoint stay inside the VPC, not out through the NAT.
+    net = aws_network(cfg, private_api_endpoints=("sagemaker.runtime",))
     return SageMakerEndpoint("sagemaker", SageMakerEndpointArgs(
         stack=stack, region=cfg.region, model_id=model.id, image_uri=versions.sagemaker_image(cfg.region, cfg.registry),
         weights_uri=model.weights_uri, instance_type=m.instance_type, gpus_per_replica=m.gpus_per_replica,

@@ -97,6 +97,9 @@ class AwsNetworkArgs:
     cidr: str = "10.0.0.0/16"
     az_count: int = 3  # at least three availability zones
     interface_endpoints: tuple[str, ...] = DEFAULT_INTERFACE_ENDPOINTS  # used by the airgapped variant
+    # Interface endpoints the public and private variants add, so calls to those AWS APIs stay off the NAT (e.g.
+    # sagemaker.runtime for a regulated stack's invocations); the airgapped variant always has the full list.
+    private_api_endpoints: tuple[str, ...] = ()
     flow_log_retention_days: int = 365
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
@@ -275,7 +278,8 @@ class AwsNetwork(pulumi.ComponentResource):
             tags=tags(f"{prefix}-workloads"), opts=child)
 
         endpoint_sg = None
-        if args.variant == "airgapped" and args.interface_endpoints:
+        services = args.interface_endpoints if args.variant == "airgapped" else args.private_api_endpoints
+        if services:
             endpoint_sg = aws.ec2.SecurityGroup(
                 f"{name}-endpoint-sg", vpc_id=vpc.id,
                 description=f"llm-hosting {args.stack}: interface VPC endpoints, HTTPS from inside the VPC only",
@@ -283,7 +287,7 @@ class AwsNetwork(pulumi.ComponentResource):
                                                           cidr_blocks=[args.cidr], description="HTTPS from the VPC")],
                 egress=[],  # endpoints only answer; security groups are stateful, so replies need no rule
                 tags=tags(f"{prefix}-endpoints"), opts=child)
-            for service in args.interface_endpoints:
+            for service in services:
                 aws.ec2.VpcEndpoint(
                     f"{name}-vpce-{service.replace('.', '-')}", vpc_id=vpc.id,
                     service_name=f"com.amazonaws.{args.region}.{service}",

@@ -123,3 +123,14 @@ def test_airgapped_s3_endpoint_admits_only_own_buckets_and_ecr_layers():
     assert policy["Statement"][1]["Resource"] == "arn:aws:s3:::prod-eu-central-1-starport-layer-bucket/*"
     # With NAT egress there is another way out anyway, so the public variant keeps the default policy.
     assert "policy" not in run_preview(ROOT, "realtime-npc").named("network-vpce-s3").inputs
+
+
+def test_private_sagemaker_invocations_stay_in_the_vpc():
+    from preview.harness import run_preview
+
+    result = run_preview(ROOT, "healthcare-hipaa")
+    endpoints = [r for r in result.by_type("aws:ec2/vpcEndpoint:VpcEndpoint") if r.inputs.get("vpcEndpointType") == "Interface"]
+    assert [e.inputs["serviceName"] for e in endpoints] == ["com.amazonaws.us-east-1.sagemaker.runtime"]
+    assert endpoints[0].inputs["privateDnsEnabled"] is True
+    (sg,) = [r for r in result.by_type("aws:ec2/securityGroup:SecurityGroup") if r.name == "network-endpoint-sg"]
+    assert [(i["fromPort"], i["cidrBlocks"]) for i in sg.inputs["ingress"]] == [(443, ["10.0.0.0/16"])]
