@@ -45,6 +45,7 @@ versions = VERSIONS.with_overrides(cfg.versions)
 catalog = load_catalog(Path(cfg.catalog) if cfg.catalog else None)
 GKE_MASTER_CIDR = "172.16.0.0/28"
 SERVING_NAMESPACE = "llm-serving"
+GATEWAY_REPLICAS = 2
 
 
 def build_api(cfg: StackConfig) -> TierOutputs:
@@ -201,8 +202,14 @@ def build_hybrid(cfg: StackConfig) -> TierOutputs:
     cluster, server = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
     build_api(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
     config = pulumi.Config()
+    # Burst overflow: once the fleet at its ceiling has every sequence slot busy, further requests go to the API.
+    # The limit is per gateway replica (two of them), and the slots per replica are the engine's max sequences.
+    in_flight = None
+    if cfg.pattern == "burst-overflow":
+        in_flight = max(1, cfg.self_hosted.max_replicas * server.max_num_seqs // GATEWAY_REPLICAS)
     gateway = Gateway("gateway", GatewayArgs(
-        routes=server.service_url.apply(lambda url: stack_routes(cfg, self_hosted_url=url)),
+        routes=server.service_url.apply(lambda url: stack_routes(cfg, self_hosted_url=url, self_hosted_max_parallel=in_flight)),
+        replicas=GATEWAY_REPLICAS,
         image=versions.gateway_image(cfg.registry),
         api_keys={api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)},
         master_key=config.require_secret(GATEWAY_MASTER_KEY), namespace=server.namespace,

@@ -80,6 +80,15 @@ class ModelServerArgs:
             raise ValueError(f"spec.image: {self.spec.image!r} is not pinned; give an exact release tag or an @sha256 digest")
 
 
+def max_num_seqs(spec: EngineSpec) -> int:
+    """The engine's concurrent-sequence limit, read from its arguments (vLLM --max-num-seqs; TGI admits twice its
+    batch through --max-concurrent-requests, so half of that)."""
+    for flag, divisor in (("--max-num-seqs", 1), ("--max-concurrent-requests", 2)):
+        if flag in spec.args:
+            return max(1, int(spec.args[spec.args.index(flag) + 1]) // divisor)
+    return 1
+
+
 def model_path(spec: EngineSpec) -> str:
     """Where the model volume is mounted: the engine's model dir, or /models when the engine streams from a bucket."""
     return spec.model_dir if spec.model_dir.startswith("/") else "/models"
@@ -99,10 +108,12 @@ class ModelServer(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     deployment_name: pulumi.Output[str]
     namespace: pulumi.Output[str]  # resolves once the namespace exists, so dependants are ordered after it
+    max_num_seqs: int  # concurrent sequences one replica serves (the engine's limit), for the gateway's overflow
 
     def __init__(self, name: str, args: ModelServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:ModelServer", name, None, opts)
         spec = args.spec
+        self.max_num_seqs = max_num_seqs(spec)
         app = {"app.kubernetes.io/name": args.name, "app.kubernetes.io/component": "model-server",
                "app.kubernetes.io/part-of": "llm-hosting", "llm-hosting/engine": spec.engine}
         labels = {**args.labels, **app}

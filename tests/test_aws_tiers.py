@@ -134,3 +134,18 @@ def test_private_sagemaker_invocations_stay_in_the_vpc():
     assert endpoints[0].inputs["privateDnsEnabled"] is True
     (sg,) = [r for r in result.by_type("aws:ec2/securityGroup:SecurityGroup") if r.name == "network-endpoint-sg"]
     assert [(i["fromPort"], i["cidrBlocks"]) for i in sg.inputs["ingress"]] == [(443, ["10.0.0.0/16"])]
+
+
+def test_burst_overflow_gateway_overflows_when_the_fleet_is_full():
+    import yaml as _yaml
+
+    from preview.harness import run_preview
+
+    result = run_preview(ROOT, "burst-hybrid")
+    (cm,) = result.by_type("kubernetes:core/v1:ConfigMap")
+    config = _yaml.safe_load(cm.inputs["data"]["config.yaml"])
+    (self_hosted,) = [m for m in config["model_list"] if m["model_name"] == "llm"]
+    stack = _yaml.safe_load((ROOT / "stacks/Pulumi.burst-hybrid.yaml").read_text())["config"]["llm-hosting:selfHosted"]
+    # The fleet's ceiling x 16 sequences per replica, shared by two gateway replicas.
+    assert self_hosted["litellm_params"]["max_parallel_requests"] == stack["maxReplicas"] * 16 // 2
+    assert config["router_settings"]["fallbacks"][0]["llm"]  # and beyond it, the API
