@@ -76,7 +76,7 @@ def build_managed(cfg: StackConfig) -> TierOutputs:
     return SageMakerEndpoint("sagemaker", SageMakerEndpointArgs(
         stack=stack, region=cfg.region, model_id=model.id, image_uri=versions.sagemaker_image(cfg.region, cfg.registry),
         weights_uri=model.weights_uri, instance_type=m.instance_type, gpus_per_replica=m.gpus_per_replica,
-        max_context_tokens=model.max_context_tokens, min_instances=m.min_replicas, max_instances=m.max_replicas,
+        precision=m.precision, max_context_tokens=model.max_context_tokens, min_instances=m.min_replicas, max_instances=m.max_replicas,
         target_invocations_per_instance=m.target_invocations_per_instance,
         startup_timeout_seconds=m.startup_timeout_seconds, download_timeout_seconds=m.download_timeout_seconds,
         subnet_ids=net.private_subnet_ids, security_group_ids=[net.workload_security_group_id],
@@ -84,19 +84,27 @@ def build_managed(cfg: StackConfig) -> TierOutputs:
         protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification))).contract
 
 
-def build_serving(cfg: StackConfig, provider, identity_annotations=None) -> ModelServer:
-    """The vLLM/TGI workload on the cluster the tier just built, through that cluster's kubernetes.Provider."""
+def build_serving(cfg: StackConfig, provider, nodes, identity_annotations=None, wait_for=()) -> ModelServer:
+    """The vLLM/TGI workload on the cluster the tier just built, through that cluster's kubernetes.Provider.
+
+    `nodes` is the node-pool component: the pods select what it labels. `wait_for` holds what the pods need at
+    admission (the Pod Identity association)."""
     s, model = cfg.self_hosted, cfg.model
     weights = weights_gb(catalog, model.size_class, s.precision)
     image = (versions.tgi_serving_image if s.engine == "tgi" else versions.vllm_serving_image)(cfg.registry)
     inputs = EngineInputs(model_id=model.id, size_class=model.size_class, gpu=s.gpu, gpus_per_replica=s.gpus_per_replica,
                           max_context_tokens=model.max_context_tokens, image=image, weights_uri=model.weights_uri,
-                          airgapped=cfg.network == "airgapped", kv_cache_tokens=model.kv_cache_tokens)
+                          airgapped=cfg.network == "airgapped", kv_cache_tokens=model.kv_cache_tokens,
+                          # Burst overflow: a full replica refuses at once, and the gateway sends that request to the API.
+                          shed_when_full=cfg.pattern == "burst-overflow", precision=s.precision)
     spec = (tgi_spec if s.engine == "tgi" else vllm_spec)(inputs, catalog)
     size = pod_size(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, weights)
     return ModelServer("model-server", ModelServerArgs(
         name=s.engine, spec=spec, min_replicas=s.min_replicas, max_replicas=s.max_replicas, gpus_per_replica=s.gpus_per_replica,
-        gpu=s.gpu, startup_budget_seconds=s.startup_timeout_seconds, cpu=size.cpu, memory_gib=size.memory_gib,
+        node_selector=nodes.gpu_node_selector, preferred_node_labels=nodes.preferred_node_labels,
+        startup_budget_seconds=s.startup_timeout_seconds, cpu=size.cpu, memory_gib=size.memory_gib,
+        node_provisioning_seconds=catalog.serving.gpu_node_provisioning_seconds,
+        image_pull_seconds=catalog.serving.image_pull_seconds, wait_for=list(wait_for),
         cache_size_gib=size.cache_gib, namespace=SERVING_NAMESPACE, service_account_annotations=identity_annotations or {},
         model_volume_claim=s.model_volume_claim, labels={"llm-hosting/stack": stack}),
         opts=pulumi.ResourceOptions(provider=provider))
@@ -112,19 +120,21 @@ def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer]:
         protect=cfg.protect, tags=tags))
     counts = node_counts(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, s.min_replicas, s.on_demand_replicas,
                          s.spot_replicas)
-    EksGpuNodeGroups("gpu-nodes", EksGpuNodeGroupsArgs(
+    nodes = EksGpuNodeGroups("gpu-nodes", EksGpuNodeGroupsArgs(
         stack=stack, cluster_name=cluster.cluster_name, subnet_ids=net.private_subnet_ids, kms_key_arn=cluster.kms_key_arn,
         gpu=s.gpu, instance_type=s.instance_type, on_demand_min_nodes=counts.on_demand_min,
         on_demand_max_nodes=counts.on_demand_max, spot_instance_types=s.spot_instance_types, spot_max_nodes=counts.spot_max,
         root_volume_gb=s.root_volume_gb, system_instance_type=s.system_instance_type or "m6i.large", tags=tags))
+    cluster.add_node_addons([nodes.system_node_group])  # coredns runs as pods: it waits for nodes that can run it
     NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(image=versions.device_plugin_image(cfg.registry)),
                        opts=pulumi.ResourceOptions(provider=cluster.provider))
+    wait_for = []
     if model.weights_uri and s.engine == "vllm":
         # vLLM streams the weights from S3 as the pod's own identity (Pod Identity), never node credentials.
-        EksPodIdentity("weights-reader", EksPodIdentityArgs(
+        wait_for.append(EksPodIdentity("weights-reader", EksPodIdentityArgs(
             stack=stack, cluster_name=cluster.cluster_name, namespace=SERVING_NAMESPACE, service_account=s.engine,
-            weights_uri=model.weights_uri, tags=tags))
-    return cluster, build_serving(cfg, cluster.provider)
+            weights_uri=model.weights_uri, tags=tags)).association)
+    return cluster, build_serving(cfg, cluster.provider, nodes, wait_for=wait_for)
 
 
 def in_cluster_contract(cfg: StackConfig, cluster, server: ModelServer) -> TierOutputs:
@@ -139,25 +149,32 @@ def build_self_hosted(cfg: StackConfig) -> TierOutputs:
     return in_cluster_contract(cfg, *eks_serving(cfg))
 
 
-def gcp_network(cfg: StackConfig, control_plane_cidr=None) -> GcpNetwork:
+def gcp_network(cfg: StackConfig, control_plane_cidr=None, psc_service_classes=()) -> GcpNetwork:
     defaults = GcpNetworkArgs.__dataclass_fields__
     return GcpNetwork("network", GcpNetworkArgs(
         stack=stack, variant=cfg.network, region=cfg.region, project=cfg.gcp_project, subnet_cidr=cfg.vpc.cidr,
         pods_cidr=cfg.vpc.pods_cidr or defaults["pods_cidr"].default,
         services_cidr=cfg.vpc.services_cidr or defaults["services_cidr"].default,
-        access_policy_id=cfg.vpc.access_policy_id, control_plane_cidr=control_plane_cidr, protect=cfg.protect,
+        access_policy_id=cfg.vpc.access_policy_id, control_plane_cidr=control_plane_cidr,
+        psc_service_classes=psc_service_classes, protect=cfg.protect,
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
 
 
 def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
     m, model = cfg.managed, cfg.model
-    net = gcp_network(cfg)
+    private = cfg.network != "public"
+    # PSC automation creates the endpoint's forwarding rule only under the network's policy for Vertex AI's class.
+    service_class = VertexEndpoint.psc_service_class
+    net = gcp_network(cfg, psc_service_classes=(service_class,) if private else ())
+    token = pulumi.Config().require_secret(model.hugging_face_token_config) if model.hugging_face_token_config else None
     return VertexEndpoint("vertex", VertexEndpointArgs(
         stack=stack, region=cfg.region, project=cfg.gcp_project, model_id=model.id,
         image_uri=versions.vllm_serving_image(cfg.registry), weights_uri=model.weights_uri, machine_type=m.instance_type,
         accelerator_type=VERTEX_ACCELERATOR[m.gpu], accelerator_count=catalog.instance_shapes.gcp[m.instance_type].gpu_count,
         min_replicas=m.min_replicas, max_replicas=m.max_replicas, max_context_tokens=model.max_context_tokens,
-        network_variant=cfg.network, network=None if cfg.network == "public" else net.network_self_link,
+        precision=m.precision, network_variant=cfg.network, network=net.network_self_link if private else None,
+        service_connection_policy=net.service_connection_policies.get(service_class),
+        accept_eula=bool(model.accept_eula), hugging_face_token=token,
         allow_single_replica=m.allow_single_instance, protect=cfg.protect,
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
 
@@ -172,22 +189,23 @@ def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer]:
         master_ipv4_cidr=GKE_MASTER_CIDR, master_authorized_cidrs=s.public_access_cidrs, protect=cfg.protect, labels=labels))
     counts = node_counts(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, s.min_replicas, s.on_demand_replicas,
                          s.spot_replicas)
-    GkeGpuNodePools("gpu-nodes", GkeGpuNodePoolsArgs(
+    nodes = GkeGpuNodePools("gpu-nodes", GkeGpuNodePoolsArgs(
         stack=stack, region=cfg.region, project=cfg.gcp_project, cluster=cluster.cluster_id,
         zones=cfg.vpc.zones or load_regions().zones("gcp", cfg.region)[:cfg.vpc.az_count],
-        machine_type=s.instance_type, accelerator_type=GKE_ACCELERATOR[s.gpu],
+        machine_type=s.instance_type, gpu=s.gpu, accelerator_type=GKE_ACCELERATOR[s.gpu],
         accelerator_count=catalog.instance_shapes.gcp[s.instance_type].gpu_count,
         on_demand_min_nodes=counts.on_demand_min, on_demand_max_nodes=counts.on_demand_max, spot_max_nodes=counts.spot_max,
         kms_key_id=cluster.kms_key_id, boot_disk_gb=s.root_volume_gb, system_machine_type=s.system_instance_type or "e2-standard-4",
         protect=cfg.protect, labels=labels))
     # GKE installs the NVIDIA driver and device plugin itself (gpu_driver_installation_config).
-    annotations = None
+    annotations, wait_for = None, []
     if model.weights_uri and s.engine == "vllm":
         # vLLM streams the weights from GCS as the pod's own Google identity (Workload Identity).
-        annotations = GkeWorkloadIdentity("weights-reader", GkeWorkloadIdentityArgs(
+        identity = GkeWorkloadIdentity("weights-reader", GkeWorkloadIdentityArgs(
             stack=stack, project=cfg.gcp_project, namespace=SERVING_NAMESPACE, service_account=s.engine,
-            weights_uri=model.weights_uri)).annotations
-    return cluster, build_serving(cfg, cluster.provider, annotations)
+            weights_uri=model.weights_uri, workload_pool=cluster.workload_pool))
+        annotations, wait_for = identity.annotations, [identity.binding]
+    return cluster, build_serving(cfg, cluster.provider, nodes, annotations, wait_for)
 
 
 def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
@@ -202,13 +220,10 @@ def build_hybrid(cfg: StackConfig) -> TierOutputs:
     cluster, server = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
     build_api(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
     config = pulumi.Config()
-    # Burst overflow: once the fleet at its ceiling has every sequence slot busy, further requests go to the API.
-    # The limit is per gateway replica (two of them), and the slots per replica are the engine's max sequences.
-    in_flight = None
-    if cfg.pattern == "burst-overflow":
-        in_flight = max(1, cfg.self_hosted.max_replicas * server.max_num_seqs // GATEWAY_REPLICAS)
+    # Burst overflow keys off the running replicas themselves: each one refuses what it cannot hold (shed_when_full in
+    # build_serving), and the gateway sends a refused request to the API at once (stack_routes).
     gateway = Gateway("gateway", GatewayArgs(
-        routes=server.service_url.apply(lambda url: stack_routes(cfg, self_hosted_url=url, self_hosted_max_parallel=in_flight)),
+        routes=server.service_url.apply(lambda url: stack_routes(cfg, self_hosted_url=url)),
         replicas=GATEWAY_REPLICAS,
         image=versions.gateway_image(cfg.registry),
         api_keys={api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)},

@@ -13,7 +13,11 @@ import pulumi_kubernetes as k8s
 from .aws_kms_key import AwsKmsKey, AwsKmsKeyArgs
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-ADDONS = ["vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"]
+# Add-ons that run on every node as DaemonSets (the CNI must be there before a node can become Ready)...
+ADDONS = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
+# ...and those that run as a Deployment: EKS waits for their pods, so they are created once a node group that can
+# run them exists (`add_node_addons`), or the add-on sits DEGRADED until `pulumi up` times out.
+NODE_ADDONS = ["coredns"]
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
@@ -49,6 +53,7 @@ class EksCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:EksCluster", name, None, opts)
+        self._prefix, self._tags = name, args.tags
         child = pulumi.ResourceOptions(parent=self)
         cluster_name = f"llm-hosting-{args.stack}"
         key = AwsKmsKey(f"{name}-cmk", AwsKmsKeyArgs(
@@ -89,6 +94,7 @@ class EksCluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=[log_group, attach]),
         )
+        self._cluster = cluster
         for i, arn in enumerate(args.admin_role_arns):
             entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=arn, type="STANDARD",
                                         tags=args.tags, opts=child)
@@ -99,10 +105,7 @@ class EksCluster(pulumi.ComponentResource):
         for addon in ADDONS:
             # Pod Identity (eks-pod-identity-agent) gives workloads IAM roles without node credentials; the VPC CNI
             # enforces the workloads' NetworkPolicies (off by default on EKS).
-            aws.eks.Addon(f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
-                          configuration_values=json.dumps({"enableNetworkPolicy": "true"}) if addon == "vpc-cni" else None,
-                          resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE",
-                          tags=args.tags, opts=child)
+            self._addon(addon, json.dumps({"enableNetworkPolicy": "true"}) if addon == "vpc-cni" else None, [])
 
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
@@ -112,6 +115,19 @@ class EksCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=child)
         self.register_outputs({"cluster_name": self.cluster_name, "endpoint": self.endpoint,
                                "kms_key_arn": self.kms_key_arn, "kubeconfig": self.kubeconfig})
+
+    def _addon(self, addon: str, configuration: Optional[str], after: list) -> aws.eks.Addon:
+        return aws.eks.Addon(f"{self._prefix}-{addon}", cluster_name=self._cluster.name,
+                             addon_name=addon, configuration_values=configuration,
+                             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE",
+                             tags=self._tags, opts=pulumi.ResourceOptions(parent=self, depends_on=after))
+
+    def add_node_addons(self, nodes: list) -> list[aws.eks.Addon]:
+        """The add-ons that run as pods (`NODE_ADDONS`), after `nodes` (a node group they can run on) exist.
+
+        Their names and parent are the cluster's, as before this ordering existed, so existing stacks keep them.
+        """
+        return [self._addon(addon, None, list(nodes)) for addon in NODE_ADDONS]
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:

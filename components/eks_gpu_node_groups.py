@@ -9,6 +9,8 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .node_labels import ON_DEMAND, PREFERRED_ON_DEMAND, SPOT, gpu_node_labels, gpu_node_selector, system_node_labels
+
 GPU_TAINT = aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")
 # AWS-managed policies a node needs; none is a *FullAccess policy.
 NODE_POLICIES = {
@@ -46,6 +48,9 @@ class EksGpuNodeGroupsArgs:
 class EksGpuNodeGroups(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
     node_group_names: pulumi.Output[list]
+    gpu_node_selector: dict[str, str]  # what GPU workloads select: matches both GPU groups' labels
+    preferred_node_labels: dict[str, str]  # the on-demand group's labels, preferred by serving replicas
+    system_node_group: aws.eks.NodeGroup  # where cluster add-ons that run as pods (coredns) go
 
     def __init__(self, name: str, args: EksGpuNodeGroupsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:EksGpuNodeGroups", name, None, opts)
@@ -76,10 +81,10 @@ class EksGpuNodeGroups(pulumi.ComponentResource):
 
         def group(pool: str, lt: aws.ec2.LaunchTemplate, instance_types: list[str], capacity: str, min_size: int,
                   max_size: int, gpu: bool) -> aws.eks.NodeGroup:
-            labels = {"llm-hosting/pool": pool}
+            labels = system_node_labels(pool)
             if gpu:
-                labels.update({"llm-hosting/gpu": args.gpu, "llm-hosting/capacity": capacity.lower().replace("_", "-"),
-                               "nvidia.com/gpu.present": "true"})
+                labels = {**gpu_node_labels(pool, args.gpu, SPOT if capacity == "SPOT" else ON_DEMAND),
+                          "nvidia.com/gpu.present": "true"}
             return aws.eks.NodeGroup(
                 f"{name}-{pool}",
                 cluster_name=args.cluster_name,
@@ -109,6 +114,9 @@ class EksGpuNodeGroups(pulumi.ComponentResource):
         ]
         if args.spot_max_nodes:
             groups.append(group("gpu-spot", gpu_lt, list(args.spot_instance_types), "SPOT", 0, args.spot_max_nodes, gpu=True))
+        self.gpu_node_selector = gpu_node_selector(args.gpu)
+        self.preferred_node_labels = dict(PREFERRED_ON_DEMAND)
+        self.system_node_group = groups[0]
         self.node_role_arn = role.arn
         self.node_group_names = pulumi.Output.all(*[g.node_group_name for g in groups])
         self.register_outputs({"node_role_arn": self.node_role_arn, "node_group_names": self.node_group_names})

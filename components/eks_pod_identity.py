@@ -31,6 +31,9 @@ class EksPodIdentityArgs:
 
 class EksPodIdentity(pulumi.ComponentResource):
     role_arn: pulumi.Output[str]
+    # Pods admitted before the association exists get no credentials (the agent's webhook injects them at admission),
+    # so workloads using the service account wait for it.
+    association: aws.eks.PodIdentityAssociation
 
     def __init__(self, name: str, args: EksPodIdentityArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:EksPodIdentity", name, None, opts)
@@ -48,7 +51,8 @@ class EksPodIdentity(pulumi.ComponentResource):
             {"Sid": "ListWeights", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
              "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
         ]}), opts=child)
-        aws.eks.PodIdentityAssociation(f"{name}-association", cluster_name=args.cluster_name, namespace=args.namespace,
-                                       service_account=args.service_account, role_arn=role.arn, tags=args.tags, opts=child)
+        self.association = aws.eks.PodIdentityAssociation(
+            f"{name}-association", cluster_name=args.cluster_name, namespace=args.namespace,
+            service_account=args.service_account, role_arn=role.arn, tags=args.tags, opts=child)
         self.role_arn = role.arn
         self.register_outputs({"role_arn": self.role_arn})

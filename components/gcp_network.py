@@ -5,6 +5,10 @@ Variants:
   private    the same Cloud NAT egress; no ingress from outside the VPC at all.
   airgapped  no path to the internet at all: no NAT, no default route, no external addresses. Google APIs are
              reached through restricted.googleapis.com (the VPC Service Controls VIP) by private DNS only.
+
+Asked for service classes (`psc_service_classes`, e.g. Vertex AI's `gcp-vertexai`), the network also holds one
+service connection policy per class, with a dedicated subnet they take Private Service Connect endpoint addresses
+from: that is what lets a managed service create its forwarding rule in this VPC (service connectivity automation).
 """
 
 from __future__ import annotations
@@ -47,10 +51,13 @@ _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
-# Suffixes of every named resource; the longest one bounds the stack name (the subnet is named after the region).
+# Suffixes of every named resource; the longest one bounds the stack name (the subnet is named after the region,
+# a service connection policy after its service class).
 NAME_SUFFIXES = ("vpc", "router", "nat", "deny-all-ingress", "allow-internal-ingress", "allow-health-checks",
                  "deny-all-egress", "allow-internal-egress", "allow-restricted-apis", "restricted-apis",
-                 "googleapis", "pkg-dev")
+                 "googleapis", "pkg-dev", "psc")
+# Service classes are the producer's symbolic names: gcp-vertexai, google-cloud-sql, ...
+_SERVICE_CLASS = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 
 
 def name_prefix(stack: str) -> str:
@@ -93,6 +100,11 @@ class GcpNetworkArgs:
     # A private GKE control plane's range (its master CIDR): airgapped nodes must be allowed to reach it, since GKE
     # only creates the ingress side of that path and the deny-all egress rule would cut node registration.
     control_plane_cidr: Optional[str] = None
+    # Managed services allowed to create Private Service Connect endpoints here (service connectivity automation).
+    psc_service_classes: tuple[str, ...] = ()
+    # The subnet those endpoints take addresses from. Google recommends a subnet used for nothing else, so other
+    # resources cannot exhaust it; a /28 leaves room for a dozen endpoints.
+    psc_subnet_cidr: str = "10.24.0.0/28"
     protect: bool = True
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -104,17 +116,25 @@ class GcpNetworkArgs:
             raise ValueError("stack is empty; resource names are built from it")
         if not _REGION.match(self.region or ""):
             raise ValueError(f"region {self.region!r} is not a GCP region name such as europe-west4")
-        names = [f"{name_prefix(self.stack)}-{s}" for s in (*NAME_SUFFIXES, self.region)]
+        for service_class in self.psc_service_classes:
+            if not _SERVICE_CLASS.match(service_class):
+                raise ValueError(f"psc_service_classes {service_class!r} is not a service class name such as "
+                                 "gcp-vertexai (lowercase letters, digits and dashes)")
+        if len(set(self.psc_service_classes)) != len(self.psc_service_classes):
+            raise ValueError(f"psc_service_classes {list(self.psc_service_classes)} names a class twice; a network "
+                             "holds one service connection policy per class and region")
+        names = [f"{name_prefix(self.stack)}-{s}" for s in (*NAME_SUFFIXES, self.region, *self.psc_service_classes)]
         bad = [n for n in names if len(n) > MAX_NAME or not _NAME.match(n)]
         if bad:
             raise ValueError(f"stack {self.stack!r} does not make valid GCP resource names: {bad[0]!r} must be "
                              f"at most {MAX_NAME} lowercase letters, digits and dashes")
-        nets = {f: _parse_cidr(f, getattr(self, f)) for f in ("subnet_cidr", "pods_cidr", "services_cidr")}
+        ranges = ("subnet_cidr", "pods_cidr", "services_cidr") + (("psc_subnet_cidr",) if self.psc_service_classes else ())
+        nets = {f: _parse_cidr(f, getattr(self, f)) for f in ranges}
         keys = list(nets)
         for i, a in enumerate(keys):
             for b in keys[i + 1:]:
                 if nets[a].overlaps(nets[b]):
-                    raise ValueError(f"{a} {nets[a]} overlaps {b} {nets[b]}; the subnet and the GKE pod and "
+                    raise ValueError(f"{a} {nets[a]} overlaps {b} {nets[b]}; the subnets and the GKE pod and "
                                      f"service ranges must not share addresses")
         if self.access_policy_id is not None and not re.fullmatch(r"[0-9]+", str(self.access_policy_id)):
             raise ValueError(f"access_policy_id {self.access_policy_id!r} must be the numeric id of an Access "
@@ -143,6 +163,9 @@ class GcpNetwork(pulumi.ComponentResource):
     services_range_name: pulumi.Output[str]
     nat_name: Optional[pulumi.Output[str]]  # None when there is no NAT (airgapped)
     perimeter_name: Optional[pulumi.Output[str]]  # None without access_policy_id
+    psc_subnet_id: Optional[pulumi.Output[str]]  # None without psc_service_classes
+    # Per service class; a service's deployment must depend on its policy, or its first creation races it.
+    service_connection_policies: dict[str, gcp.networkconnectivity.ServiceConnectionPolicy]
 
     def __init__(self, name: str, args: GcpNetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:GcpNetwork", name, None, opts)
@@ -188,6 +211,29 @@ class GcpNetwork(pulumi.ComponentResource):
         internal = [args.subnet_cidr, args.pods_cidr, args.services_cidr]
         if args.control_plane_cidr:
             internal.append(args.control_plane_cidr)
+
+        psc_subnet, policies = None, {}
+        if args.psc_service_classes:
+            # A regular subnet of its own: the policies allocate endpoint addresses from it and return them when an
+            # endpoint goes, so nothing else may draw on it.
+            psc_subnet = gcp.compute.Subnetwork(
+                f"{name}-psc", name=f"{prefix}-psc", project=args.project, network=network.id, region=args.region,
+                ip_cidr_range=args.psc_subnet_cidr,
+                description=f"llm-hosting {args.stack}: Private Service Connect endpoint addresses",
+                log_config=gcp.compute.SubnetworkLogConfigArgs(
+                    aggregation_interval="INTERVAL_5_SEC", flow_sampling=1.0, metadata="INCLUDE_ALL_METADATA"),
+                opts=child)
+            # Callers inside the VPC reach the endpoints at these addresses (airgapped egress is otherwise denied).
+            internal.append(args.psc_subnet_cidr)
+            for service_class in args.psc_service_classes:
+                # One policy per network, region and class is all GCP allows; it delegates endpoint creation to the
+                # producer, which then needs no network permissions of its own.
+                policies[service_class] = gcp.networkconnectivity.ServiceConnectionPolicy(
+                    f"{name}-psc-{service_class}", name=f"{prefix}-{service_class}", project=args.project,
+                    location=args.region, network=network.id, service_class=service_class,
+                    description=f"llm-hosting {args.stack}: {service_class} may create PSC endpoints in this VPC",
+                    psc_config=gcp.networkconnectivity.ServiceConnectionPolicyPscConfigArgs(subnetworks=[psc_subnet.id]),
+                    labels=args.labels, opts=child)
 
         def firewall(suffix: str, description: str, **kwargs) -> gcp.compute.Firewall:
             return gcp.compute.Firewall(f"{name}-{suffix}", name=f"{prefix}-{suffix}", project=args.project,
@@ -309,9 +355,12 @@ class GcpNetwork(pulumi.ComponentResource):
         self.services_range_name = subnet.secondary_ip_ranges.apply(lambda r: _range_name(r, SERVICES_RANGE))
         self.nat_name = nat.name if nat is not None else None
         self.perimeter_name = perimeter.name if perimeter is not None else None
+        self.psc_subnet_id = psc_subnet.id if psc_subnet is not None else None
+        self.service_connection_policies = policies
         self.register_outputs({
             "network_id": self.network_id, "network_self_link": self.network_self_link,
             "subnet_id": self.subnet_id, "subnet_self_link": self.subnet_self_link,
             "pods_range_name": self.pods_range_name, "services_range_name": self.services_range_name,
-            "nat_name": self.nat_name, "perimeter_name": self.perimeter_name,
+            "nat_name": self.nat_name, "perimeter_name": self.perimeter_name, "psc_subnet_id": self.psc_subnet_id,
+            "service_connection_policies": {k: p.id for k, p in policies.items()},
         })

@@ -47,6 +47,7 @@ class GkeClusterArgs:
 
 
 class GkeCluster(pulumi.ComponentResource):
+    workload_pool: pulumi.Output[str]  # the Workload Identity pool, `<project>.svc.id.goog`
     cluster_name: pulumi.Output[str]
     cluster_id: pulumi.Output[str]
     endpoint: pulumi.Output[str]
@@ -118,12 +119,16 @@ class GkeCluster(pulumi.ComponentResource):
         self.cluster_id = cluster.id
         self.endpoint = cluster.endpoint
         self.kms_key_id = key_id
+        # `<project>.svc.id.goog` exists only once a cluster with Workload Identity does: IAM bindings on it take this
+        # output (not a rebuilt string), so they are created after the cluster.
+        self.workload_pool = cluster.workload_identity_config.apply(lambda c: c.workload_pool if c else None)
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             project_id, cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate,
         ).apply(lambda a: kubeconfig(a[0], args.region, a[1], a[2], a[3])))
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=child)
         self.register_outputs({"cluster_name": self.cluster_name, "cluster_id": self.cluster_id,
-                               "endpoint": self.endpoint, "kms_key_id": self.kms_key_id, "kubeconfig": self.kubeconfig})
+                               "endpoint": self.endpoint, "kms_key_id": self.kms_key_id, "kubeconfig": self.kubeconfig,
+                               "workload_pool": self.workload_pool})
 
 
 def kubeconfig(project: str, region: str, cluster_name: str, endpoint: str, ca_data: str) -> str:

@@ -9,6 +9,8 @@ from typing import Optional
 import pulumi
 import pulumi_gcp as gcp
 
+from .node_labels import ON_DEMAND, PREFERRED_ON_DEMAND, SPOT, gpu_node_labels, gpu_node_selector, system_node_labels
+
 GPU_TAINT = gcp.container.NodePoolNodeConfigTaintArgs(key="nvidia.com/gpu", value="present", effect="NO_SCHEDULE")
 # What a node needs to ship logs and metrics and pull images; never roles/editor or roles/owner, which the
 # Compute Engine default service account would otherwise bring.
@@ -33,6 +35,7 @@ class GkeGpuNodePoolsArgs:
     cluster: pulumi.Input[str]  # the cluster's id (or name, with `region`)
     zones: list[str]  # node locations: at least two zones of `region`, so one zone's outage leaves capacity
     machine_type: str  # the GPU machine type, e.g. g2-standard-24
+    gpu: str  # the catalog's GPU class (L4, H100, ...): the value of the pools' GPU label the model server selects
     accelerator_type: str  # GKE's name, e.g. nvidia-l4, nvidia-tesla-a100, nvidia-a100-80gb, nvidia-h100-80gb
     accelerator_count: int  # GPUs per node
     on_demand_min_nodes: int  # the failover floor, total across the zones
@@ -69,6 +72,9 @@ class GkeGpuNodePoolsArgs:
 class GkeGpuNodePools(pulumi.ComponentResource):
     node_service_account_email: pulumi.Output[str]
     node_pool_names: pulumi.Output[list]
+    gpu_node_selector: dict[str, str]  # what GPU workloads select: matches both GPU pools' labels
+    preferred_node_labels: dict[str, str]  # the on-demand pool's labels, preferred by serving replicas
+    node_pools: list  # the NodePool resources (dependants wait for nodes that can run them)
 
     def __init__(self, name: str, args: GkeGpuNodePoolsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:GkeGpuNodePools", name, None, opts)
@@ -93,9 +99,7 @@ class GkeGpuNodePools(pulumi.ComponentResource):
 
         def pool(pool_name: str, machine_type: str, disk_gb: int, min_nodes: int, max_nodes: int,
                  capacity: str, gpu: bool) -> gcp.container.NodePool:
-            labels = {"llm-hosting/pool": pool_name}
-            if gpu:
-                labels.update({"llm-hosting/gpu": args.accelerator_type, "llm-hosting/capacity": capacity})
+            labels = gpu_node_labels(pool_name, args.gpu, capacity) if gpu else system_node_labels(pool_name)
             return gcp.container.NodePool(
                 f"{name}-{pool_name}",
                 name=pool_name,
@@ -137,12 +141,15 @@ class GkeGpuNodePools(pulumi.ComponentResource):
             )
 
         pools = [
-            pool("system", args.system_machine_type, SYSTEM_DISK_GB, *SYSTEM_NODES, "on-demand", gpu=False),
+            pool("system", args.system_machine_type, SYSTEM_DISK_GB, *SYSTEM_NODES, ON_DEMAND, gpu=False),
             pool("gpu-on-demand", args.machine_type, args.boot_disk_gb, args.on_demand_min_nodes, args.on_demand_max_nodes,
-                 "on-demand", gpu=True),
+                 ON_DEMAND, gpu=True),
         ]
         if args.spot_max_nodes:
-            pools.append(pool("gpu-spot", args.machine_type, args.boot_disk_gb, 0, args.spot_max_nodes, "spot", gpu=True))
+            pools.append(pool("gpu-spot", args.machine_type, args.boot_disk_gb, 0, args.spot_max_nodes, SPOT, gpu=True))
+        self.gpu_node_selector = gpu_node_selector(args.gpu)
+        self.preferred_node_labels = dict(PREFERRED_ON_DEMAND)
+        self.node_pools = pools
         self.node_service_account_email = account.email
         self.node_pool_names = pulumi.Output.all(*[p.name for p in pools])
         self.register_outputs({"node_service_account_email": self.node_service_account_email,

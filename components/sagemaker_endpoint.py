@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -59,6 +59,14 @@ def has_instance_store(instance_type: str) -> bool:
     return instance_family(instance_type) in INSTANCE_STORE_FAMILIES
 
 
+def instance_gpu_count(instance_type: str) -> Optional[int]:
+    """GPUs of a SageMaker instance type (`ml.<type>` is EC2's `<type>` hardware) from the kit catalog, or None if unknown."""
+    from planner.catalog import load_catalog  # pure data, no Pulumi import
+
+    shape = load_catalog().instance_shapes.aws.get(instance_type.removeprefix("ml."))
+    return shape.gpu_count if shape else None
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/a/b/` -> (`bucket`, `a/b/`)."""
     bucket, _, prefix = uri[len("s3://"):].partition("/")
@@ -73,7 +81,8 @@ class SageMakerEndpointArgs:
     image_uri: str  # the LMI/vLLM serving image in the stack's region (VERSIONS.sagemaker_image)
     weights_uri: str  # s3://bucket/prefix/ (uncompressed weights, in-region)
     instance_type: str  # e.g. ml.g6e.12xlarge
-    gpus_per_replica: int  # tensor-parallel degree
+    gpus_per_replica: int  # tensor-parallel degree: all of the instance's GPUs (one model copy per instance)
+    precision: Literal["fp16", "fp8"]  # weights and KV cache as the stack's memory fit assumed them
     max_context_tokens: int
     min_instances: int  # >= 2 unless the caller explicitly sets allow_single_instance
     max_instances: int
@@ -111,6 +120,13 @@ class SageMakerEndpointArgs:
                              "look like ml.<family>.<size>, e.g. ml.g6e.12xlarge")
         if self.gpus_per_replica < 1:
             raise ValueError(f"gpus_per_replica: {self.gpus_per_replica} must be at least 1 (the tensor-parallel degree)")
+        gpus = instance_gpu_count(self.instance_type)
+        if gpus is not None and self.gpus_per_replica != gpus:
+            # SageMaker bills the whole instance and places one model copy on it: a smaller degree leaves GPUs idle.
+            raise ValueError(f"gpus_per_replica: {self.gpus_per_replica} differs from the {gpus} GPU(s) of {self.instance_type}; "
+                             f"the endpoint serves one model copy per instance on all of them, so use {gpus}")
+        if self.precision not in ("fp16", "fp8"):
+            raise ValueError(f"precision: {self.precision!r} must be fp16 or fp8 (the precision the memory fit assumed)")
         if self.max_context_tokens < 1:
             raise ValueError(f"max_context_tokens: {self.max_context_tokens} must be at least 1")
         if self.min_instances < 1:
@@ -209,6 +225,14 @@ def container_environment(args: SageMakerEndpointArgs) -> dict[str, str]:
         # Exit when the engine dies, so SageMaker replaces the instance instead of serving errors.
         "SERVING_FAIL_FAST": "true",
     }
+    if args.precision == "fp8":
+        # The weights in S3 are 16-bit; the memory fit counted one byte per parameter and per KV element, so the
+        # engine quantises at load time. LMI's vLLM user guide (deepjavalibrary/djl-serving
+        # serving/docs/lmi/user_guides/vllm_user_guide.md @00db6305f672246812e8efecc11a44e13a48a66b, "Quantization
+        # Support") documents OPTION_QUANTIZE=fp8 for runtime quantisation, and passes other OPTION_<ARG> variables
+        # through to vLLM's engine arguments: OPTION_KV_CACHE_DTYPE is vLLM's kv_cache_dtype. At fp16 neither is set
+        # and the weights load as they are.
+        env.update(OPTION_QUANTIZE="fp8", OPTION_KV_CACHE_DTYPE="fp8")
     if args.airgapped:
         # Nothing may try the Hugging Face Hub (it would hang on timeouts in an isolated network).
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")

@@ -1,19 +1,28 @@
 """Managed tier on GCP: an open-weight LLM on a Vertex AI endpoint, served by vLLM in a custom container.
 
 One `gcp.vertex.AiEndpointWithModelGardenDeployment` creates the endpoint and deploys the model to it: the vLLM
-image (from Artifact Registry in the stack's region for private and air-gapped stacks), dedicated GPU replicas
-(at least two unless the caller opts out), spot when asked, GPU duty-cycle autoscaling, and for private and
-air-gapped stacks a Private Service Connect endpoint whose forwarding rule Vertex AI creates in our VPC (PSC
-automation). Callers authenticate with Google OAuth and need `aiplatform.endpoints.predict`: there is no API key.
+image (from Artifact Registry in the stack's region for private and air-gapped stacks) at the plan's precision,
+dedicated GPU replicas (at least two unless the caller opts out), spot when asked, GPU duty-cycle autoscaling, and
+for private and air-gapped stacks a Private Service Connect endpoint whose forwarding rule Vertex AI creates in our
+VPC (PSC automation). Callers authenticate with Google OAuth and need `aiplatform.endpoints.predict`: there is no
+API key.
+
+Model Garden fetches the model itself. A gated model (Llama, Gemma, Mistral) deploys only with its licence accepted
+(`accept_eula`, which the caller must set: refused otherwise). By default Model Garden deploys Google's cached copy
+(no token to hold, and it works inside a VPC Service Controls perimeter); a Hugging Face token, given as a Pulumi
+secret, makes it download from the Hub instead.
 
 The resource cannot express everything the issue asks for (CMEK, the serving identity, a GCS model artifact,
 labels, a canary). Each gap is in `NOT_EXPRESSIBLE` (setting -> why and the workaround), which the README quotes;
 nothing here pretends to set what the provider cannot.
 
-Prerequisite outside this component (private and air-gapped): PSC automation is service connectivity automation,
-which creates the forwarding rule under a service connection policy for the producer's service class (for Vertex
-AI, `gcp-vertexai`) in the VPC and region (`gcp.networkconnectivity.ServiceConnectionPolicy` with a subnet to take
-the address from). The network component should own that policy; it is not verified offline here.
+Private and air-gapped: PSC automation is service connectivity automation, which creates the forwarding rule only
+under a service connection policy for Vertex AI's service class (`PSC_SERVICE_CLASS`) in the VPC and region. The
+network component owns that policy (`GcpNetworkArgs.psc_service_classes`); pass it as `service_connection_policy`
+so the deployment waits for it. Vertex AI documents `<endpoint_id>-<region>-<project_number>.prediction.p.vertexai.goog`
+as the name of a PSC endpoint; a private Cloud DNS zone bound to the VPC resolves it to the forwarding rule's address,
+and `endpoint_url` uses that same name. Port 443 answers with Vertex AI's self-signed certificate (SAN
+`*.prediction.p.vertexai.goog`), so callers add it to their trust store (see the README).
 """
 
 from __future__ import annotations
@@ -25,10 +34,19 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_gcp as gcp
 
+from planner.profile import licence_refusal
+
 from .contract import TierOutputs
 from .gcp_kms_keys import GcpKmsKeys, GcpKmsKeysArgs
+from .gcp_network import name_prefix
 
 NETWORK_VARIANTS = ("public", "private", "airgapped")
+PRECISIONS = ("fp16", "fp8")
+# The service class Vertex AI's PSC automation acts under; the network's service connection policy names it.
+PSC_SERVICE_CLASS = "gcp-vertexai"
+# Vertex AI's documented DNS suffix for PSC endpoints of online inference; its certificate covers *.<suffix>.
+PSC_DNS_SUFFIX = "prediction.p.vertexai.goog"
+PSC_DNS_TTL = 60  # the documented value; the address changes if the deployment is ever recreated
 
 # Vertex AI AcceleratorType values that the CUDA vLLM image can use, with the machine families each one comes on.
 # TPUs (TPU_V5_LITEPOD, ...) are Vertex accelerator types too, but the vLLM CUDA image does not run on them.
@@ -99,9 +117,12 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "dedicated_endpoint_dns": (
         "The deployment does not export the endpoint's DNS name, and the API now gives Model Garden deployments a "
         "dedicated endpoint by default (the provider has only the deprecated dedicated_endpoint_enabled, not "
-        "dedicated_endpoint_disabled), so the shared {region}-aiplatform.googleapis.com host cannot be chosen. The "
-        "contract URL is built from the documented format https://{endpoint_id}.{region}-{project_number}."
-        "prediction.vertexai.goog; check it with `gcloud ai endpoints describe` after the first deployment."),
+        "dedicated_endpoint_disabled), so the shared {region}-aiplatform.googleapis.com host cannot be chosen. A "
+        "public stack's contract URL is built from the documented format https://{endpoint_id}.{region}-"
+        "{project_number}.prediction.vertexai.goog; check it with `gcloud ai endpoints describe` after the first "
+        "deployment. Private and air-gapped stacks do not depend on it: their URL is the documented PSC name "
+        "{endpoint_id}-{region}-{project_number}.prediction.p.vertexai.goog, which the component's private zone "
+        "resolves to the PSC forwarding rule."),
     "labels": (
         "Labels on the endpoint. The deployment takes none (deploy_config.system_labels are Google-managed), so "
         "labels land on the KMS key only. Workaround: `gcloud ai endpoints update --update-labels=...`."),
@@ -139,14 +160,21 @@ class VertexEndpointArgs:
     min_replicas: int  # >= 2 unless allow_single_replica
     max_replicas: int
     max_context_tokens: int
+    precision: Literal["fp16", "fp8"]  # the plan's: fp8 quantises weights and KV cache (GPUs with FP8 support)
     network_variant: Literal["public", "private", "airgapped"]
     network: Optional[pulumi.Input[str]] = None  # VPC self link or projects/<p>/global/networks/<n>, for PSC
+    # The network's policy for PSC_SERVICE_CLASS (GcpNetwork.service_connection_policies). Without it, the caller
+    # vouches that one exists; PSC automation fails without one and the DNS record then has no address.
+    service_connection_policy: Optional[pulumi.Resource] = None
     spot: bool = False
     allow_single_replica: bool = False
     autoscaling_target_gpu_duty_cycle: int = 60  # percent
     protect: bool = True
     labels: dict[str, str] = field(default_factory=dict)
     accept_eula: bool = False  # the caller accepts the model's licence in Model Garden (needed for gated models)
+    # A Hugging Face read token as a Pulumi secret (Config.require_secret): Model Garden then downloads from the Hub
+    # instead of deploying Google's cached copy.
+    hugging_face_token: Optional[pulumi.Input[str]] = None
 
     def __post_init__(self):
         if not self.stack:
@@ -162,6 +190,15 @@ class VertexEndpointArgs:
         self._validate_machine()
         if self.max_context_tokens < 1:
             raise ValueError(f"max_context_tokens: {self.max_context_tokens} must be at least 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if not self.accept_eula:
+            problem = licence_refusal(self.model_id, "accept_eula")
+            if problem:
+                raise ValueError(f"accept_eula: {problem}")
+        if self.hugging_face_token is not None and self.network_variant == "airgapped":
+            raise ValueError("hugging_face_token: an air-gapped stack downloads nothing from the Hugging Face Hub; "
+                             "leave it out so Model Garden deploys Google's cached copy")
         if self.min_replicas < 1:
             raise ValueError(f"min_replicas: {self.min_replicas} must be at least 1")
         if self.min_replicas < 2 and not self.allow_single_replica:
@@ -233,10 +270,17 @@ class VertexEndpointArgs:
             if self.network is not None:
                 raise ValueError("network: a public endpoint has no Private Service Connect forwarding rule; give a "
                                  "network only for the private and airgapped variants")
+            if self.service_connection_policy is not None:
+                raise ValueError("service_connection_policy: a public endpoint has no Private Service Connect "
+                                 "forwarding rule to create; give a policy only for the private and airgapped variants")
             return
         if self.network is None:
             raise ValueError(f"network: a {self.network_variant} endpoint is reached through Private Service Connect "
                              "in a VPC; give its self link or projects/<project>/global/networks/<name>")
+        zone = f"{name_prefix(self.stack)}-vertex-psc"
+        if len(zone) > 63 or not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", zone):
+            raise ValueError(f"stack: {self.stack!r} makes the private DNS zone name {zone!r}, which must be at most 63 "
+                             "lowercase letters, digits and dashes")
         if isinstance(self.network, str) and not NETWORK_NAME.match(network_name(self.network)):
             raise ValueError(f"network: {self.network!r} is not a VPC; expected {COMPUTE_API}projects/<project>/global/"
                              "networks/<name> or projects/<project>/global/networks/<name>")
@@ -251,13 +295,27 @@ def container_args(args: VertexEndpointArgs) -> list[str]:
     flags = [f"--model={args.weights_uri or args.model_id}"]
     if args.weights_uri:
         flags.append(f"--load-format={GCS_LOAD_FORMAT}")
-    return flags + [
+    flags += [
         f"--served-model-name={args.model_id}",
         f"--tensor-parallel-size={args.accelerator_count}",
         f"--max-model-len={args.max_context_tokens}",
         "--host=0.0.0.0",
         f"--port={CONTAINER_PORT}",
     ]
+    if args.precision == "fp8":
+        # The precision the plan sized the replica for: 8-bit weights and KV cache, as serving/vllm.py does.
+        flags += ["--quantization=fp8", "--kv-cache-dtype=fp8"]
+    return flags
+
+
+def psc_host(endpoint_id: str, region: str, project_number: str) -> str:
+    """The name Vertex AI documents for a dedicated endpoint reached through a PSC endpoint."""
+    return f"{endpoint_id}-{region}-{project_number}.{PSC_DNS_SUFFIX}"
+
+
+def public_host(endpoint_id: str, region: str, project_number: str) -> str:
+    """The dedicated endpoint's public DNS name (NOT_EXPRESSIBLE["dedicated_endpoint_dns"])."""
+    return f"{endpoint_id}.{region}-{project_number}.prediction.vertexai.goog"
 
 
 def container_env(args: VertexEndpointArgs) -> dict[str, str]:
@@ -273,7 +331,10 @@ class VertexEndpoint(pulumi.ComponentResource):
     endpoint_name: pulumi.Output[str]
     kms_key_ids: pulumi.Output[dict]
     psc_ip_address: Optional[pulumi.Output[Optional[str]]]  # the PSC forwarding rule's address (private variants)
+    psc_dns_name: Optional[pulumi.Output[str]]  # the name callers in the VPC use for it (private variants)
     contract: TierOutputs
+
+    psc_service_class = PSC_SERVICE_CLASS  # what the network's service connection policy must name
 
     def __init__(self, name: str, args: VertexEndpointArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:VertexEndpoint", name, None, opts)
@@ -341,7 +402,11 @@ class VertexEndpoint(pulumi.ComponentResource):
             # where vLLM really loads the weights from.
             hugging_face_model_id=args.model_id,
             model_config=gcp.vertex.AiEndpointWithModelGardenDeploymentModelConfigArgs(
-                accept_eula=args.accept_eula or None,
+                accept_eula=args.accept_eula,
+                # Google's cached copy unless a Hub token is given; the token stays a secret in state and preview.
+                hugging_face_cache_enabled=args.hugging_face_token is None,
+                hugging_face_access_token=(pulumi.Output.secret(args.hugging_face_token)
+                                           if args.hugging_face_token is not None else None),
                 model_display_name=f"llm-hosting-{args.stack}",
                 container_spec=container,
             ),
@@ -349,7 +414,10 @@ class VertexEndpoint(pulumi.ComponentResource):
             endpoint_config=endpoint_config,
             # A second lock next to protect: the provider refuses to undeploy and delete while this says PREVENT.
             deletion_policy="PREVENT" if args.protect else "DELETE",
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            # PSC automation runs during the deployment and fails for good without the policy, so it must exist first.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                        depends_on=[args.service_connection_policy]
+                                        if args.service_connection_policy is not None else None),
         )
 
         self.endpoint_id = deployment.endpoint
@@ -357,26 +425,60 @@ class VertexEndpoint(pulumi.ComponentResource):
                                                   "/endpoints/", deployment.endpoint)
         self.kms_key_ids = keys.key_ids
         self.psc_ip_address = deployment.endpoint_config.apply(_psc_ip) if args.private else None
+        # The endpoint's host, built once: the private zone's record and the contract URL both use it.
+        host_of = psc_host if args.private else public_host
+        host = pulumi.Output.all(deployment.endpoint, project.number).apply(
+            lambda v: host_of(v[0], args.region, v[1]))
+        self.psc_dns_name = host if args.private else None
+        if args.private:
+            # Only this VPC sees the zone, so the name resolves to the forwarding rule here and nowhere else.
+            network = pulumi.Output.from_input(args.network).apply(network_name)
+            zone = gcp.dns.ManagedZone(
+                f"{name}-psc-dns", name=f"{name_prefix(args.stack)}-vertex-psc", project=args.project,
+                dns_name=f"{PSC_DNS_SUFFIX}.", visibility="private",
+                description=f"llm-hosting {args.stack}: Vertex AI endpoints through Private Service Connect",
+                private_visibility_config=gcp.dns.ManagedZonePrivateVisibilityConfigArgs(
+                    networks=[gcp.dns.ManagedZonePrivateVisibilityConfigNetworkArgs(network_url=network)]),
+                labels=args.labels, opts=child)
+            gcp.dns.RecordSet(
+                f"{name}-psc-dns-a", project=args.project, managed_zone=zone.name, name=host.apply(lambda h: f"{h}."),
+                type="A", ttl=PSC_DNS_TTL, rrdatas=[deployment.endpoint_config.apply(_psc_ip_required)], opts=child)
         # OpenAI-compatible base URL. Vertex AI serves chat completions at POST
         # https://<host>/v1/projects/<project>/locations/<region>/endpoints/<id>/chat/completions (REST method
         # projects.locations.endpoints.chat.completions, in v1 and v1beta1; we use the GA v1), and OpenAI clients
         # append /chat/completions to the base URL, so the base stops at the endpoint. The host is the endpoint's
-        # dedicated DNS, not <region>-aiplatform.googleapis.com: a dedicated endpoint refuses the shared host. Its
-        # documented form is <endpoint_id>.<region>-<project_number>.prediction.vertexai.goog, computed because the
-        # deployment does not export it (NOT_EXPRESSIBLE["dedicated_endpoint_dns"]). For private and air-gapped
-        # stacks the same name must resolve, inside the VPC, to the PSC forwarding rule (psc_ip_address).
-        endpoint_url = pulumi.Output.all(deployment.endpoint, project.number, project.project_id).apply(
-            lambda v: f"https://{v[0]}.{args.region}-{v[1]}.prediction.vertexai.goog"
-                      f"/v1/projects/{v[2]}/locations/{args.region}/endpoints/{v[0]}")
+        # own name, not <region>-aiplatform.googleapis.com: a dedicated endpoint refuses the shared host. Public: the
+        # dedicated endpoint's DNS, computed because the deployment does not export it
+        # (NOT_EXPRESSIBLE["dedicated_endpoint_dns"]); private: the PSC name the zone above resolves.
+        endpoint_url = pulumi.Output.all(host, deployment.endpoint, project.project_id).apply(
+            lambda v: f"https://{v[0]}/v1/projects/{v[2]}/locations/{args.region}/endpoints/{v[1]}")
         self.contract = TierOutputs(endpoint_url=endpoint_url,
                                     api_key_secret="google-oauth (IAM aiplatform.endpoints.predict)",
                                     model=args.model_id, tier="managed")
         self.register_outputs({"endpoint_id": self.endpoint_id, "endpoint_name": self.endpoint_name,
-                               "kms_key_ids": self.kms_key_ids, "endpoint_url": endpoint_url})
+                               "kms_key_ids": self.kms_key_ids, "endpoint_url": endpoint_url,
+                               "psc_dns_name": self.psc_dns_name})
+
+
+def _automation(config):
+    psc = getattr(config, "private_service_connect_config", None) if config else None
+    return getattr(psc, "psc_automation_configs", None) if psc else None
 
 
 def _psc_ip(config) -> Optional[str]:
     """The address of the forwarding rule PSC automation created; known only once the deployment exists."""
-    psc = getattr(config, "private_service_connect_config", None) if config else None
-    automation = getattr(psc, "psc_automation_configs", None) if psc else None
+    automation = _automation(config)
     return getattr(automation, "ip_address", None) if automation else None
+
+
+def _psc_ip_required(config) -> str:
+    # A failed automation does not fail the deployment (Vertex AI reports it in the config instead); stop here with
+    # its reason rather than publish a name that resolves nowhere.
+    address = _psc_ip(config)
+    if not address:
+        automation = _automation(config)
+        state = getattr(automation, "state", None) if automation else None
+        error = getattr(automation, "error_message", None) if automation else None
+        raise ValueError(f"Private Service Connect automation gave the endpoint no address (state {state}: {error}); "
+                         f"check the network's service connection policy for {PSC_SERVICE_CLASS}")
+    return address

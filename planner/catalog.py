@@ -6,6 +6,8 @@ is refused, so every figure in a decision can be traced back.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -163,6 +165,16 @@ class Serving(_Strict):
     startup_basis: str
     image_cache_gb: int = Field(gt=0)
     image_cache_basis: str
+    # Before a replica's startup budget starts: a GPU node comes up and the serving image is pulled (rollout waits).
+    gpu_node_provisioning_seconds: int = Field(default=600, gt=0)
+    serving_image_gb: float = Field(default=20.0, gt=0)
+    image_pull_mb_s: float = Field(default=100.0, gt=0)
+    rollout_basis: str = "kit assumptions; see the kit's catalog"
+
+    @property
+    def image_pull_seconds(self) -> int:
+        """Pulling the serving image onto a new node, doubled like the startup budgets."""
+        return 2 * math.ceil(self.serving_image_gb * 1000 / self.image_pull_mb_s)
     kv_cache_sequences: int = Field(gt=0)
     kv_cache_sequences_basis: str
     hours_per_month: float = Field(gt=0)

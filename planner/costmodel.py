@@ -122,21 +122,53 @@ def kv_cache_tokens(catalog: Catalog, avg_input_tokens: int, avg_output_tokens: 
     return max(catalog.serving.kv_cache_sequences * (avg_input_tokens + avg_output_tokens), max_context_tokens)
 
 
-def fit_replica(catalog: Catalog, size_class: str, gpu: str, kv_tokens: int, max_gpus: int = 8) -> Optional[ReplicaFit]:
-    """Smallest tensor-parallel size whose memory holds the weights and the KV budget, or None."""
+def planned_precision(catalog: Catalog, gpu: str) -> str:
+    """The planner's own choice: 8-bit weights and KV cache where the GPU has FP8 tensor cores; 16-bit elsewhere."""
+    return "fp8" if catalog.gpus[gpu].supports_fp8 else "fp16"
+
+
+def usable_gb(catalog: Catalog, gpu: str, gpus: int) -> float:
+    """The engine's share of `gpus` GPUs' memory, less what activations and CUDA graphs take before the KV cache."""
+    s = catalog.serving
+    return gpus * (catalog.gpus[gpu].memory_gb * s.gpu_memory_utilization - s.activation_reserve_gb_per_gpu)
+
+
+def replica_memory_gb(catalog: Catalog, size_class: str, kv_tokens: int, precision: str) -> tuple[float, float]:
+    """(weights, KV budget) in GB at `precision`: weights and KV cache share the precision, as the engines run them."""
     spec = catalog.models[size_class]
-    g = catalog.gpus[gpu]
-    # 8-bit weights and KV cache where the GPU has FP8 tensor cores; 16-bit elsewhere.
-    precision = "fp8" if g.supports_fp8 else "fp16"
-    weights_gb = spec.params_billion * 1e9 * BYTES_PER_PARAM[precision] / GB
-    kv_gb = kv_tokens * spec.kv_bytes_per_token_fp16 * (BYTES_PER_PARAM[precision] / 2.0) / GB
+    weights = spec.params_billion * 1e9 * BYTES_PER_PARAM[precision] / GB
+    kv = kv_tokens * spec.kv_bytes_per_token_fp16 * (BYTES_PER_PARAM[precision] / 2.0) / GB
+    return weights, kv
+
+
+def fit_on(catalog: Catalog, size_class: str, gpu: str, kv_tokens: int, gpus: int,
+           precision: Optional[str] = None) -> Optional[ReplicaFit]:
+    """The replica on exactly `gpus` GPUs at `precision` (default: the planner's choice for the GPU), or None if it
+    does not fit. An explicit fp8 on a GPU without FP8 support is refused, not silently run in 16 bits."""
+    precision = precision or planned_precision(catalog, gpu)
+    if precision not in BYTES_PER_PARAM:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(BYTES_PER_PARAM)}")
+    if precision == "fp8" and not catalog.gpus[gpu].supports_fp8:
+        raise ValueError(f"precision fp8 needs FP8 support, which {gpu} lacks; use fp16")
+    weights, kv = replica_memory_gb(catalog, size_class, kv_tokens, precision)
+    usable = usable_gb(catalog, gpu, gpus)
+    if weights + kv > usable:
+        return None
+    return ReplicaFit(gpu, precision, gpus, round(weights, 2), round(kv, 2), round(usable, 2))
+
+
+def fit_replica(catalog: Catalog, size_class: str, gpu: str, kv_tokens: int, max_gpus: int = 8,
+                precision: Optional[str] = None) -> Optional[ReplicaFit]:
+    """Smallest tensor-parallel size whose memory holds the weights and the KV budget, or None.
+
+    `precision` is what the stack runs; without it, the planner's choice for the GPU (`planned_precision`).
+    """
     for n in TP_SIZES:
         if n > max_gpus:
             break
-        # The engine's share of memory, less what activations and CUDA graphs take before the KV cache.
-        usable = n * (g.memory_gb * catalog.serving.gpu_memory_utilization - catalog.serving.activation_reserve_gb_per_gpu)
-        if weights_gb + kv_gb <= usable:
-            return ReplicaFit(gpu, precision, n, round(weights_gb, 2), round(kv_gb, 2), round(usable, 2))
+        fit = fit_on(catalog, size_class, gpu, kv_tokens, n, precision)
+        if fit is not None:
+            return fit
     return None
 
 
@@ -191,6 +223,12 @@ class GpuOption:
     @property
     def spot_priced(self) -> bool:
         return self.allow_spot and self.instance.spot_hourly is not None
+
+    @property
+    def serving_gpus_per_replica(self) -> int:
+        """The tensor-parallel degree the replica runs at: on a managed endpoint its one model copy per instance is
+        sharded over all the instance's GPUs (the cost model pays for all of them), on our nodes the fitted size."""
+        return self.instance.gpu_count if self.service != "compute" else self.fit.gpus_per_replica
 
     def replicas_for(self, load_tok_s: float, floor_replicas: int) -> int:
         needed = math.ceil(load_tok_s / self.tok_s_per_replica) if load_tok_s > 0 else 0
@@ -247,6 +285,7 @@ def gpu_options(catalog: Catalog, cloud: str, regions: list[str], service: str, 
                                    f"{size_class} on {inst.gpu}")
                 continue
             # Managed endpoints place one model copy per instance; on our own nodes the scheduler packs replicas.
+            # The copy is sharded over all the instance's GPUs, but capacity is planned on the GPUs the model needs.
             rpi = 1 if service != "compute" else inst.gpu_count // fit.gpus_per_replica
             per_replica = tp.output_tok_s_per_gpu * catalog.serving.target_utilization * fit.gpus_per_replica
             options.append(GpuOption(cloud, region, service, inst, fit, tp, rpi, per_replica,

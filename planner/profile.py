@@ -19,6 +19,25 @@ SENSITIVITY_RANK: dict[str, int] = {"public": 0, "internal": 1, "confidential": 
 # Confidential and regulated data stay inside the organisation's cloud boundary: no third-party API sees them.
 BOUNDARY_SENSITIVITIES = ("confidential", "regulated")
 Regulation = Literal["hipaa", "gdpr", "fedramp", "pci-dss", "soc2"]
+# Hugging Face publishers whose open-weight LLMs are gated behind a licence (Llama, Gemma, Mistral/Mixtral):
+# Model Garden deploys them only with the licence accepted, which is a person's decision, never a default.
+GATED_PUBLISHERS = ("meta-llama", "google", "mistralai")
+
+
+def gated_publisher(model_id: str) -> Optional[str]:
+    """The publisher of `model_id` when its models are gated behind a licence, else None."""
+    publisher = model_id.split("/", 1)[0] if "/" in model_id else ""
+    return publisher if publisher in GATED_PUBLISHERS else None
+
+
+def licence_refusal(model_id: str, field: str) -> Optional[str]:
+    """Why a Vertex AI deployment of `model_id` is refused without `field` set to true, or None when it is not gated."""
+    publisher = gated_publisher(model_id)
+    if publisher is None:
+        return None
+    return (f"{model_id} is a gated {publisher} model: Model Garden deploys it only once its licence is accepted. "
+            f"Read the licence (https://huggingface.co/{model_id}) and, if you accept it, set {field}: true "
+            "(the only valid value); or serve a model that is not gated")
 
 
 class _Strict(BaseModel):
@@ -57,6 +76,12 @@ class ModelSpec(_Strict):
     fine_tuned: bool = Field(default=False, description="true means our own weights, which no API serves")
     max_context_tokens: int = Field(default=8192, gt=0, description="context length the server must hold per sequence")
     weights_uri: Optional[str] = Field(default=None, description="s3:// or gs:// location of the weights, in an allowed region")
+    accept_eula: bool = Field(default=False, description="true records that you accept the model's licence; a gated "
+                                                         "model (meta-llama, google, mistralai) needs it on Vertex AI")
+    hugging_face_token_config: Optional[str] = Field(
+        default=None, pattern=r"^[a-z][A-Za-z0-9]*$",
+        description="Vertex AI: name of the secret config key holding a Hugging Face read token; without it Model "
+                    "Garden deploys Google's cached copy of the model")
 
 
 class Workload(_Strict):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .catalog import Catalog
-from .costmodel import BYTES_PER_PARAM, fit_replica
+from .costmodel import BYTES_PER_PARAM, fit_on, fit_replica, planned_precision, replica_memory_gb, usable_gb
 
 # Accelerator names per cloud service, for the GPU classes the catalog knows.
 GKE_ACCELERATOR = {"T4": "nvidia-tesla-t4", "L4": "nvidia-l4", "A100-40GB": "nvidia-tesla-a100", "A100-80GB": "nvidia-a100-80gb",
@@ -59,23 +59,42 @@ def root_volume_gb(catalog: Catalog, weights: float) -> int:
     return int(math.ceil((catalog.serving.image_cache_gb + 2 * weights) / 10.0) * 10)
 
 
-def fit_problem(catalog: Catalog, cloud: str, size_class: str, gpu: str, gpus_per_replica: int, kv_tokens: int) -> Optional[str]:
-    """None when the model fits; otherwise what is wrong and a size that does fit."""
-    fit = fit_replica(catalog, size_class, gpu, kv_tokens)
-    have = fit_replica(catalog, size_class, gpu, kv_tokens, max_gpus=gpus_per_replica)
-    if have is not None and have.gpus_per_replica <= gpus_per_replica:
+def fit_problem(catalog: Catalog, cloud: str, size_class: str, gpu: str, gpus_per_replica: int, kv_tokens: int,
+                precision: Optional[str] = None, service: str = "compute") -> Optional[str]:
+    """None when the model fits; otherwise what is wrong and what does fit.
+
+    `precision` is the one the stack runs (its `precision` key); without it, the planner's choice for the GPU. `service`
+    is where the replica runs: on a managed endpoint ("sagemaker", "vertex") a replica is a whole instance, so the
+    suggestion names an instance type of that service rather than a replica size.
+    """
+    p = precision or planned_precision(catalog, gpu)
+    if p == "fp8" and not catalog.gpus[gpu].supports_fp8:
+        return f"{gpu} has no FP8 support, so {size_class} cannot run in fp8 there; use precision: fp16"
+    if fit_replica(catalog, size_class, gpu, kv_tokens, max_gpus=gpus_per_replica, precision=p) is not None:
         return None
-    spec = catalog.models[size_class]
-    precision = "fp8" if catalog.gpus[gpu].supports_fp8 else "fp16"
-    needed = weights_gb(catalog, size_class, precision) + kv_tokens * spec.kv_bytes_per_token_fp16 * BYTES_PER_PARAM[precision] / 2 / 1e9
-    usable = gpus_per_replica * (catalog.gpus[gpu].memory_gb * catalog.serving.gpu_memory_utilization - catalog.serving.activation_reserve_gb_per_gpu)
-    head = (f"{size_class} in {precision} needs {needed:.1f} GB (weights + KV cache for {kv_tokens} tokens) but "
-            f"{gpus_per_replica} x {gpu} offer {usable:.1f} GB")
-    if fit is not None:
+    weights, kv = replica_memory_gb(catalog, size_class, kv_tokens, p)
+    head = (f"{size_class} in {p} needs {weights + kv:.1f} GB (weights + KV cache for {kv_tokens} tokens) but "
+            f"{gpus_per_replica} x {gpu} offer {usable_gb(catalog, gpu, gpus_per_replica):.1f} GB")
+    fixes = []
+    if p == "fp16" and catalog.gpus[gpu].supports_fp8 and fit_on(catalog, size_class, gpu, kv_tokens, gpus_per_replica, "fp8"):
+        fixes.append(f"precision: fp8 (fits on {gpus_per_replica} x {gpu})")
+    fit = fit_replica(catalog, size_class, gpu, kv_tokens, precision=p)
+    if fit is not None and service != "compute":
+        hosts = sorted({(i.gpu_count, i.instance_type) for i in catalog.instances
+                        if i.cloud == cloud and i.service == service and i.gpu == gpu and i.gpu_count >= fit.gpus_per_replica})
+        if hosts:
+            fixes.append(f"instanceType: {hosts[0][1]} with gpusPerReplica: {hosts[0][0]}")
+    elif fit is not None:
         shapes = catalog.instance_shapes.for_cloud(cloud)
         hosts = [t for t, s in shapes.items() if s.gpu == gpu and s.gpu_count >= fit.gpus_per_replica]
-        return f"{head}; use gpusPerReplica: {fit.gpus_per_replica}" + (f" on e.g. {hosts[0]}" if hosts else "")
-    fits_on = [g for g in catalog.gpus if fit_replica(catalog, size_class, g, kv_tokens) is not None]
+        fixes.append(f"gpusPerReplica: {fit.gpus_per_replica}" + (f" on e.g. {hosts[0]}" if hosts else ""))
+    if fixes:
+        return f"{head}; use " + " or ".join(fixes)
+    if fit is not None:
+        return f"{head}; no {service} instance of {cloud} has {fit.gpus_per_replica} or more {gpu} GPUs"
+    # At an explicit precision only the GPUs that run it count; otherwise each GPU at the planner's choice for it.
+    fits_on = [g for g in catalog.gpus if (precision != "fp8" or catalog.gpus[g].supports_fp8)
+               and fit_replica(catalog, size_class, g, kv_tokens, precision=precision) is not None]
     return f"{head} and does not fit on 8 of them; GPUs that fit: {', '.join(fits_on)}"
 
 

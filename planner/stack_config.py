@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .catalog import load_regions
 from .errors import InputError, from_validation_error, refuse
-from .profile import BOUNDARY_SENSITIVITIES, Regulation, Sensitivity
+from .profile import BOUNDARY_SENSITIVITIES, Regulation, Sensitivity, licence_refusal
 
 PROJECT = "llm-hosting"
 Tier = Literal["api", "managed", "self-hosted", "hybrid"]
@@ -44,6 +44,11 @@ class ModelConfig(_Camel):
     max_context_tokens: int = Field(default=8192, gt=0)
     kv_cache_tokens: Optional[int] = Field(default=None, gt=0, description="KV-cache budget per replica; default max_context_tokens")
     weights_uri: Optional[str] = Field(default=None, pattern=r"^(s3|gs)://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/.*)?$")
+    # Left out (None) unless the profile accepts the licence, so stacks of ungated models stay as they were.
+    accept_eula: Optional[bool] = Field(default=None, description="the model's licence is accepted (profile model.accept_eula)")
+    hugging_face_token_config: Optional[str] = Field(
+        default=None, pattern=r"^[a-z][A-Za-z0-9]*$",
+        description="Vertex AI: name of the secret config key holding a Hugging Face read token (default: Google's cached copy)")
 
     @property
     def kv_tokens(self) -> int:
@@ -73,8 +78,8 @@ class ApiConfig(_Camel):
 class GpuFleetConfig(_Camel):
     instance_type: str
     gpu: str
-    gpus_per_replica: int = Field(gt=0)
-    precision: Literal["fp16", "fp8"]
+    gpus_per_replica: int = Field(gt=0, description="tensor-parallel degree; managed: the instance type's GPU count")
+    precision: Literal["fp16", "fp8"] = Field(description="weights and KV cache as the engine runs them; the fit is checked at it")
     min_replicas: int = Field(gt=0)
     max_replicas: int = Field(gt=0)
     on_demand_replicas: int = Field(ge=0)
@@ -185,6 +190,7 @@ class StackConfig(_Camel):
             raise _Field("gcp:project", "is set but the stack's cloud is aws")
         self._check_registry()
         self._check_versions()
+        self._check_model_licence()
         fleet_key, fleet = ("managed", self.managed) if self.managed else ("selfHosted", self.self_hosted)
         if fleet is not None:
             self._check_fleet(fleet_key, fleet)
@@ -233,6 +239,18 @@ class StackConfig(_Camel):
             raise _Field("registry", f"{self.registry!r} is not a private registry in {self.region}; expected {form}"
                                      + (" (an air-gapped stack cannot reach a public registry)" if self.network == "airgapped" else ""))
 
+    def _check_model_licence(self) -> None:
+        if self.model is None:
+            return
+        vertex = self.managed is not None and self.managed.service == "vertex"
+        if vertex and not self.model.accept_eula:
+            problem = licence_refusal(self.model.id, "model.acceptEula")
+            if problem:
+                raise _Field("model.acceptEula", problem + " (in the profile: model.accept_eula: true, then re-plan)")
+        if self.model.hugging_face_token_config and not vertex:
+            raise _Field("model.huggingFaceTokenConfig", "only a Vertex AI endpoint reads a Hugging Face token (Model "
+                                                         "Garden's download); remove it from this stack")
+
     def _check_versions(self) -> None:
         from components.versions import ComponentVersions  # pure data, no Pulumi import
 
@@ -255,12 +273,27 @@ class StackConfig(_Camel):
         row = priced[fleet.instance_type]
         if row.gpu != fleet.gpu:
             raise _Field(f"{key}.gpu", f"{fleet.instance_type} has {row.gpu} GPUs, not {fleet.gpu}")
+        if key == "managed" and fleet.gpus_per_replica != row.gpu_count:
+            # The cost model pays for the whole instance, and the container shards its one copy over that many GPUs.
+            raise _Field("managed.gpusPerReplica", f"{fleet.instance_type} has {row.gpu_count} GPU(s) and a managed endpoint "
+                                                   f"serves one model copy per instance on all of them; set gpusPerReplica: "
+                                                   f"{row.gpu_count}")
         if fleet.gpus_per_replica > row.gpu_count:
             raise _Field(f"{key}.gpusPerReplica", f"{fleet.instance_type} has {row.gpu_count} GPU(s); a replica cannot span nodes")
+        if fleet.precision == "fp8" and not catalog.gpus[fleet.gpu].supports_fp8:
+            raise _Field(f"{key}.precision", f"{fleet.gpu} has no FP8 support, so the engine cannot run the model in fp8 "
+                                             "there; use precision: fp16")
         if self.model is not None and self.model.size_class in catalog.models:
-            problem = fit_problem(catalog, self.cloud, self.model.size_class, fleet.gpu, fleet.gpus_per_replica, self.model.kv_tokens)
+            # Checked at the precision the engine will run, not the planner's default for the GPU.
+            size, kv = self.model.size_class, self.model.kv_tokens
+            problem = fit_problem(catalog, self.cloud, size, fleet.gpu, fleet.gpus_per_replica, kv, fleet.precision, service)
             if problem:
-                raise _Field(f"{key}.gpusPerReplica", problem)
+                fp8_fits = fleet.precision == "fp16" and catalog.gpus[fleet.gpu].supports_fp8 and \
+                    fit_problem(catalog, self.cloud, size, fleet.gpu, fleet.gpus_per_replica, kv, "fp8", service) is None
+                # The key to change: precision when fp8 would fit; else the replica's size, which on a managed
+                # endpoint is the instance type's.
+                field = "precision" if fp8_fits else ("instanceType" if key == "managed" else "gpusPerReplica")
+                raise _Field(f"{key}.{field}", problem)
         if key == "selfHosted":
             shapes = catalog.instance_shapes.for_cloud(self.cloud)
             for i, t in enumerate(fleet.spot_instance_types):  # type: ignore[union-attr]
@@ -272,6 +305,8 @@ class StackConfig(_Camel):
         keys = [self.api.api_key_config] if self.api else []
         if self.tier == "hybrid":
             keys.append(GATEWAY_MASTER_KEY)
+        if self.model is not None and self.model.hugging_face_token_config:
+            keys.append(self.model.hugging_face_token_config)
         return keys
 
     def flat(self) -> dict[str, Any]:
@@ -328,11 +363,13 @@ def load_stack_config(values: dict[str, Any], source: str) -> StackConfig:
             cloud = key.split(":")[0]
         elif key == "gcp:project":
             data["gcpProject"] = value
-    # The provider key lives in the namespace too, under the name the api section gives it; so does the
-    # gateway's key of a hybrid stack.
+    # The provider key lives in the namespace too, under the name the api section gives it; so do the
+    # gateway's key of a hybrid stack and the Hugging Face token the model section names.
     api = data.get("api")
     key_name = api.get("apiKeyConfig") if isinstance(api, dict) else None
-    secrets = [k for k in (key_name, GATEWAY_MASTER_KEY if data.get("tier") == "hybrid" else None) if k]
+    model = data.get("model")
+    token_name = model.get("huggingFaceTokenConfig") if isinstance(model, dict) else None
+    secrets = [k for k in (key_name, GATEWAY_MASTER_KEY if data.get("tier") == "hybrid" else None, token_name) if k]
     valid = sorted(k for k in _FIELDS_BY_KEY if k not in ("region", "gcpProject"))
     problems = [(k, f"unknown key; valid {PROJECT} keys: {', '.join(valid + secrets)}")
                 for k in unknown if k not in {f"{PROJECT}:{s}" for s in secrets}]

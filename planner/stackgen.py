@@ -1,7 +1,8 @@
 """From a decision to the three files a stack is made of.
 
 - `stacks/Pulumi.<stack>.yaml`: the stack config `__main__.py` reads (under `llm-hosting:` plus the provider region).
-- `stacks/<stack>.policy-config.json`: the residency facts the policy pack checks the stack against.
+- `stacks/<stack>.policy-config.json`: the facts the policy pack checks the stack against (residency, boundary and
+  air-gap decisions from the stack config; node shapes, model sizes and serving figures from the catalog).
 - `stacks/<stack>.decision.md`: the report: what was chosen, why, and what would change the answer.
 
 Output is deterministic, so a re-plan of an unchanged profile rewrites identical files.
@@ -11,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
-from .catalog import Catalog
+from .catalog import Catalog, load_catalog
 from .costmodel import kv_cache_tokens
 from .errors import refuse
-from .sizing import clamp_sagemaker, root_volume_gb, same_class_instance_types, startup_budget, weights_gb
+from .profile import licence_refusal
+from .sizing import (GKE_ACCELERATOR, VERTEX_ACCELERATOR, clamp_sagemaker, root_volume_gb, same_class_instance_types,
+                     startup_budget, weights_gb)
 from .report import render_report
 from .rules import Decision
 from .stack_config import PROJECT, PROVIDER_REGION_KEY, StackConfig, load_stack_config
@@ -44,12 +47,19 @@ def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, c
     if p.private_registry:
         data["registry"] = p.private_registry
     if c.plan and p.model:
+        vertex = p.cloud == "gcp" and c.plan.option.service == "vertex"
+        # A licence is accepted by a person, in the profile; the planner carries the answer and never supplies it.
+        problem = licence_refusal(p.model.id, "model.accept_eula") if vertex and not p.model.accept_eula else None
+        if problem:
+            raise refuse(profile_path, "model.accept_eula", problem)
         data["model"] = {"id": p.model.id, "sizeClass": p.model.size_class, "fineTuned": p.model.fine_tuned,
                          "maxContextTokens": p.model.max_context_tokens,
                          "kvCacheTokens": kv_cache_tokens(catalog, p.traffic.avg_input_tokens, p.traffic.avg_output_tokens,
                                                           p.model.max_context_tokens),
                          # Vertex serves the model id through Model Garden (it cannot read our bucket); see README.
-                         "weightsUri": None if (p.cloud == "gcp" and c.plan.option.service == "vertex") else p.model.weights_uri}
+                         "weightsUri": None if vertex else p.model.weights_uri,
+                         "acceptEula": p.model.accept_eula or None,
+                         "huggingFaceTokenConfig": p.model.hugging_face_token_config}
     if c.api:
         region = data["region"]
         data["api"] = {"provider": c.api.provider, "model": c.api.model, "baseUrl": c.api_endpoint,
@@ -57,7 +67,7 @@ def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, c
                        "replicaRegions": [r for r in p.residency.allowed_regions if r != region]}
     if c.plan:
         o, f = c.plan.option, c.plan.fleet
-        fleet = {"instanceType": o.instance.instance_type, "gpu": o.fit.gpu, "gpusPerReplica": o.fit.gpus_per_replica,
+        fleet = {"instanceType": o.instance.instance_type, "gpu": o.fit.gpu, "gpusPerReplica": o.serving_gpus_per_replica,
                  "precision": o.fit.precision, "minReplicas": f.floor_replicas, "maxReplicas": f.replicas,
                  "onDemandReplicas": f.on_demand_replicas}
         weights = weights_gb(catalog, p.model.size_class, o.fit.precision)
@@ -101,11 +111,89 @@ def digest(flat: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def policy_config(cfg: StackConfig) -> dict[str, Any]:
-    """The stack's facts, keyed per policy the way `pulumi preview --policy-pack-config` expects."""
-    from policies.config import facts_from_stack_config, policy_config as pack_config  # pure data, no Pulumi import
+# Kubernetes' recommended pod ceiling per node; EKS reserves kubelet memory per pod the node may run.
+EKS_MAX_PODS = 110
+EVICTION_MIB = 100  # the kubelet's hard eviction threshold (memory.available<100Mi) on EKS and GKE
 
-    return pack_config(facts_from_stack_config(cfg))
+
+def system_reserve(cloud: str, vcpus: int, memory_gib: float) -> tuple[float, float]:
+    """(vCPUs, GiB) a node keeps from pods: the kubelet/system reservation plus the eviction threshold.
+
+    CPU, both clouds: 6% of the first core, 1% of the second, 0.5% of the next two, 0.25% of the rest. Memory: GKE
+    reserves 25% of the first 4 GiB, 20% of the next 4, 10% of the next 8, 6% of the next 112 and 2% above 128 GiB
+    ("Plan GKE Standard node sizes"); the EKS AMIs reserve 255 MiB + 11 MiB per pod the node may run (taken at 110,
+    Kubernetes' recommended ceiling). Both add the kubelet's 100 MiB hard eviction threshold.
+    """
+    cpu = sum(rate * max(0.0, min(vcpus, hi) - lo) for lo, hi, rate in ((0, 1, 0.06), (1, 2, 0.01), (2, 4, 0.005),
+                                                                         (4, float("inf"), 0.0025)))
+    if cloud == "gcp":
+        mem = 255 / 1024 if memory_gib < 1 else sum(rate * max(0.0, min(memory_gib, hi) - lo) for lo, hi, rate in (
+            (0, 4, 0.25), (4, 8, 0.20), (8, 16, 0.10), (16, 128, 0.06), (128, float("inf"), 0.02)))
+    else:
+        mem = (255 + 11 * EKS_MAX_PODS) / 1024
+    return cpu, mem + EVICTION_MIB / 1024
+
+
+def _shape_fact(catalog: Catalog, cloud: str, instance_type: str, service: str) -> Optional[dict[str, Any]]:
+    """What the link policies need to know about one instance type, from the catalog (None if it has none)."""
+    shape = catalog.instance_shapes.for_cloud(cloud).get(instance_type)
+    priced = next((i for i in catalog.instances if i.cloud == cloud and i.instance_type == instance_type), None)
+    gpu, count = (shape.gpu, shape.gpu_count) if shape else ((priced.gpu, priced.gpu_count) if priced else (None, 0))
+    if gpu is None or gpu not in catalog.gpus:
+        return None
+    fact: dict[str, Any] = {"gpu": gpu, "gpuCount": count, "gpuMemoryGb": catalog.gpus[gpu].memory_gb,
+                            "fp8": catalog.gpus[gpu].supports_fp8}
+    accelerator = {"gke": GKE_ACCELERATOR, "vertex": VERTEX_ACCELERATOR}.get(service, {}).get(gpu)
+    if accelerator:
+        fact["accelerator"] = accelerator
+    if shape and service in ("eks", "gke"):  # cluster nodes: what is left for pods
+        cpu, mem = system_reserve(cloud, shape.vcpus, shape.memory_gib)
+        fact.update(vcpus=shape.vcpus, memoryGib=shape.memory_gib, allocatableCpu=round(shape.vcpus - cpu, 3),
+                    allocatableMemoryGib=round(shape.memory_gib - mem, 3))
+    return fact
+
+
+def link_facts(cfg: StackConfig, catalog: Catalog) -> dict[str, Any]:
+    """The catalog facts the link policies check the stack against (the pack has no planner or catalog of its own):
+    the GPU machines the stack runs (GPU, count, memory, FP8; allocatable CPU and memory for cluster nodes), its model
+    (parameters, KV bytes per token, planned KV budget and context) and the serving figures for memory and start-up."""
+    fleet = cfg.self_hosted or cfg.managed
+    if fleet is None:
+        return {}
+    service = cfg.self_hosted.cluster if cfg.self_hosted else cfg.managed.service
+    types = [fleet.instance_type, *(cfg.self_hosted.spot_instance_types if cfg.self_hosted else [])]
+    shapes = {t: f for t in dict.fromkeys(types) if (f := _shape_fact(catalog, cfg.cloud, t, service)) is not None}
+    s = catalog.serving
+    facts: dict[str, Any] = {"nodeShapes": shapes, "gpuMemoryUtilization": s.gpu_memory_utilization,
+                             "activationReserveGbPerGpu": s.activation_reserve_gb_per_gpu,
+                             "nodeProvisioningSeconds": s.gpu_node_provisioning_seconds,
+                             "imagePullSeconds": s.image_pull_seconds}
+    if cfg.model is not None and cfg.model.size_class in catalog.models:
+        spec = catalog.models[cfg.model.size_class]
+        facts["models"] = [{"id": cfg.model.id, "sizeClass": cfg.model.size_class, "paramsBillion": spec.params_billion,
+                            "kvBytesPerTokenFp16": spec.kv_bytes_per_token_fp16, "kvCacheTokens": cfg.model.kv_tokens,
+                            "contextTokens": cfg.model.max_context_tokens, "modelMaxTokens": spec.max_context_tokens}]
+    return facts
+
+
+def policy_facts(cfg: StackConfig, catalog: Optional[Catalog] = None) -> dict[str, Any]:
+    """The stack's facts for the policy pack: those of its stack config plus the catalog's link facts."""
+    from policies.config import facts_from_stack_config  # pure data, no Pulumi import
+
+    if catalog is None:
+        catalog = load_catalog(Path(cfg.catalog)) if cfg.catalog else load_catalog()
+    facts = facts_from_stack_config(cfg)
+    links = link_facts(cfg, catalog)
+    if links:
+        facts["links"] = links
+    return facts
+
+
+def policy_config(cfg: StackConfig, catalog: Optional[Catalog] = None) -> dict[str, Any]:
+    """The stack's facts, keyed per policy the way `pulumi preview --policy-pack-config` expects."""
+    from policies.config import policy_config as pack_config  # pure data, no Pulumi import
+
+    return pack_config(policy_facts(cfg, catalog))
 
 
 @dataclass
@@ -136,10 +224,24 @@ def write_stack(decision: Decision, stack: str, stacks_dir: Path, profile_path: 
               "# then needs --force. The report behind these values is " + f"{stack}.decision.md.\n" + key_hint)
     stack_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
     policy_file = stacks_dir / f"{stack}.policy-config.json"
-    policy_file.write_text(json.dumps(policy_config(cfg), indent=2) + "\n")
+    policy_file.write_text(json.dumps(policy_config(cfg, catalog), indent=2) + "\n")
     report_file = stacks_dir / f"{stack}.decision.md"
-    report_file.write_text(render_report(decision, cfg, stack, profile_path))
+    report_file.write_text(render_report(_with_serving_note(decision), cfg, stack, profile_path))
     return PlanFiles(stack_file, policy_file, report_file, cfg)
+
+
+def _with_serving_note(decision: Decision) -> Decision:
+    """The decision as the report shows it: where the replica runs on more GPUs than its memory fit needs (a managed
+    endpoint's one copy per instance), a note says so, since the capacity figures are planned on the fitted size."""
+    c = decision.chosen
+    o = c.plan.option if c.plan else None
+    if o is None or o.serving_gpus_per_replica == o.fit.gpus_per_replica:
+        return decision
+    note = (f"the endpoint shards its one model copy per instance over all {o.serving_gpus_per_replica} {o.fit.gpu} GPUs of "
+            f"{o.instance.instance_type} (gpusPerReplica: {o.serving_gpus_per_replica}); capacity below is planned on the "
+            f"{o.fit.gpus_per_replica} GPU(s) the model needs, the rest add KV-cache room")
+    chosen = replace(c, notes=[*c.notes, note])
+    return replace(decision, chosen=chosen, candidates=[chosen if x is c else x for x in decision.candidates])
 
 
 def _existing(stack_file: Path, force: bool) -> tuple[dict, dict]:

@@ -1,11 +1,13 @@
-"""The CrossGuard policy pack: data residency and the security baseline.
+"""The CrossGuard policy pack: data residency, the security baseline, and the links between a stack's parts.
 
 A real Pulumi policy pack (PulumiPolicy.yaml, Python runtime) run with
 `pulumi preview --policy-pack policies --policy-pack-config stacks/<stack>.policy-config.json`, and the same
 policy objects applied in-process by `llmhost preview` to the offline inventory.
 
-- rules/<area>/<rule>.py: one rule per file (residency, boundary, airgap, encryption, baseline), each a
+- rules/<area>/<rule>.py: one rule per file (residency, boundary, airgap, encryption, baseline, links), each a
   `Rule` (metadata a reviewer reads) plus its check, built into a pulumi-policy policy by rulekit.py.
+- placement.py: where pods can run (node pools with the labels and taints the cloud adds, requests against node
+  sizes, spread over zones), shared by the link rules.
 - config.py: each policy's config schema, the stack facts -> policy config mapping, and its validation (pure).
 - exceptions.py / exceptions.yaml: the exceptions register (one policy, one stack, one resource, a reason,
   an approver and an expiry date).

@@ -28,7 +28,7 @@ PolicyPack(
     policies=POLICIES,
     enforcement_level=EnforcementLevel.MANDATORY,
     description="llm-hosting: " + "; ".join(AREAS.values()),
-    display_name="llm-hosting residency and security",
+    display_name="llm-hosting residency, security and stack links",
     provider="aws, gcp, kubernetes",
     tags=list(AREAS),
     readme="Catalogue, config and exceptions process: docs/policies.md (or `llmhost policies`).",

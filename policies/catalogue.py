@@ -62,9 +62,10 @@ def render_markdown() -> str:
         "tests/test_policies.py fails when this file is out of date. -->")
     add("")
     add("The kit's CrossGuard policy pack (`policies/`, Python runtime) checks every stack for data residency, the "
-        "confidential-data boundary, the air-gap, customer-managed encryption and a security baseline. Each policy "
-        "below says what it checks, why, how strictly, which framework controls it maps to, and how to fix or "
-        "request an exception.")
+        "confidential-data boundary, the air-gap, customer-managed encryption, a security baseline, and the links "
+        "between its parts (pods and node pools, replicas and capacity, autoscalers and their metrics, models and GPU "
+        "memory, rollouts and `pulumi up`'s wait, the endpoint and its consumers). Each policy below says what it "
+        "checks, why, how strictly, which framework controls it maps to, and how to fix or request an exception.")
     add("")
     add("## Running it")
     add("")
@@ -74,9 +75,13 @@ def render_markdown() -> str:
     add("- Offline, without a cloud: `llmhost preview --stack <stack>` runs the same policy objects on the recorded "
         "resources and exits non-zero on a mandatory violation that no active exception covers.")
     add("- `stacks/<stack>.policy-config.json` is written by `llmhost plan` from the stack's facts (allowed regions, "
-        "classification, network, registry, sanctioned API host). Its shape is "
+        "classification, network, registry, sanctioned API host) and, for the link policies, from the catalog (the "
+        "GPU machines the stack runs with their allocatable CPU and memory, the model's size, the serving figures): "
+        "the pack runs in its own virtualenv without the planner or the catalog. Its shape is "
         "`{\"all\": \"mandatory\", \"<policy id>\": {<config>}}`; every policy declares its config schema, and a wrong "
         "key or value (unknown key, bad enum, missing required key) is rejected with the policy and key named.")
+    add("- The link policies of known gaps of the kit (node autoscaling on EKS, autoscaler metric sources, endpoint "
+        "reachability) are advisory in the generated config: every preview shows their findings without failing.")
     add("- A value Pulumi cannot know during preview (an output of a resource not created yet) is reported as "
         "*cannot verify <field>*: an advisory \"can't run policy ... during preview\" diagnostic, never a silent pass. "
         "The same check runs again with known values during `pulumi up`.")

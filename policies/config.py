@@ -18,6 +18,7 @@ switching a check off.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Iterable, Mapping, Optional
 
@@ -80,6 +81,78 @@ MIN_DELETION_WINDOW_DAYS = {
 }
 
 
+# --- facts the link policies read (written by `llmhost plan` from the catalog; the pack has no planner) --------------
+
+_COUNT = {"type": "integer", "minimum": 1}
+_POSITIVE = {"type": "number", "minimum": 0}
+NODE_SHAPE = {
+    "type": "object", "additionalProperties": False, "required": ["gpu", "gpuCount", "gpuMemoryGb"],
+    "properties": {
+        "gpu": {"type": "string", "description": "the catalog's GPU class"},
+        "gpuCount": _COUNT,
+        "gpuMemoryGb": {"type": "number", "minimum": 1, "description": "memory of one GPU, GB (10^9 bytes)"},
+        "fp8": {"type": "boolean", "description": "the GPU has FP8 tensor cores (runs 8-bit weights and KV cache)"},
+        "accelerator": {"type": "string", "description": "the GPU's name on this service (GKE/Vertex accelerator type)"},
+        "vcpus": _COUNT,
+        "memoryGib": _POSITIVE,
+        "allocatableCpu": {**_POSITIVE, "description": "vCPUs left for pods after the system reserve"},
+        "allocatableMemoryGib": {**_POSITIVE, "description": "GiB left for pods after the system reserve and the "
+                                                            "kubelet's eviction threshold"},
+    },
+}
+NODE_SHAPES = {
+    "type": "object", "additionalProperties": NODE_SHAPE,
+    "description": "Per instance or machine type the stack runs (llmhost plan, from the catalog's instance shapes and "
+                   "GPUs): GPU class, count and memory, and for cluster nodes the CPU and memory left for pods.",
+}
+MODEL_FACT = {
+    "type": "object", "additionalProperties": False,
+    "required": ["id", "paramsBillion", "kvBytesPerTokenFp16"],
+    "properties": {
+        "id": {"type": "string"},
+        "sizeClass": {"type": "string"},
+        "paramsBillion": {"type": "number", "minimum": 0.001},
+        "kvBytesPerTokenFp16": {"type": "integer", "minimum": 1},
+        "kvCacheTokens": {**_COUNT, "description": "the KV-cache budget a replica was planned to hold"},
+        "contextTokens": {**_COUNT, "description": "the context length the stack was planned for"},
+        "modelMaxTokens": {**_COUNT, "description": "the model's own context limit (the engines' default length)"},
+    },
+}
+MODELS = {
+    "type": "array", "items": MODEL_FACT,
+    "description": "The stack's model(s) from the catalog: parameters (billions), KV-cache bytes per token in 16 bits, "
+                   "the model's own context limit, and the KV budget and context the stack was planned for.",
+}
+GPU_MEMORY_UTILIZATION = {
+    "type": "number", "minimum": 0.05, "maximum": 1,
+    "description": "Share of GPU memory the engine takes when its arguments do not say (catalog serving."
+                   "gpu_memory_utilization, vLLM's default 0.9).",
+}
+ACTIVATION_RESERVE = {
+    "type": "number", "minimum": 0,
+    "description": "GB per GPU kept for activations and CUDA graphs before the KV cache (catalog serving."
+                   "activation_reserve_gb_per_gpu).",
+}
+NODE_PROVISIONING_SECONDS = {
+    "type": "integer", "minimum": 0,
+    "description": "Seconds for a GPU node to be launched, join and report its GPUs before a new replica can start "
+                   "(catalog serving.gpu_node_provisioning_seconds).",
+}
+IMAGE_PULL_SECONDS = {
+    "type": "integer", "minimum": 0,
+    "description": "Seconds to pull the serving image onto a new node (catalog serving: image size / pull rate, "
+                   "doubled).",
+}
+LINK_FACT_KEYS = ("nodeShapes", "models", "gpuMemoryUtilization", "activationReserveGbPerGpu",
+                  "nodeProvisioningSeconds", "imagePullSeconds")
+_LINK_FACTS = {"nodeShapes": NODE_SHAPES, "models": MODELS, "gpuMemoryUtilization": GPU_MEMORY_UTILIZATION,
+               "activationReserveGbPerGpu": ACTIVATION_RESERVE, "nodeProvisioningSeconds": NODE_PROVISIONING_SECONDS,
+               "imagePullSeconds": IMAGE_PULL_SECONDS}
+# Link checks whose findings are known gaps of the kit today (no node autoscaler on EKS, no metrics adapter, in-cluster
+# endpoints): the generated config keeps them advisory, visible in every preview without blocking it.
+ADVISORY_LINKS = ("LNK-003-node-pools-scaled", "LNK-004-metric-sources", "LNK-007-endpoint-reachable")
+
+
 def _schema(required: Iterable[str] = (), **properties: dict) -> dict[str, Any]:
     return {"properties": properties, "required": list(required)}
 
@@ -110,13 +183,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "BAS-002-imdsv2-nodes": _schema(),
     "BAS-003-no-plaintext-secret-env": _schema(),
     "BAS-004-protect-stateful": _schema(),
+    "LNK-001-pods-schedulable": _schema(nodeShapes=NODE_SHAPES),
+    "LNK-002-replicas-fit": _schema(nodeShapes=NODE_SHAPES),
+    "LNK-003-node-pools-scaled": _schema(),
+    "LNK-004-metric-sources": _schema(),
+    "LNK-005-model-fits-gpu": _schema(nodeShapes=NODE_SHAPES, models=MODELS, gpuMemoryUtilization=GPU_MEMORY_UTILIZATION,
+                                      activationReserveGbPerGpu=ACTIVATION_RESERVE),
+    "LNK-006-rollout-wait": _schema(nodeProvisioningSeconds=NODE_PROVISIONING_SECONDS, imagePullSeconds=IMAGE_PULL_SECONDS),
+    "LNK-007-endpoint-reachable": _schema(["network"], network=NETWORK),
 }
 
 # Where each config key comes from in the kit's stack facts (see `policy_config`).
 _FROM_FACTS = {"allowedRegions": "allowedRegions", "classification": "classification", "network": "network",
                "registry": "registry"}
 FACT_KEYS = ("cloud", "allowedRegions", "classification", "regulations", "network", "tier", "thirdPartyApi",
-             "thirdPartyApiBaseUrl", "registry", "protect")
+             "thirdPartyApiBaseUrl", "registry", "protect", "links")
 REQUIRED_FACTS = ("allowedRegions", "classification", "network")
 
 
@@ -133,14 +214,23 @@ def policy_config(facts: Mapping[str, Any]) -> dict[str, Any]:
     """The per-policy config file content for a stack, from the kit's stack facts.
 
     `facts` holds cloud, allowedRegions, classification, regulations, network, tier, thirdPartyApi and registry
-    (optionally thirdPartyApiBaseUrl and protect), as `facts_from_stack_config` builds them. Every policy gets the
-    facts it checks against and nothing else; `"all": "mandatory"` is the level of every policy. The one
-    stack-driven level change: a stack that opted out of `protect` (llm-hosting:protect false) gets
-    BAS-004-protect-stateful as advisory, so the opt-out stays visible without blocking.
+    (optionally thirdPartyApiBaseUrl and protect), as `facts_from_stack_config` builds them, and optionally `links`:
+    the catalog facts the link policies need (node shapes, models, memory and start-up figures; see
+    `planner.stackgen.link_facts`). Every policy gets the facts it checks against and nothing else;
+    `"all": "mandatory"` is the level of every policy, with two exceptions. A stack that opted out of `protect`
+    (llm-hosting:protect false) gets BAS-004-protect-stateful as advisory, so the opt-out stays visible without
+    blocking. The link checks of known gaps (`ADVISORY_LINKS`: node autoscaling on EKS, autoscaler metric sources,
+    endpoint reachability) are advisory until the kit closes those gaps.
     """
     unknown = sorted(set(facts) - set(FACT_KEYS))
     problems = [f"{k}: unknown fact; valid: {', '.join(FACT_KEYS)}" for k in unknown]
     problems += [f"{k}: is required" for k in REQUIRED_FACTS if facts.get(k) in (None, "", [])]
+    links = facts.get("links") or {}
+    if not isinstance(links, Mapping):
+        problems.append("links: expected an object of link facts")
+        links = {}
+    problems += [f"links.{k}: unknown fact; valid: {', '.join(LINK_FACT_KEYS)}" for k in sorted(set(links) - set(LINK_FACT_KEYS))]
+    problems += [p for k, v in links.items() if k in _LINK_FACTS for p in _check(v, _LINK_FACTS[k], f"links.{k}")]
     if problems:
         raise PolicyConfigError("stack facts", problems)
     out: dict[str, Any] = {"all": "mandatory"}
@@ -151,6 +241,10 @@ def policy_config(facts: Mapping[str, Any]) -> dict[str, Any]:
             if fact and facts.get(fact) not in (None, ""):
                 value = facts[fact]
                 entry[key] = list(value) if isinstance(value, (list, tuple)) else value
+            elif key in _LINK_FACTS and links.get(key) is not None:
+                entry[key] = copy.deepcopy(links[key])
+        if name in ADVISORY_LINKS:
+            entry[LEVEL_KEY] = "advisory"
         if "sanctionedApiHosts" in schema["properties"]:
             entry["sanctionedApiHosts"] = sanctioned_api_hosts(facts)
         if name == "BAS-004-protect-stateful" and facts.get("protect") is False:
@@ -298,7 +392,7 @@ def _is(value: Any, typ: str) -> bool:
 
 def _check(value: Any, schema: Mapping[str, Any], where: str) -> list[str]:
     """The subset of JSON Schema the pack uses: type, enum, items, minItems, minimum, maximum, pattern,
-    properties, required, additionalProperties (false)."""
+    properties, required, additionalProperties (false, or a schema every other key's value must meet)."""
     typ = schema.get("type")
     if typ is not None:
         types = typ if isinstance(typ, list) else [typ]
@@ -325,6 +419,8 @@ def _check(value: Any, schema: Mapping[str, Any], where: str) -> list[str]:
         for key, item in value.items():
             if key in props:
                 problems += _check(item, props[key], f"{where}.{key}")
+            elif isinstance(schema.get("additionalProperties"), Mapping):
+                problems += _check(item, schema["additionalProperties"], f"{where}.{key}")
             elif schema.get("additionalProperties") is False:
                 problems.append(f"{where}.{key}: unknown key; valid keys: {', '.join(props)}")
         problems += [f"{where}.{k}: is required" for k in schema.get("required", []) if k not in value]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -28,11 +29,11 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.policy import _NotApplicableError
-from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from . import exceptions as _exceptions
 from .config import PolicyConfigError, level_of, validate_config, with_defaults
-from .rulekit import PACK_NAME, REPORT_EXCEPTED
+from .rulekit import PACK_NAME, REPORT_EXCEPTED, STACK_OUTPUTS
 from .rules import BY_ID, POLICIES
 
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -81,6 +82,7 @@ class _Res:
     inputs: dict[str, Any]
     options: dict[str, Any]
     parent: Optional[str]  # parent name
+    dependencies: list[str] = field(default_factory=list)  # URNs (or names) of what the resource waits for
 
 
 def _normalise(resources: Iterable[Any], stack: str, project: str) -> list[_Res]:
@@ -91,31 +93,70 @@ def _normalise(resources: Iterable[Any], stack: str, project: str) -> list[_Res]
         if typ == "pulumi:pulumi:Stack":
             continue
         urn = get("urn") or f"urn:pulumi:{stack}::{project}::{typ}::{name}"
-        out.append(_Res(typ, name, urn, dict(get("inputs") or {}), dict(get("options") or {}), get("parent")))
+        out.append(_Res(typ, name, urn, dict(get("inputs") or {}), dict(get("options") or {}), get("parent"),
+                        list(get("dependencies") or [])))
     return out
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: Any) -> float:
+    """Seconds of a customTimeouts value as the program gave it: a Go duration ("1800s", "30m", "1h30m") or a
+    number of seconds (what the Pulumi engine hands an analyzer). 0 for empty or unreadable values, which the engine
+    treats as "not set"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        return 0.0
+    text = value.strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return 0.0
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def _opts(r: _Res, urn_of: Mapping[str, str]) -> PolicyResourceOptions:
     o = r.options
+    timeouts = o.get("customTimeouts") or {}
+    seconds = [duration_seconds(timeouts.get(k)) for k in ("create", "update", "delete")]
     return PolicyResourceOptions(bool(o.get("protect")), list(o.get("ignoreChanges") or []), o.get("deleteBeforeReplace"),
-                                 [], PolicyCustomTimeouts(0, 0, 0), list(o.get("additionalSecretOutputs") or []),
+                                 [], PolicyCustomTimeouts(*seconds), list(o.get("additionalSecretOutputs") or []),
                                  urn_of.get(r.parent) if r.parent else None)
 
 
+# How the offline preview writes a value only known after `pulumi up`, and what the analyzer sends for it.
+PREVIEW_UNKNOWN = "[unknown]"
+
+
+def _unknowns(value: Any) -> Any:
+    if value == PREVIEW_UNKNOWN:
+        return UNKNOWN_STRING_VALUE
+    if isinstance(value, dict):
+        return {k: _unknowns(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unknowns(v) for v in value]
+    return value
+
+
 def _proxy(inputs: Mapping[str, Any]) -> Any:
-    return unknown_checking_proxy(copy.deepcopy(dict(inputs)))
+    return unknown_checking_proxy(_unknowns(copy.deepcopy(dict(inputs))))
 
 
 def evaluate_detailed(resources: Iterable[Any], config: Mapping[str, Any], provider_regions: Optional[Mapping[str, str]] = None,
                       *, stack: str = "stack", project: str = "project",
                       exceptions: Optional[Iterable[_exceptions.PolicyException]] = None,
-                      today: Optional[dt.date] = None, policies: Optional[list] = None) -> Evaluation:
+                      today: Optional[dt.date] = None, policies: Optional[list] = None,
+                      outputs: Optional[Mapping[str, Any]] = None) -> Evaluation:
     """Every violation (and not-applicable reason) of the pack on `resources`.
 
-    `resources`: the preview harness's `Resource`s (type, name, parent name, inputs, options, urn) or dicts shaped
-    like the JSON inventory. `provider_regions`: the region of the default provider per package, e.g.
-    {"aws": "eu-central-1"} (the stack's aws:region / gcp:region); packages not listed get no default provider.
-    `exceptions`: defaults to policies/exceptions.yaml; `today` decides which are still active.
+    `resources`: the preview harness's `Resource`s (type, name, parent name, inputs, options, urn, dependencies) or
+    dicts shaped like the JSON inventory (a dict's `dependencies` may name resources instead of URNs).
+    `provider_regions`: the region of the default provider per package, e.g. {"aws": "eu-central-1"} (the stack's
+    aws:region / gcp:region); packages not listed get no default provider. `exceptions`: defaults to
+    policies/exceptions.yaml; `today` decides which are still active. `outputs`: the stack's outputs, which stack
+    policies may read here (the Pulumi engine does not show them to a policy).
     """
     problems = validate_config(config)
     if problems:
@@ -151,6 +192,7 @@ def evaluate_detailed(resources: Iterable[Any], config: Mapping[str, Any], provi
         result.violations.append(Violation(policy, name, typ, message, level, exc))
 
     token = REPORT_EXCEPTED.set(True)
+    outputs_token = STACK_OUTPUTS.set(_unknowns(copy.deepcopy(dict(outputs))) if outputs is not None else None)
     try:
         for policy in policies if policies is not None else POLICIES:
             level = level_of(policy.name, config, default=policy.enforcement_level.value)
@@ -171,6 +213,7 @@ def evaluate_detailed(resources: Iterable[Any], config: Mapping[str, Any], provi
                 for r, pr in zip(items, stack_resources):
                     if r.parent and urn_of.get(r.parent) in by_urn:
                         pr.parent = by_urn[urn_of[r.parent]]
+                    pr.dependencies = [by_urn[u] for u in (urn_of.get(d, d) for d in r.dependencies) if u in by_urn]
                 for p in defaults.values():
                     stack_resources.append(PolicyResource(p.resource_type, p.props, p.urn, p.name,
                                                           PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []),
@@ -178,6 +221,7 @@ def evaluate_detailed(resources: Iterable[Any], config: Mapping[str, Any], provi
                 args = StackValidationArgs(stack_resources, copy.deepcopy(cfg), {})
                 _run(policy, args, level, None, add, result, None)
     finally:
+        STACK_OUTPUTS.reset(outputs_token)
         REPORT_EXCEPTED.reset(token)
     return result
 
@@ -202,7 +246,8 @@ def evaluate(resources: list, config: Mapping[str, Any], provider_regions: Optio
 
 def evaluate_preview(result: Any, config: Mapping[str, Any], provider_regions: Optional[Mapping[str, str]] = None,
                      **kwargs) -> list[Violation]:
-    """`evaluate` on a preview.harness.PreviewResult, with its stack and project names."""
+    """`evaluate` on a preview.harness.PreviewResult, with its stack and project names and its outputs."""
+    kwargs.setdefault("outputs", getattr(result, "outputs", None))
     return evaluate(result.resources, config, provider_regions, stack=result.stack, project=result.project, **kwargs)
 
 
@@ -245,14 +290,16 @@ class PolicyReport:
 
 def load_policy_config(path: Path, stack_config: Any = None) -> tuple[dict[str, Any], list[str]]:
     """A stack's policy config file, validated; an older `llmhost-stack-facts` file is converted (with a note)."""
-    from .config import facts_from_stack_config, policy_config
+    from .config import policy_config
 
     notes: list[str] = []
     if not path.exists():
         if stack_config is None:
             raise PolicyConfigError(str(path), ["no such file; re-run `llmhost plan` to write it"])
         notes.append(f"{path.name} does not exist; checked against the stack config's facts (re-run `llmhost plan`)")
-        return policy_config(facts_from_stack_config(stack_config)), notes
+        from planner.stackgen import policy_facts  # the kit side: the catalog's link facts as `llmhost plan` writes them
+
+        return policy_config(policy_facts(stack_config)), notes
     try:
         doc = json.loads(path.read_text())
     except ValueError as exc:
@@ -261,8 +308,10 @@ def load_policy_config(path: Path, stack_config: Any = None) -> tuple[dict[str, 
     if isinstance(legacy, dict):
         facts = {k: v for k, v in legacy.items() if v is not None}
         if stack_config is not None:
-            extra = facts_from_stack_config(stack_config)
-            for key in ("registry", "protect", "thirdPartyApiBaseUrl"):
+            from planner.stackgen import policy_facts
+
+            extra = policy_facts(stack_config)
+            for key in ("registry", "protect", "thirdPartyApiBaseUrl", "links"):
                 if extra.get(key) is not None:
                     facts.setdefault(key, extra[key])
         notes.append(f"{path.name} holds the older stack-facts format; converted (re-run `llmhost plan` to rewrite it)")
@@ -330,12 +379,14 @@ def check_resource(policy_id: str, resource_type: str, props: Mapping[str, Any],
 
 
 def check_stack(policy_id: str, resources: list[Mapping[str, Any]], config: Mapping[str, Any],
-                provider_regions: Optional[Mapping[str, str]] = None) -> Evaluation:
-    """One stack policy over `resources` (dicts with type, name, inputs, options)."""
+                provider_regions: Optional[Mapping[str, str]] = None,
+                outputs: Optional[Mapping[str, Any]] = None) -> Evaluation:
+    """One stack policy over `resources` (dicts with type, name, inputs, options, optionally dependencies)."""
     policy = BY_ID[policy_id].POLICY
     if not isinstance(policy, StackValidationPolicy):
         raise TypeError(f"{policy_id} is a resource policy; use check_resource")
-    return evaluate_detailed(resources, _minimal(policy_id, config), provider_regions, exceptions=[], policies=[policy])
+    return evaluate_detailed(resources, _minimal(policy_id, config), provider_regions, exceptions=[], policies=[policy],
+                             outputs=outputs)
 
 
 def _minimal(policy_id: str, config: Mapping[str, Any]) -> dict[str, Any]:

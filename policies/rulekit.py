@@ -9,7 +9,8 @@ display name, severity, framework, tags, remediation steps, url) and wraps the c
 - a rule that does not apply says why (`ctx.not_applicable(reason)`, pulumi-policy's `not_applicable`);
 - a value unknown during preview is reported as "cannot verify <field>" (the engine shows it as an advisory
   "can't run policy ... during preview" diagnostic) after every known field has been checked, never passed
-  silently; the same check runs again with known values during `pulumi up`;
+  silently; the same check runs again with known values during `pulumi up`. A fact a policy needs that its config
+  does not carry (a config older than the facts `llmhost plan` writes) is reported the same way (`ctx.unplanned`);
 - an approved, unexpired exception in policies/exceptions.yaml for (policy, stack, resource) suppresses that
   resource's violations in the pack (`llmhost preview` lists them as excepted instead).
 """
@@ -49,6 +50,8 @@ AREAS = {
     "airgap": "Air-gap: an air-gapped stack has no path to the internet",
     "encryption": "Encryption: customer-managed keys, rotated, with a deletion window",
     "baseline": "Baseline: least privilege, hardened nodes, no plain-text secrets, protected state",
+    "links": "Links: the parts of a stack agree with each other the way the scheduler, the autoscalers, the engine, "
+             "`pulumi up` and the clients will read them",
 }
 
 # Control-id prefix -> (framework name, version) for PolicyComplianceFramework. The ids in each rule are the kit's
@@ -84,7 +87,7 @@ class Rule:
 
     id: str  # stable, e.g. RES-001-region-allowlist; also the policy name and the config key
     title: str  # a short statement of what must hold
-    area: str  # residency | boundary | airgap | encryption | baseline
+    area: str  # residency | boundary | airgap | encryption | baseline | links
     description: str  # one line (pulumi-policy's description, shown with every violation)
     checks: str  # what exactly is inspected, resource by resource
     why: str  # the risk, in a reviewer's words
@@ -144,16 +147,24 @@ class Rule:
 
 
 class CannotVerify(UnknownValueError):
-    """Raised after a check when some field it needs is unknown during preview; pulumi-policy reports it as an
-    advisory "can't run policy during preview" diagnostic carrying this message."""
+    """Raised after a check when some field it needs is unknown during preview, or a fact it needs is missing from the
+    policy config; pulumi-policy reports it as an advisory "can't run policy during preview" diagnostic carrying this
+    message."""
 
-    def __init__(self, fields: list[tuple[str, str]]):
+    def __init__(self, fields: list[tuple[str, str]], unplanned: Optional[list[tuple[str, str]]] = None):
         Exception.__init__(self)
         self.unknown_type_sentinel = UNKNOWN_STRING_VALUE
         self.props = [p for p, _ in fields]
-        what = "; ".join(f"{p} ({w})" if w else p for p, w in fields)
-        self.message = (f"cannot verify {what}: the value is only known once `pulumi up` has created what it depends "
-                        "on, and the policy checks it again then")
+        parts = []
+        if fields:
+            what = "; ".join(f"{p} ({w})" if w else p for p, w in fields)
+            parts.append(f"cannot verify {what}: the value is only known once `pulumi up` has created what it depends "
+                         "on, and the policy checks it again then")
+        if unplanned:
+            what = "; ".join(f"{p} ({w})" if w else p for p, w in unplanned)
+            parts.append(f"cannot verify {what}: the policy config lacks the catalog facts `llmhost plan` writes for "
+                         "this policy; re-plan the stack")
+        self.message = ". ".join(parts)
 
 
 class _NotApplicable(Exception):
@@ -164,6 +175,9 @@ class _NotApplicable(Exception):
 
 # Set by the offline engine: report excepted violations too (it marks them) instead of dropping them.
 REPORT_EXCEPTED: contextvars.ContextVar[bool] = contextvars.ContextVar("llmhost_report_excepted", default=False)
+# Set by the offline engine when it has them: the stack's outputs. A stack policy under the Pulumi engine does not
+# see outputs, so a rule that reads them also works without them (from what the resources render).
+STACK_OUTPUTS: contextvars.ContextVar[Optional[dict]] = contextvars.ContextVar("llmhost_stack_outputs", default=None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,6 +210,7 @@ class _Ctx:
         self.config = config
         self.violations: list[tuple[str, Optional[str]]] = []  # (message, urn)
         self.unknown: list[tuple[str, str]] = []
+        self.missing: list[tuple[str, str]] = []  # checks the policy config has no facts for
 
     def violation(self, message: str, urn: Optional[str] = None) -> None:
         self.violations.append((message, urn))
@@ -203,6 +218,11 @@ class _Ctx:
     def cannot_verify(self, path: str, what: str = "") -> None:
         if (path, what) not in self.unknown:
             self.unknown.append((path, what))
+
+    def unplanned(self, path: str, what: str = "") -> None:
+        """A check the policy config carries no facts for (an older config, or facts not from `llmhost plan`)."""
+        if (path, what) not in self.missing:
+            self.missing.append((path, what))
 
     def not_applicable(self, reason: str) -> None:
         raise _NotApplicable(reason)
@@ -253,22 +273,30 @@ class StackResource:
     provider_props: Any
     parent_urn: Optional[str]
     dependency_urns: list[str] = field(default_factory=list)
+    # How long the engine waits for the resource (the customTimeouts option), in seconds; None when not set.
+    custom_timeouts: dict[str, Optional[float]] = field(default_factory=dict)
 
 
 class StackContext(_Ctx):
-    """All resources of the stack, with plain props; violations name the resource by URN."""
+    """All resources of the stack, with plain props; violations name the resource by URN.
+
+    `outputs` holds the stack's outputs when the offline engine has them (None under the Pulumi engine)."""
 
     def __init__(self, rule: Rule, config: dict[str, Any], args: StackValidationArgs):
         super().__init__(rule, config)
         self.resources: list[StackResource] = []
         for r in args.resources:
             prov = r.provider
+            timeouts = getattr(r.opts, "custom_timeouts", None)
             self.resources.append(StackResource(
                 type=r.resource_type, name=r.name, urn=r.urn, props=plain(r.props), protect=bool(r.opts.protect),
                 provider_type=prov.resource_type if prov else None, provider_name=prov.name if prov else None,
                 provider_urn=prov.urn if prov else None, provider_props=plain(prov.props) if prov else {},
                 parent_urn=r.parent.urn if r.parent is not None else None,
-                dependency_urns=[d.urn for d in r.dependencies]))
+                dependency_urns=[d.urn for d in r.dependencies],
+                custom_timeouts={k: (getattr(timeouts, f"{k}_seconds", 0) or None) if timeouts else None
+                                 for k in ("create", "update", "delete")}))
+        self.outputs: Optional[dict] = STACK_OUTPUTS.get()
 
     def get(self, resource: StackResource, path: str, what: str = "") -> Any:
         value = get(resource.props, path)
@@ -281,8 +309,8 @@ def _finish(ctx: _Ctx, report_violation, name_of: Callable[[Optional[str]], Opti
     for message, urn in ctx.violations:
         if not _excepted(ctx.rule.id, name_of(urn)):
             report_violation(message, urn)
-    if ctx.unknown:
-        raise CannotVerify(ctx.unknown)
+    if ctx.unknown or ctx.missing:
+        raise CannotVerify(ctx.unknown, ctx.missing)
 
 
 def resource_policy(rule: Rule, check: Callable[[ResourceContext], None]) -> ResourceValidationPolicy:
@@ -311,8 +339,8 @@ def stack_policy(rule: Rule, check: Callable[[StackContext], None]) -> StackVali
         try:
             check(ctx)
         except _NotApplicable as na:
-            if ctx.unknown:
-                raise CannotVerify(ctx.unknown) from None
+            if ctx.unknown or ctx.missing:
+                raise CannotVerify(ctx.unknown, ctx.missing) from None
             args.not_applicable(na.reason)
         names = {r.urn: r.name for r in ctx.resources}
         _finish(ctx, report_violation, lambda urn: names.get(urn) if urn else None)

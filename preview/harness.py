@@ -2,7 +2,9 @@
 
 It does what the CLI would do before the program starts (merge the Pulumi.yaml defaults with the stack file,
 hand over config as strings, mark secrets), validates the config with the program's own loader first (so a bad
-stack file fails before any resource), and runs with preview=False so `apply` callbacks really run.
+stack file fails before any resource), and runs as a preview: what the mocks answer is known and `apply` callbacks
+run on it, while an output the mocks do not know stays unknown (shown as `[unknown]`), as `pulumi preview` shows it,
+instead of turning into a None that callbacks would then act on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from planner.stackgen import read_stack_file
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 MASK = "[secret]"
+UNKNOWN = "[unknown]"  # a value known only after `pulumi up` (an output the cloud assigns), as a real preview shows it
+UNKNOWN_SIG = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # how the Pulumi wire format marks an unknown value
 
 
 class ProgramRefused(InputError):
@@ -83,7 +87,9 @@ def _mask(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    """Numbers arrive as floats from the protobuf Struct; whole numbers become ints again."""
+    """Numbers arrive as floats from the protobuf Struct; whole numbers become ints again; unknowns are marked."""
+    if value == UNKNOWN_SIG:
+        return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
@@ -188,6 +194,11 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
                 options["additionalSecretOutputs"] = sorted(set(request.additionalSecretOutputs))
             if request.ignoreChanges:
                 options["ignoreChanges"] = sorted(request.ignoreChanges)
+            # How long the engine waits for the resource (e.g. a Deployment's rollout), as the program set it.
+            timeouts = {k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")
+                        if request.HasField("customTimeouts") and getattr(request.customTimeouts, k)}
+            if timeouts:
+                options["customTimeouts"] = timeouts
             # Aliases the program declares (a rename keeps its old name); the SDK's own type-migration aliases are noise.
             declared = [json_format.MessageToDict(a) for a in request.aliases]
             declared = [a for a in declared if "urn" in a or "name" in a.get("spec", {})]
@@ -216,7 +227,7 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
     log.propagate = False
     monitor = Capture(mocks)
     psettings.ROOT.set(None)  # a fresh root stack per run, so outputs of an earlier run never leak in
-    pmocks.set_mocks(mocks, project=project, stack=stack, preview=False, logger=log, monitor=monitor)
+    pmocks.set_mocks(mocks, project=project, stack=stack, preview=True, logger=log, monitor=monitor)
     pulumi.runtime.set_all_config({k: _as_config_string(v) for k, v in config.items()}, secret_keys or [])
     try:
         pulumi.runtime.test(program)()
@@ -231,7 +242,10 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
     for key, value in (getattr(stack_resource, "outputs", None) or {}).items():
         out = pulumi.Output.from_input(value)
         resolved = _sync_await(out.future())
-        outputs[key] = MASK if _sync_await(out.is_secret()) else _plain(resolved)
+        if not _sync_await(out.is_known()):
+            outputs[key] = UNKNOWN
+        else:
+            outputs[key] = MASK if _sync_await(out.is_secret()) else _plain(resolved)
     return PreviewResult(stack, project, rows, outputs, warnings)
 
 

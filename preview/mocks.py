@@ -193,9 +193,9 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return rid, {**inputs, "name": rid, "version": "1"}
         if typ == "gcp:serviceaccount/account:Account":
             email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
-            return f"projects/{project}/serviceAccounts/{email}", {**inputs, "project": project, "email": email,
-                                                                   "member": f"serviceAccount:{email}",
-                                                                   "uniqueId": str(int(_hex(name, n=12), 16))}
+            rid = f"projects/{project}/serviceAccounts/{email}"
+            return rid, {**inputs, "project": project, "email": email, "name": rid, "member": f"serviceAccount:{email}",
+                         "uniqueId": str(int(_hex(name, n=12), 16))}
         module, kind = typ.split(":")[1].split("/")[0], typ.split(":")[-1]
         physical = inputs.get("name") or f"{name}-{_hex(name, n=7)}"
         location = inputs.get("location") or inputs.get("region") or self.gcp_region
@@ -220,8 +220,23 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return rid, {**inputs, **extra}
         if module == "vertex":
             rid = f"projects/{project}/locations/{location}/endpoints/{int(_hex(name, n=12), 16)}"
-            return rid, {**inputs, "project": project, "id": rid, "name": rid.rsplit("/", 1)[-1],
-                         "endpoint": rid.rsplit("/", 1)[-1], "location": location}
+            outputs = {**inputs, "project": project, "id": rid, "name": rid.rsplit("/", 1)[-1],
+                       "endpoint": rid.rsplit("/", 1)[-1], "location": location}
+            psc = ((inputs.get("endpointConfig") or {}).get("privateServiceConnectConfig") or {})
+            automation = psc.get("pscAutomationConfigs")
+            if isinstance(automation, dict):
+                # What PSC automation reports once it has made the forwarding rule (an address from the policy's subnet).
+                fr = f"projects/{automation.get('projectId', project)}/regions/{location}/forwardingRules/sca-auto-fr-{_hex(name, n=8)}"
+                outputs["endpointConfig"] = {**inputs["endpointConfig"], "privateServiceConnectConfig": {
+                    **psc, "pscAutomationConfigs": {**automation, "ipAddress": "10.24.0.2", "state": "PSC_AUTOMATION_STATE_SUCCESSFUL",
+                                                    "forwardingRule": f"https://www.googleapis.com/compute/v1/{fr}"}}}
+            return rid, outputs
+        if module == "networkconnectivity":
+            rid = f"projects/{project}/locations/{location}/serviceConnectionPolicies/{physical}"
+            return rid, {**inputs, "project": project, "name": physical, "id": rid}
+        if typ == "gcp:dns/recordSet:RecordSet":
+            rid = f"projects/{project}/managedZones/{inputs['managedZone']}/rrsets/{inputs['name']}/{inputs['type']}"
+            return rid, {**inputs, "project": project, "id": rid}
         if module == "dns":
             rid = f"projects/{project}/managedZones/{physical}"
             return rid, {**inputs, "project": project, "name": physical, "id": rid}

@@ -24,6 +24,20 @@ class EngineInputs:
     max_num_seqs: Optional[int] = None  # concurrent sequences per replica; default derived from the KV budget
     hub_token_secret: Optional[str] = None  # name of a Kubernetes Secret (key "token") for gated hub models
     shutdown_timeout_seconds: int = 45  # let in-flight requests finish on SIGTERM
+    # Refuse requests beyond the replica's sequences plus a short queue (HTTP 503) instead of queueing them without
+    # bound: behind a burst-overflow gateway the refusal is what sends the request to the API at once, and it follows
+    # the replicas that are running, whatever the autoscaler has done.
+    shed_when_full: bool = False
+    # The stack's precision (selfHosted.precision): what the fit was checked at, and so what the engine must load.
+    # None: fp8 where the GPU has FP8 tensor cores, else fp16 (the planner's choice).
+    precision: Optional[Literal["fp16", "fp8"]] = None
+
+
+# Waiting requests per replica the autoscaler aims for (the model server's queue target). A shedding engine admits
+# twice this many waiting requests before it refuses, so the autoscaler sees its target, and scales out, before any
+# request overflows.
+QUEUE_TARGET_PER_REPLICA = 5
+SHED_QUEUE_REQUESTS = 2 * QUEUE_TARGET_PER_REPLICA
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,10 @@ class GatewayRoutes:
     num_retries: int = 0  # retries of 5xx / connection errors on the same tier before falling back; never timeouts or 429s
     allowed_fails: int = 1  # failures per minute before a tier is cooled down (skipped)
     cooldown_seconds: int = 30  # how long a failing tier is skipped before it is tried again
+    # Burst overflow: an in-boundary engine that is full refuses at once (vLLM 503 past --max-num-queued-reqs, TGI 429
+    # past --max-concurrent-requests). Such a refusal sends that one request to the next tier and is not counted as a
+    # failure, so the tier is never cooled down for being busy; errors, timeouts and refused connections still are.
+    overflow_on_refusal: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "upstreams", tuple(self.upstreams))
@@ -299,6 +303,10 @@ def _params(u: Upstream) -> dict[str, Any]:
     return p
 
 
+# LiteLLM counts a deployment's failures per minute against allowed_fails_policy; no burst reaches this many refusals.
+REFUSALS_NEVER_COOL_DOWN = 1_000_000_000
+
+
 def _number(x: float) -> Union[int, float]:
     return int(x) if float(x).is_integer() else float(x)
 
@@ -332,6 +340,9 @@ def render_config(routes: GatewayRoutes) -> dict[str, Any]:
         "cooldown_time": routes.cooldown_seconds,
         "timeout": _number(max(u.timeout_seconds for u in routes.upstreams)),
     }
+    if routes.overflow_on_refusal:
+        router["allowed_fails_policy"] = {"ServiceUnavailableErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN,
+                                          "RateLimitErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN}
     if routes.num_retries:
         # Retry only errors a second attempt can fix; a timeout or saturation goes straight to the next tier.
         router["retry_policy"] = {
@@ -488,7 +499,8 @@ def stack_routes(cfg: Any, self_hosted_url: Optional[str] = None, managed: Optio
     if cfg.api is not None:
         upstreams.append(api_upstream(cfg.api.provider, cfg.api.model, cfg.api.base_url, timeout_seconds))
     return GatewayRoutes(pattern=cfg.pattern or "none", upstreams=tuple(upstreams), num_retries=num_retries,
-                         allowed_fails=allowed_fails, cooldown_seconds=cooldown_seconds)
+                         allowed_fails=allowed_fails, cooldown_seconds=cooldown_seconds,
+                         overflow_on_refusal=cfg.pattern == "burst-overflow")
 
 
 # -- the Kubernetes component ------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .engine import EngineSpec
+from .engine import QUEUE_TARGET_PER_REPLICA, EngineSpec
 
 ZONE_KEY = "topology.kubernetes.io/zone"
 GPU_TOLERATION = k8s.core.v1.TolerationArgs(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
@@ -50,7 +50,9 @@ class ModelServerArgs:
     min_replicas: int
     max_replicas: int
     gpus_per_replica: int
-    gpu: str  # GPU class label of the node pools (llm-hosting/gpu)
+    # The node pools' own selector (EksGpuNodeGroups/GkeGpuNodePools.gpu_node_selector): taken from the component that
+    # labels the nodes, never retyped here, so the pods always match a pool.
+    node_selector: dict[str, str]
     startup_budget_seconds: int  # download + load + warm-up for this model, from planner.sizing.startup_budget
     cpu: int  # container CPU request and limit: the replica's share of its node (planner.sizing.pod_size)
     memory_gib: int  # container memory request and limit (weights are staged through host memory)
@@ -58,14 +60,26 @@ class ModelServerArgs:
     namespace: str = "llm-serving"
     create_namespace: bool = True
     service_account_annotations: pulumi.Input[dict] = field(default_factory=dict)  # e.g. GKE Workload Identity
-    queue_target_per_replica: int = 5  # waiting requests per replica before scaling out
+    queue_target_per_replica: int = QUEUE_TARGET_PER_REPLICA  # waiting requests per replica before scaling out
     prestop_sleep_seconds: int = 20  # time for endpoints to drop the pod before SIGTERM
     shm_size_gib: int = 16
     model_volume_claim: Optional[str] = None  # a PersistentVolumeClaim pre-filled with the weights, mounted read-only
     allow_single_replica: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    preferred_node_labels: dict[str, str] = field(default_factory=dict)  # e.g. the on-demand pool's capacity label
+    # Before a new replica can start its startup budget: a GPU node is provisioned and joins (the pools scale from their
+    # floor), then the multi-GB serving image is pulled. pulumi-kubernetes waits 10 minutes for a Deployment by default.
+    node_provisioning_seconds: int = 0
+    image_pull_seconds: int = 0
+    # Resources the pods need at admission, e.g. the Pod Identity association: a pod admitted before it exists gets
+    # no credentials injected, and IMDS is closed to pods (hop limit 1), so it could never read its weights.
+    wait_for: list = field(default_factory=list)
 
     def __post_init__(self):
+        if not self.node_selector:
+            raise ValueError("node_selector: a GPU workload must select the GPU pools' label (the node pools' gpu_node_selector)")
+        if self.node_provisioning_seconds < 0 or self.image_pull_seconds < 0:
+            raise ValueError("node_provisioning_seconds/image_pull_seconds: cannot be negative")
         if self.min_replicas < 2 and not self.allow_single_replica:
             raise ValueError(f"min_replicas: {self.min_replicas} leaves no failover; keep at least 2 or set allow_single_replica")
         if self.max_replicas < self.min_replicas:
@@ -97,6 +111,26 @@ def model_path(spec: EngineSpec) -> str:
 def grace_period_seconds(args: ModelServerArgs) -> int:
     """Longer than the preStop sleep plus the engine's own drain, with a margin for process exit."""
     return args.prestop_sleep_seconds + args.spec.shutdown_timeout_seconds + 15
+
+
+def rollout_wait_seconds(args: ModelServerArgs) -> tuple[int, int]:
+    """How long `pulumi up` waits for the Deployment: (create, update).
+
+    Create: the replicas start in parallel, each after a node is provisioned and the image pulled, then its startup
+    budget. Update: the rolling update surges one replica at a time and waits for it to be ready before the next,
+    so up to max_replicas of those in a row (the autoscaler may have scaled the fleet to its ceiling).
+    """
+    one = args.node_provisioning_seconds + args.image_pull_seconds + startup_probe_seconds(args)
+    return one, one * args.max_replicas
+
+
+def startup_failure_threshold(args: ModelServerArgs) -> int:
+    return math.ceil(args.startup_budget_seconds / PROBE_PERIOD_SECONDS)
+
+
+def startup_probe_seconds(args: ModelServerArgs) -> int:
+    """How long the startup probe really lets a replica load: the budget rounded up to whole probe periods."""
+    return PROBE_PERIOD_SECONDS * startup_failure_threshold(args)
 
 
 def adapter_metric_name(queue_metric: str) -> str:
@@ -180,8 +214,7 @@ class ModelServer(pulumi.ComponentResource):
                 requests={"nvidia.com/gpu": gpus, "cpu": str(args.cpu), "memory": f"{args.memory_gib}Gi"},
                 limits={"nvidia.com/gpu": gpus, "cpu": str(args.cpu), "memory": f"{args.memory_gib}Gi"}),
             # The startup budget covers download + load + warm-up; liveness and readiness wait for it.
-            startup_probe=http_probe(spec.health_path, PROBE_PERIOD_SECONDS,
-                                     math.ceil(args.startup_budget_seconds / PROBE_PERIOD_SECONDS)),
+            startup_probe=http_probe(spec.health_path, PROBE_PERIOD_SECONDS, startup_failure_threshold(args)),
             readiness_probe=http_probe(spec.ready_path, 5, 3),
             liveness_probe=http_probe(spec.health_path, 10, 3),
             lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
@@ -190,6 +223,7 @@ class ModelServer(pulumi.ComponentResource):
             volume_mounts=mounts,
         )
         pod_labels = {**labels}
+        create_wait, update_wait = rollout_wait_seconds(args)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=labels,
@@ -206,14 +240,15 @@ class ModelServer(pulumi.ComponentResource):
                         service_account_name=args.name,
                         automount_service_account_token=False,
                         termination_grace_period_seconds=grace_period_seconds(args),
-                        node_selector={"llm-hosting/gpu": args.gpu},
+                        node_selector=dict(args.node_selector),
                         tolerations=[GPU_TOLERATION],
                         affinity=k8s.core.v1.AffinityArgs(
                             # Prefer the on-demand pool: the floor then survives a spot reclaim.
                             node_affinity=k8s.core.v1.NodeAffinityArgs(preferred_during_scheduling_ignored_during_execution=[
                                 k8s.core.v1.PreferredSchedulingTermArgs(weight=100, preference=k8s.core.v1.NodeSelectorTermArgs(
-                                    match_expressions=[k8s.core.v1.NodeSelectorRequirementArgs(
-                                        key="llm-hosting/capacity", operator="In", values=["on-demand"])]))]),
+                                    match_expressions=[k8s.core.v1.NodeSelectorRequirementArgs(key=k, operator="In", values=[v])
+                                                       for k, v in sorted(args.preferred_node_labels.items())]))]
+                            ) if args.preferred_node_labels else None,
                             pod_anti_affinity=k8s.core.v1.PodAntiAffinityArgs(preferred_during_scheduling_ignored_during_execution=[
                                 k8s.core.v1.WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=k8s.core.v1.PodAffinityTermArgs(
                                     topology_key="kubernetes.io/hostname",
@@ -230,8 +265,10 @@ class ModelServer(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            # The autoscaler owns the replica count after creation.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends + [sa], ignore_changes=["spec.replicas"]),
+            # The autoscaler owns the replica count after creation. The wait covers node provisioning, image pull and
+            # the startup budget, so `pulumi up` does not give up on a replica that is still loading its model.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends + [sa, *args.wait_for], ignore_changes=["spec.replicas"],
+                                        custom_timeouts=pulumi.CustomTimeouts(create=f"{create_wait}s", update=f"{update_wait}s")),
         )
         service = k8s.core.v1.Service(
             f"{name}-service", metadata=meta(args.name),
@@ -241,7 +278,9 @@ class ModelServer(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=meta(args.name),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                min_available=max(1, args.min_replicas - 1), selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app)),
+                # One replica at a time, whatever the fleet's size: a node drain or upgrade never takes more than one
+                # replica's capacity (a static minAvailable of min-1 would let a drain empty a scaled-out fleet).
+                max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app)),
             opts=child)
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa", metadata=meta(args.name),

@@ -16,7 +16,7 @@ from planner.catalog import Catalog
 from planner.costmodel import TP_SIZES, fit_replica
 from planner.sizing import fit_problem
 
-from .engine import EngineInputs, EngineSpec
+from .engine import SHED_QUEUE_REQUESTS, EngineInputs, EngineSpec
 
 # ---------------------------------------------------------------------------------------------------------------
 # Shared by both engines
@@ -159,7 +159,8 @@ def largest_fitting_context(inputs: EngineInputs, catalog: Catalog) -> Optional[
         if context >= inputs.max_context_tokens:
             continue
         kv = kv_budget_tokens(inputs, catalog, context)
-        if fit_replica(catalog, inputs.size_class, inputs.gpu, kv, max_gpus=inputs.gpus_per_replica) is not None:
+        if fit_replica(catalog, inputs.size_class, inputs.gpu, kv, max_gpus=inputs.gpus_per_replica,
+                       precision=inputs.precision) is not None:
             return context
     return None
 
@@ -168,7 +169,7 @@ def check_memory_fit(engine: str, inputs: EngineInputs, catalog: Catalog) -> Non
     """Weights plus the KV budget must fit on `gpus_per_replica` GPUs (the planner's rule), else a clear refusal."""
     cloud = _cloud_of(inputs)
     problem = fit_problem(catalog, cloud or "aws", inputs.size_class, inputs.gpu, inputs.gpus_per_replica,
-                          kv_budget_tokens(inputs, catalog))
+                          kv_budget_tokens(inputs, catalog), precision=inputs.precision)
     if problem is None:
         return
     if cloud is None:  # the instance type fit_problem names would be a guess at the cloud
@@ -181,7 +182,9 @@ def check_memory_fit(engine: str, inputs: EngineInputs, catalog: Catalog) -> Non
 
 
 def uses_fp8(inputs: EngineInputs, catalog: Catalog) -> bool:
-    """8-bit weights and KV cache where the GPU has FP8 tensor cores: the precision the fit check assumed."""
+    """8-bit weights and KV cache: the stack's precision, else where the GPU has FP8 tensor cores (the fit's default)."""
+    if inputs.precision is not None:
+        return inputs.precision == "fp8"
     return catalog.gpus[inputs.gpu].supports_fp8
 
 
@@ -204,6 +207,17 @@ COMMAND = ["vllm", "serve"]
 # since (vllm/v1/metrics/loggers.py). Renames do happen (gpu_cache_usage_perc -> kv_cache_usage_perc, GAIE PR #1905),
 # so an unknown release is refused rather than assumed: check its /metrics, then add a line.
 QUEUE_METRIC_BY_RELEASE = {f"v0.{minor}": "vllm:num_requests_waiting" for minor in range(18, 31)}
+
+# `--max-num-queued-reqs` (vLLM PR #49445, in releases since v0.29): a cap on the requests a replica holds, running
+# plus waiting; beyond it the server answers 503 at once (PR #55812 counts them as vllm:admission_rejections_total).
+ADMISSION_LIMIT_SINCE = (0, 29)
+
+
+def release_tuple(version: str) -> Optional[tuple[int, int]]:
+    """`v0.30.1` or `v0.30.1@sha256:...` -> (0, 30); None when the release cannot be read."""
+    match = re.match(r"^v?(\d+)\.(\d+)", version.split("@", 1)[0])
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
 
 # Liveness and readiness both use /health. The HTTP server only binds once the weights are loaded and the KV cache
 # is allocated (the startup probe covers that time), and /health asks the engine core, answering 503 once it has
@@ -261,6 +275,12 @@ def vllm_spec(inputs: EngineInputs, catalog: Catalog) -> EngineSpec:
         args += ["--load-format", STREAMER_LOAD_FORMAT]
         if inputs.gpus_per_replica > 1:
             args += ["--model-loader-extra-config", STREAMER_DISTRIBUTED]
+    if inputs.shed_when_full:
+        release = release_tuple(version)
+        if release is None or release < ADMISSION_LIMIT_SINCE:
+            raise ValueError(f"{ENGINE}: release {version} cannot refuse requests when full (--max-num-queued-reqs needs "
+                             f"v{ADMISSION_LIMIT_SINCE[0]}.{ADMISSION_LIMIT_SINCE[1]} or later), which burst overflow relies on")
+        args += ["--max-num-queued-reqs", str(max_sequences(inputs, catalog) + SHED_QUEUE_REQUESTS)]
     # Finish in-flight requests on SIGTERM for this long before exiting (the pod's grace period must exceed it).
     args += ["--shutdown-timeout", str(inputs.shutdown_timeout_seconds)]
 

@@ -1,10 +1,12 @@
 """A tiny OpenAI-compatible upstream for gateway tests and benches: stdlib only, loopback only.
 
     with FakeUpstream("self-hosted") as fake:      # serves http://127.0.0.1:<free port>/v1
-        fake.set_mode("503")                       # "ok" | "503" | "hang" | "slow", switchable while running
+        fake.set_mode("503")                       # "ok" | "503" | "500" | "429" | "hang" | "slow", switchable
         fake.hits                                  # chat completions received (any mode)
 
-Modes: "ok" answers at once, "503" refuses, "hang" never answers, "slow" answers after `slow_seconds`.
+Modes: "ok" answers at once; "503" refuses as a full vLLM replica does (past --max-num-queued-reqs); "429" refuses as
+a full TGI does (past --max-concurrent-requests); "500" fails as a broken engine does; "hang" never answers; "slow"
+answers after `slow_seconds`.
 Routes: `POST /v1/chat/completions` (also `/chat/completions`), `GET /v1/models`, `GET /health`. Over HTTP, for
 other processes: `POST /_mode {"mode": ...}` and `GET /_state`. A "hang" holds the request until `hang_seconds`
 pass or the server stops, then drops the connection without an answer.
@@ -18,7 +20,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-MODES = ("ok", "503", "hang", "slow")
+MODES = ("ok", "503", "500", "429", "hang", "slow")
+REFUSALS = {"503": (503, "service_unavailable"), "500": (500, "internal_server_error"), "429": (429, "rate_limit_exceeded")}
 
 
 class FakeUpstream:
@@ -126,9 +129,10 @@ class FakeUpstream:
                     fake.last_request = body
                     fake.last_headers = {k.lower(): v for k, v in self.headers.items()}
                     mode = fake._mode
-                if mode == "503":
-                    self._send(503, {"error": {"message": f"{fake.name} is overloaded", "type": "service_unavailable",
-                                               "code": 503}}, close=True)
+                if mode in REFUSALS:
+                    status, kind = REFUSALS[mode]
+                    self._send(status, {"error": {"message": f"{fake.name}: {kind}", "type": kind, "code": status}},
+                               close=True)
                     return
                 if mode == "hang":
                     fake._stopping.wait(fake.hang_seconds)

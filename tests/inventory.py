@@ -80,7 +80,7 @@ def draft(result, header: str) -> str:
     values = {}
     for r in sorted(result.resources, key=lambda r: r.name):
         entry: dict[str, Any] = {"type": r.type, "parent": r.parent}
-        options = {k: v for k, v in r.options.items() if k in ("protect", "provider", "ignoreChanges", "aliases")
+        options = {k: v for k, v in r.options.items() if k in ("protect", "provider", "ignoreChanges", "aliases", "customTimeouts")
                    or (k == "additionalSecretOutputs" and r.type.endswith("SecretVersion"))}
         if options:
             entry["options"] = options

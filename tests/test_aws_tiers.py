@@ -136,16 +136,26 @@ def test_private_sagemaker_invocations_stay_in_the_vpc():
     assert [(i["fromPort"], i["cidrBlocks"]) for i in sg.inputs["ingress"]] == [(443, ["10.0.0.0/16"])]
 
 
-def test_burst_overflow_gateway_overflows_when_the_fleet_is_full():
+def test_burst_overflow_keys_off_the_running_replicas_not_the_fleet_ceiling():
+    """Each running vLLM replica refuses what it cannot hold, and the gateway overflows that request to the API
+    without cooling the fleet down; there is no in-flight cap computed from the fleet's maximum replicas."""
     import yaml as _yaml
 
     from preview.harness import run_preview
+    from serving.engine import SHED_QUEUE_REQUESTS
+    from serving.gateway import REFUSALS_NEVER_COOL_DOWN
 
     result = run_preview(ROOT, "burst-hybrid")
     (cm,) = result.by_type("kubernetes:core/v1:ConfigMap")
     config = _yaml.safe_load(cm.inputs["data"]["config.yaml"])
     (self_hosted,) = [m for m in config["model_list"] if m["model_name"] == "llm"]
-    stack = _yaml.safe_load((ROOT / "stacks/Pulumi.burst-hybrid.yaml").read_text())["config"]["llm-hosting:selfHosted"]
-    # The fleet's ceiling x 16 sequences per replica, shared by two gateway replicas.
-    assert self_hosted["litellm_params"]["max_parallel_requests"] == stack["maxReplicas"] * 16 // 2
-    assert config["router_settings"]["fallbacks"][0]["llm"]  # and beyond it, the API
+    assert "max_parallel_requests" not in self_hosted["litellm_params"]
+    assert config["router_settings"]["fallbacks"][0]["llm"]  # beyond the fleet, the API
+    assert config["router_settings"]["allowed_fails_policy"] == {
+        "ServiceUnavailableErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN, "RateLimitErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN}
+    args = result.named("model-server-deployment").inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+    seqs = int(args[args.index("--max-num-seqs") + 1])
+    assert int(args[args.index("--max-num-queued-reqs") + 1]) == seqs + SHED_QUEUE_REQUESTS
+    # Stacks without burst overflow queue instead of refusing: nothing else would take the refused request.
+    plain = run_preview(ROOT, "realtime-npc").named("model-server-deployment").inputs["spec"]["template"]["spec"]
+    assert "--max-num-queued-reqs" not in plain["containers"][0]["args"]

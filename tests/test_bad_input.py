@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, edit_stack, set_section
 
 GOOD = yaml.safe_load((ROOT / "stacks/profiles/startup-api.yaml").read_text())
 
@@ -136,11 +136,53 @@ STACK_CASES = [
 
 @pytest.mark.parametrize("edit,field,message", [c[1:] for c in STACK_CASES], ids=[c[0] for c in STACK_CASES])
 def test_bad_stack_config_is_refused_before_any_resource(cli, project, edit, field, message):
-    _edit_stack(project, "startup-api", edit)
-    result = cli("preview", "--stack", "startup-api", "--project-dir", str(project))
+    _refused_before_any_resource(cli, project, "startup-api", edit, field, message)
+
+
+def _refused_before_any_resource(cli, project, stack, edit, field, message):
+    _edit_stack(project, stack, edit)
+    result = cli("preview", "--stack", stack, "--project-dir", str(project))
     assert result.exit_code == 2, result.output
-    assert f"error: stacks/Pulumi.startup-api.yaml: {field}: " in result.stderr
+    assert f"error: stacks/Pulumi.{stack}.yaml: {field}: " in result.stderr
     assert message in result.stderr
+    assert result.stdout == "", "no resource tree may be printed for a refused config"
+
+
+def _both(*edits):
+    def edit(config):
+        for e in edits:
+            e(config)
+    return edit
+
+
+# A hand-edited fleet is held to the memory fit at the precision it names, and a managed endpoint to its instance.
+FLEET_CASES = [
+    ("managed-on-half-the-instance", "healthcare-hipaa", set_section("managed", gpusPerReplica=2),
+     "llm-hosting:managed.gpusPerReplica", "ml.g6e.12xlarge has 4 GPU(s) and a managed endpoint serves one model copy "
+     "per instance on all of them; set gpusPerReplica: 4"),
+    ("managed-fp16-does-not-fit", "healthcare-hipaa",
+     _both(set_section("model", kvCacheTokens=100_000), set_section("managed", precision="fp16")),
+     "llm-hosting:managed.precision", "70b in fp16 needs 174.0 GB (weights + KV cache for 100000 tokens) but 4 x L40S "
+     "offer 168.8 GB; use precision: fp8 (fits on 4 x L40S)"),
+    ("managed-fp16-needs-a-bigger-instance", "healthcare-hipaa",
+     set_section("managed", instanceType="ml.g5.12xlarge", gpu="A10G", precision="fp16"),
+     "llm-hosting:managed.instanceType", "70b in fp16 needs 149.1 GB (weights + KV cache for 24000 tokens) but 4 x A10G "
+     "offer 82.4 GB; use instanceType: ml.g5.48xlarge with gpusPerReplica: 8"),
+    ("fp8-without-fp8-support", "healthcare-hipaa", set_section("managed", instanceType="ml.g5.12xlarge", gpu="A10G"),
+     "llm-hosting:managed.precision", "A10G has no FP8 support, so the engine cannot run the model in fp8 there; "
+     "use precision: fp16"),
+    ("self-hosted-fp16-does-not-fit", "eu-sovereign-airgapped", set_section("selfHosted", precision="fp16"),
+     "llm-hosting:selfHosted.precision", "70b in fp16 needs 151.2 GB (weights + KV cache for 30400 tokens) but 2 x L40S "
+     "offer 84.4 GB; use precision: fp8 (fits on 2 x L40S) or gpusPerReplica: 4 on e.g. g6e.12xlarge"),
+]
+
+
+@pytest.mark.parametrize("stack,edit,field,message", [c[1:] for c in FLEET_CASES], ids=[c[0] for c in FLEET_CASES])
+def test_fleet_that_cannot_serve_as_configured_is_refused_before_any_resource(cli, project, stack, edit, field, message):
+    edit_stack(project, stack, edit)
+    result = cli("preview", "--stack", stack, "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert f"error: stacks/Pulumi.{stack}.yaml: {field}: {message}" in result.stderr
     assert result.stdout == "", "no resource tree may be printed for a refused config"
 
 
@@ -179,3 +221,40 @@ def test_unknown_model_size_class_names_the_valid_ones(cli, project, tmp_path):
     result = cli("plan", str(path), "--stack", "bad", "--project-dir", str(project))
     assert result.exit_code == 2
     assert f"error: {path}: model.size_class: '405b' is not a size class in the catalog; valid: 8b, 70b, moe-47b" in result.stderr
+
+
+def test_gated_model_on_vertex_without_the_licence_is_refused_at_plan(cli, project, tmp_path):
+    data = yaml.safe_load((ROOT / "stacks/profiles/us-vertex-support.yaml").read_text())
+    del data["model"]["accept_eula"]
+    path = _profile(tmp_path, data)
+    result = cli("plan", str(path), "--stack", "bad", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert (f"error: {path}: model.accept_eula: meta-llama/Llama-3.1-8B-Instruct is a gated meta-llama model"
+            in result.stderr)
+    assert "set model.accept_eula: true (the only valid value)" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (project / "stacks" / "Pulumi.bad.yaml").exists(), "nothing may be written for a refused profile"
+
+
+VERTEX_STACK_CASES = [
+    ("licence-not-accepted", lambda c: c["llm-hosting:model"].pop("acceptEula"), "llm-hosting:model.acceptEula",
+     "meta-llama/Llama-3.1-8B-Instruct is a gated meta-llama model"),
+    ("licence-declined", lambda c: c["llm-hosting:model"].update({"acceptEula": False}), "llm-hosting:model.acceptEula",
+     "set model.acceptEula: true (the only valid value)"),
+    ("plaintext-hub-token", lambda c: (c["llm-hosting:model"].update({"huggingFaceTokenConfig": "hfToken"}),
+                                       c.update({"llm-hosting:hfToken": "hf_plaintext"})),
+     "llm-hosting:hfToken", "is stored in plain text; set it with `pulumi config set --secret`"),
+]
+
+
+@pytest.mark.parametrize("edit,field,message", [c[1:] for c in VERTEX_STACK_CASES], ids=[c[0] for c in VERTEX_STACK_CASES])
+def test_bad_vertex_stack_is_refused_before_any_resource(cli, project, edit, field, message):
+    _refused_before_any_resource(cli, project, "us-vertex-support", edit, field, message)
+
+
+def test_hub_token_is_read_only_by_vertex(cli, project):
+    _edit_stack(project, "realtime-captions", lambda c: c["llm-hosting:model"].update({"huggingFaceTokenConfig": "hfToken"}))
+    result = cli("preview", "--stack", "realtime-captions", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert ("error: stacks/Pulumi.realtime-captions.yaml: llm-hosting:model.huggingFaceTokenConfig: only a Vertex AI "
+            "endpoint reads a Hugging Face token") in result.stderr

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from planner.catalog import ApiModel, Instance, Throughput, load_catalog
 from planner.costmodel import (
+    TP_SIZES,
     GpuOption,
     ReplicaFit,
     Volume,
@@ -28,6 +29,7 @@ from planner.costmodel import (
 from planner.errors import InputError
 from planner.profile import Profile
 from planner.rules import decide
+from planner.sizing import fit_problem
 
 # The property tests use a module-level catalog rather than the fixture, so a falsifying example's report does not
 # print the whole catalog.
@@ -263,6 +265,61 @@ def test_fit_70b_does_not_fit_on_four_a10g(catalog):
     assert eight is not None and eight.gpus_per_replica == 8
 
 
+# 70b with healthcare-hipaa's KV budget (24,000 tokens) on L40S (48 GB): 141.2 + 7.9 GB in 16 bits, 70.6 + 3.9 GB in 8.
+@pytest.mark.parametrize("gpus, precision, fits", [
+    (2, "fp16", False),  # the stack's old shape without quantisation: 149.1 GB on 84.4 GB usable
+    (4, "fp16", True),   # 168.8 GB usable
+    (2, "fp8", True),
+    (4, "fp8", True),    # what the endpoint now runs: the whole ml.g6e.12xlarge
+    (1, "fp8", False),
+])
+def test_fit_at_the_stacks_precision(catalog, gpus, precision, fits):
+    assert (fit_problem(catalog, "aws", "70b", "L40S", gpus, 24_000, precision) is None) is fits
+    fit = fit_replica(catalog, "70b", "L40S", 24_000, max_gpus=gpus, precision=precision)
+    assert (fit is not None) is fits
+    assert fit is None or fit.precision == precision
+
+
+def test_fit_without_a_precision_keeps_the_planners_choice(catalog):
+    assert fit_replica(catalog, "70b", "L40S", 24_000).precision == "fp8"  # FP8 tensor cores
+    assert fit_replica(catalog, "70b", "A100-80GB", 24_000).precision == "fp16"  # none
+
+
+def test_fp8_is_refused_on_a_gpu_without_it(catalog):
+    assert fit_problem(catalog, "aws", "8b", "A10G", 1, 8192, "fp8") == \
+        "A10G has no FP8 support, so 8b cannot run in fp8 there; use precision: fp16"
+    with pytest.raises(ValueError, match="precision fp8 needs FP8 support, which A10G lacks"):
+        fit_replica(catalog, "8b", "A10G", 8192, precision="fp8")
+
+
+def test_a_fit_problem_at_fp16_names_fp8_and_the_size_that_fit(catalog):
+    assert fit_problem(catalog, "aws", "70b", "L40S", 2, 24_000, "fp16") == (
+        "70b in fp16 needs 149.1 GB (weights + KV cache for 24000 tokens) but 2 x L40S offer 84.4 GB; "
+        "use precision: fp8 (fits on 2 x L40S) or gpusPerReplica: 4 on e.g. g6e.12xlarge")
+    # On a managed endpoint a replica is a whole instance: the suggestion is an instance type of the service.
+    assert fit_problem(catalog, "aws", "70b", "A10G", 4, 24_000, "fp16", "sagemaker").endswith(
+        "but 4 x A10G offer 82.4 GB; use instanceType: ml.g5.48xlarge with gpusPerReplica: 8")
+
+
+@given(data=st.data(), kv=st.integers(1, 400_000))
+@PROPERTY
+def test_fit_problem_is_none_exactly_when_weights_and_kv_fit(data, kv):
+    """For every catalog model, GPU, tensor-parallel size and precision (or none: the planner's choice)."""
+    size = data.draw(st.sampled_from(sorted(CATALOG.models)))
+    gpu = data.draw(st.sampled_from(sorted(CATALOG.gpus)))
+    tp = data.draw(st.sampled_from(TP_SIZES))
+    precision = data.draw(st.sampled_from([None, "fp16", "fp8"]))
+    spec, g, s = CATALOG.models[size], CATALOG.gpus[gpu], CATALOG.serving
+    runs = precision or ("fp8" if g.supports_fp8 else "fp16")
+    per_value = {"fp16": 2.0, "fp8": 1.0}[runs]
+    needed = spec.params_billion * per_value + kv * spec.kv_bytes_per_token_fp16 * per_value / 2 / 1e9
+    usable = tp * (g.memory_gb * s.gpu_memory_utilization - s.activation_reserve_gb_per_gpu)
+    assume(abs(needed - usable) > 1e-6)  # float rounding exactly at the edge is not the property
+    runnable = runs == "fp16" or g.supports_fp8
+    problem = fit_problem(CATALOG, "aws", size, gpu, tp, kv, precision)
+    assert (problem is None) == (runnable and needed <= usable), problem
+
+
 @given(avg_out=st.integers(1, 4000), daily=st.floats(1, 1e7), p2a=st.floats(1.0, 6.0), frac=st.floats(0.01, 1.0))
 @PROPERTY
 def test_offpeak_keeps_the_daily_average(avg_out, daily, p2a, frac):
@@ -367,6 +424,11 @@ def test_real_catalog_70b_fleet_uses_spot_above_the_floor(catalog):
     assert all(cheapest_plan(catalog, no_spot, x, 99.9).fleet.spot_instances == 0 for x in (0, 5_000, 11_574.07))
     managed, _ = gpu_options(catalog, "aws", ["us-east-1"], "sagemaker", "70b", kv, 99.9, allow_spot=True)
     assert all(not o.spot_priced for o in managed)  # managed endpoints never use spot
+    # One model copy per managed instance, sharded over all its GPUs; capacity stays planned on the fitted size.
+    assert {(o.instance.instance_type, o.fit.gpus_per_replica, o.serving_gpus_per_replica) for o in managed
+            if o.instance.instance_type == "ml.g6e.12xlarge"} == {("ml.g6e.12xlarge", 2, 4)}
+    assert all(o.serving_gpus_per_replica == o.instance.gpu_count for o in managed)
+    assert all(o.serving_gpus_per_replica == o.fit.gpus_per_replica for o in options)
 
 
 # ---------------------------------------------------------------------------------------------------------------

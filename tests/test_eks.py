@@ -684,3 +684,36 @@ def test_named_admins_replace_the_creators_standing_admin_entry():
 
     assert cluster_access([]) is True
     assert cluster_access(["arn:aws:iam::123456789012:role/platform-admin"]) is False
+
+
+# -- the links an EKS stack depends on ---------------------------------------------------------------------------------
+
+EKS_STACKS = ["realtime-npc", "eu-sovereign-airgapped", "burst-hybrid", "tiered-sensitivity"]
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_model_server_pods_select_labels_that_the_gpu_groups_carry(stack):
+    from preview.harness import run_preview
+    from tests.conftest import ROOT
+
+    result = run_preview(ROOT, stack)
+    template = result.named("model-server-deployment").inputs["spec"]["template"]["spec"]
+    gpu_groups = [g for g in result.by_type("aws:eks/nodeGroup:NodeGroup") if g.inputs["nodeGroupName"].startswith("gpu-")]
+    assert gpu_groups
+    for group in gpu_groups:
+        assert template["nodeSelector"].items() <= group.inputs["labels"].items(), (group.name, group.inputs["labels"])
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_coredns_waits_for_a_node_group_and_serving_waits_for_its_pod_identity(stack):
+    from preview.harness import run_preview
+    from tests.conftest import ROOT
+
+    result = run_preview(ROOT, stack)
+    coredns = result.named("eks-coredns")
+    assert coredns.parent == "eks"  # same name and parent as before the ordering: existing stacks keep the add-on
+    assert result.named("gpu-nodes-system").urn in coredns.dependencies
+    for addon in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):  # DaemonSets the nodes themselves need first
+        assert not any("nodeGroup" in d for d in result.named(f"eks-{addon}").dependencies)
+    association = result.named("weights-reader-association")
+    assert association.urn in result.named("model-server-deployment").dependencies

@@ -343,3 +343,33 @@ def test_inputs_are_not_mutated_and_specs_are_stable(catalog, spec_fn, make):
     before = dataclasses.asdict(inputs)
     assert spec_fn(inputs, catalog) == spec_fn(inputs, catalog)
     assert dataclasses.asdict(inputs) == before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Load shedding for burst overflow
+
+
+def test_a_shedding_vllm_refuses_past_its_sequences_plus_a_short_queue(catalog):
+    from serving.engine import SHED_QUEUE_REQUESTS
+
+    args = vllm_spec(vllm_inputs(shed_when_full=True), catalog).args
+    seqs = int(args[args.index("--max-num-seqs") + 1])
+    assert args[args.index("--max-num-queued-reqs") + 1] == str(seqs + SHED_QUEUE_REQUESTS)
+    assert "--max-num-queued-reqs" not in vllm_spec(vllm_inputs(), catalog).args  # queueing is the default
+
+
+def test_shedding_needs_a_release_with_the_admission_limit(catalog):
+    old = "docker.io/vllm/vllm-openai:v0.28.1"
+    assert "--max-num-queued-reqs" not in vllm_spec(vllm_inputs(image=old), catalog).args
+    with pytest.raises(ValueError, match=r"v0\.28\.1 cannot refuse requests when full .* v0\.29 or later"):
+        vllm_spec(vllm_inputs(image=old, shed_when_full=True), catalog)
+
+
+def test_the_stacks_precision_reaches_the_engine(catalog):
+    # selfHosted.precision is what the memory fit was checked at, so it is what the engine loads.
+    fp16 = vllm_spec(vllm_inputs(precision="fp16"), catalog).args  # 8B in 16 bits fits one H100
+    assert "--quantization" not in fp16 and "--kv-cache-dtype" not in fp16
+    fp8 = vllm_spec(vllm_inputs(precision="fp8"), catalog).args
+    assert fp8[fp8.index("--quantization") + 1] == "fp8" and fp8[fp8.index("--kv-cache-dtype") + 1] == "fp8"
+    with pytest.raises(ValueError, match="vllm: 70b in fp16"):
+        vllm_spec(vllm_inputs(model_id=L70, size_class="70b", gpu="L40S", gpus_per_replica=2, precision="fp16"), catalog)

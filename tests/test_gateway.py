@@ -528,3 +528,14 @@ def test_routes_known_only_at_deploy_time_are_rendered_when_they_resolve():
 def test_gateway_args_refuse(overrides, message):
     with pytest.raises(ValueError, match=message):
         gateway_args(**overrides)
+
+
+def test_refusals_overflow_without_cooldown_only_when_asked():
+    from serving.gateway import REFUSALS_NEVER_COOL_DOWN
+
+    plain = render_config(routes())["router_settings"]
+    assert "allowed_fails_policy" not in plain  # every failure counts towards a cooldown
+    shedding = render_config(routes(overflow_on_refusal=True))["router_settings"]
+    assert shedding["allowed_fails_policy"] == {"ServiceUnavailableErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN,
+                                                "RateLimitErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN}
+    assert shedding["allowed_fails"] == plain["allowed_fails"]  # errors and timeouts still cool a tier down

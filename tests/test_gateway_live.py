@@ -46,10 +46,10 @@ def stack_config(stack: str):
     return load_stack_config(merged, f"stacks/Pulumi.{stack}.yaml")
 
 
-def burst_routes() -> GatewayRoutes:
-    # The burst-hybrid stack: self-hosted vLLM first (2 requests in flight per gateway replica), then groq.
+def burst_routes(max_parallel=None) -> GatewayRoutes:
+    # The burst-hybrid stack: self-hosted vLLM first, then groq; a full replica's refusal overflows to groq.
     return stack_routes(stack_config("burst-hybrid"), self_hosted_url=SELF_HOSTED_URL, timeout_seconds=PRIMARY_TIMEOUT,
-                        self_hosted_max_parallel=2)
+                        self_hosted_max_parallel=max_parallel)
 
 
 def sensitivity_routes() -> GatewayRoutes:
@@ -125,7 +125,7 @@ def gateway(litellm_installed, tmp_path):
 
 # -- burst overflow ---------------------------------------------------------------------------------------------------
 
-def test_primary_503_is_served_by_the_fallback_and_the_primary_cools_down(gateway):
+def test_broken_primary_is_served_by_the_fallback_and_the_primary_cools_down(gateway):
     gw = gateway(burst_routes())
     primary, api = gw.fakes["self-hosted"], gw.fakes["groq"]
 
@@ -134,7 +134,7 @@ def test_primary_503_is_served_by_the_fallback_and_the_primary_cools_down(gatewa
     assert ok.model_group == PUBLIC_MODEL and ok.json()["choices"][0]["message"]["content"] == "hello from self-hosted"
     assert gw.hits() == {"self-hosted": 1, "groq": 0}
 
-    primary.reset("503")
+    primary.reset("500")  # a broken engine, not a full one
     replies = [gw.chat(PUBLIC_MODEL) for _ in range(5)]
     assert [r.status for r in replies] == [200] * 5, replies
     assert {r.model_group for r in replies} == {"tier-groq"}
@@ -160,8 +160,28 @@ def test_primary_hang_is_served_by_the_fallback_within_the_configured_timeout(ga
     assert (primary.hits, api.hits) == (1, 1)  # a timeout is not retried on the hung tier
 
 
+@pytest.mark.parametrize("refusal", ["503", "429"])
+def test_full_replicas_overflow_each_request_to_the_api_and_take_traffic_again_at_once(gateway, refusal):
+    # A vLLM replica past --max-num-queued-reqs answers 503, TGI past --max-concurrent-requests 429: the live signal
+    # of a full fleet, whatever number of replicas is running. Each refused request goes to the API at once, and the
+    # next request tries the fleet again: being full is not a failure, so the tier is never cooled down.
+    gw = gateway(burst_routes())
+    assert gw.routes.overflow_on_refusal
+    primary, api = gw.fakes["self-hosted"], gw.fakes["groq"]
+    assert gw.chat(PUBLIC_MODEL).model_group == PUBLIC_MODEL
+    primary.reset(refusal)
+    api.reset()
+    refused = [gw.chat(PUBLIC_MODEL) for _ in range(6)]
+    assert [r.status for r in refused] == [200] * 6, refused
+    assert {r.model_group for r in refused} == {"tier-groq"}
+    assert (primary.hits, api.hits) == (6, 6)  # every request asked the fleet first: no cooldown in between
+    primary.reset("ok")
+    after = gw.chat(PUBLIC_MODEL)
+    assert after.status == 200 and after.model_group == PUBLIC_MODEL, after
+
+
 def test_saturated_primary_overflows_to_the_api_without_cooling_down(gateway):
-    gw = gateway(burst_routes())  # the self-hosted tier takes 2 requests in flight per gateway replica
+    gw = gateway(burst_routes(max_parallel=2))  # a static in-flight cap, for routes that set one
     primary, api = gw.fakes["self-hosted"], gw.fakes["groq"]
     assert gw.chat(PUBLIC_MODEL).status == 200
     primary.reset("slow")  # busy but healthy: answers after 1.5 s

@@ -16,7 +16,7 @@ from preview.mocks import PROJECT_NUMBER
 PROJECT, STACK, REGION, GCP_PROJECT = "llm-hosting", "t", "europe-west4", "acme-llm"
 CONFIG = {"gcp:region": REGION, "gcp:project": GCP_PROJECT}
 OUTPUTS = ("network_id", "network_self_link", "subnet_id", "subnet_self_link", "pods_range_name",
-           "services_range_name", "nat_name", "perimeter_name")
+           "services_range_name", "nat_name", "perimeter_name", "psc_subnet_id")
 LABELS = {"llm-hosting-stack": STACK, "team": "ml-platform"}
 VARIANTS = ("public", "private", "airgapped")
 
@@ -31,6 +31,8 @@ GLOBAL_ADDRESS = "gcp:compute/globalAddress:GlobalAddress"
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
 PERIMETER = "gcp:accesscontextmanager/servicePerimeter:ServicePerimeter"
+POLICY = "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy"
+VERTEX = ("gcp-vertexai",)
 
 VIP = "199.36.153.4/30"
 VIP_ADDRESSES = ["199.36.153.4", "199.36.153.5", "199.36.153.6", "199.36.153.7"]
@@ -303,6 +305,43 @@ def test_airgapped_records_send_google_apis_and_artifact_registry_to_the_restric
     assert len(result.by_type(RECORD)) == 4
 
 
+# -- service connection policies ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_policy_or_psc_subnet_unless_asked(variant):
+    result = run(variant)
+    assert result.by_type(POLICY) == []
+    assert [s.name for s in result.by_type(SUBNET)] == ["net-subnet"]
+    assert result.outputs["psc_subnet_id"] is None
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_policy_lets_the_service_class_create_endpoints_from_a_dedicated_subnet(variant):
+    result = run(variant, psc_service_classes=VERTEX)
+    [policy] = result.by_type(POLICY)
+    psc = result.named("net-psc").inputs
+    assert (psc["region"], psc["network"], psc["ipCidrRange"]) == (REGION, NETWORK_ID, "10.24.0.0/28")
+    assert "secondaryIpRanges" not in psc and psc["project"] == GCP_PROJECT
+    p = policy.inputs
+    assert (p["serviceClass"], p["location"], p["network"], p["project"]) == ("gcp-vertexai", REGION, NETWORK_ID,
+                                                                              GCP_PROJECT)
+    assert p["name"] == "llm-hosting-t-gcp-vertexai"
+    assert p["pscConfig"] == {"subnetworks": [result.outputs["psc_subnet_id"]]}
+    assert result.outputs["psc_subnet_id"] == f"projects/{GCP_PROJECT}/regions/{REGION}/subnetworks/llm-hosting-t-psc"
+    assert policy.parent == "net" and p["labels"] == LABELS
+
+
+def test_one_policy_per_service_class():
+    result = run("private", psc_service_classes=("gcp-vertexai", "google-cloud-sql"))
+    assert sorted(r.inputs["serviceClass"] for r in result.by_type(POLICY)) == ["gcp-vertexai", "google-cloud-sql"]
+    assert len([s for s in result.by_type(SUBNET) if s.name == "net-psc"]) == 1
+
+
+def test_airgapped_callers_may_reach_the_psc_endpoints():
+    internal = firewalls(run("airgapped", psc_service_classes=VERTEX), "EGRESS")["net-allow-internal-egress"]
+    assert internal["destinationRanges"] == ["10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "10.24.0.0/28"]
+
+
 # -- VPC Service Controls -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -354,6 +393,12 @@ def _refused(**kwargs) -> ValueError:
     ({"region": "Europe West 4"}, "region", "is not a GCP region name"),
     ({"stack": "x" * 60}, "stack", "does not make valid GCP resource names"),
     ({"labels": {"Team": "ml"}}, "labels", "label keys and values"),
+    ({"psc_service_classes": ("gcp-vertexai",), "psc_subnet_cidr": "10.10.0.0/28"}, "psc_subnet_cidr",
+     "subnet_cidr 10.10.0.0/20 overlaps psc_subnet_cidr 10.10.0.0/28"),
+    ({"psc_service_classes": ("gcp-vertexai",), "psc_subnet_cidr": "10.24.0.0/30"}, "psc_subnet_cidr",
+     "GCP allows subnet ranges from /8 to /29"),
+    ({"psc_service_classes": ("GCP Vertex",)}, "psc_service_classes", "is not a service class name"),
+    ({"psc_service_classes": ("gcp-vertexai", "gcp-vertexai")}, "psc_service_classes", "names a class twice"),
 ])
 def test_bad_arguments_are_refused_naming_the_field(kwargs, field, expected):
     message = str(_refused(**kwargs))

@@ -84,7 +84,7 @@ def cluster_deps(**overrides) -> dict[str, set[str]]:
 
 def pool_args(**overrides) -> GkeGpuNodePoolsArgs:
     base = dict(stack=STACK, region=REGION, project=GCP_PROJECT, cluster=CLUSTER_ID, zones=ZONES,
-                machine_type="g2-standard-24", accelerator_type="nvidia-l4", accelerator_count=2,
+                machine_type="g2-standard-24", gpu="L4", accelerator_type="nvidia-l4", accelerator_count=2,
                 on_demand_min_nodes=2, on_demand_max_nodes=3, spot_max_nodes=4, boot_disk_gb=210, kms_key_id=NODE_KMS)
     return GkeGpuNodePoolsArgs(**{**base, **overrides})
 
@@ -361,11 +361,12 @@ def test_gpu_pools_are_tainted_for_gpu_workloads_only():
 
 
 def test_gpu_pools_carry_gpu_and_capacity_labels():
+    # The GPU label holds the catalog's GPU class, as on EKS: the model server's selector comes from the same place.
     by_name = pools(pools_run())
     assert by_name["gpu-on-demand"].inputs["nodeConfig"]["labels"] == {
-        "llm-hosting/pool": "gpu-on-demand", "llm-hosting/gpu": "nvidia-l4", "llm-hosting/capacity": "on-demand"}
+        "llm-hosting/pool": "gpu-on-demand", "llm-hosting/gpu": "L4", "llm-hosting/capacity": "on-demand"}
     assert by_name["gpu-spot"].inputs["nodeConfig"]["labels"] == {
-        "llm-hosting/pool": "gpu-spot", "llm-hosting/gpu": "nvidia-l4", "llm-hosting/capacity": "spot"}
+        "llm-hosting/pool": "gpu-spot", "llm-hosting/gpu": "L4", "llm-hosting/capacity": "spot"}
     assert by_name["system"].inputs["nodeConfig"]["labels"] == {"llm-hosting/pool": "system"}
 
 
@@ -521,3 +522,57 @@ def test_pools_join_the_cluster_and_use_its_key():
     members = {g.inputs["member"] for g in result.by_type(KEY_GRANT)}
     assert COMPUTE_AGENT in members
     assert len({g.inputs["cryptoKeyId"] for g in result.by_type(KEY_GRANT)}) == 1
+
+
+# -- the links a GKE stack depends on ----------------------------------------------------------------------------------
+
+GKE_STACKS = ["realtime-captions", "eu-airgapped-gke", "fine-tuned"]
+
+
+@pytest.mark.parametrize("stack", GKE_STACKS)
+def test_model_server_pods_select_labels_that_the_gpu_pools_carry(stack):
+    from preview.harness import run_preview
+    from tests.conftest import ROOT
+
+    result = run_preview(ROOT, stack)
+    (deployment,) = [r for r in result.by_type("kubernetes:apps/v1:Deployment") if r.name == "model-server-deployment"]
+    template = deployment.inputs["spec"]["template"]["spec"]
+    gpu_pools = [p for p in result.by_type("gcp:container/nodePool:NodePool") if p.inputs["nodeConfig"].get("guestAccelerators")]
+    assert gpu_pools
+    for pool in gpu_pools:
+        labels = pool.inputs["nodeConfig"]["labels"]
+        assert template["nodeSelector"].items() <= labels.items(), (pool.name, labels)
+    (pref,) = template["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    (on_demand,) = [p for p in gpu_pools if p.name.endswith("gpu-on-demand")]
+    for term in pref["preference"]["matchExpressions"]:
+        assert on_demand.inputs["nodeConfig"]["labels"][term["key"]] in term["values"]
+
+
+@pytest.mark.parametrize("stack", GKE_STACKS)
+def test_the_weights_reader_can_list_its_prefix_and_is_bound_after_the_cluster(stack):
+    from preview.harness import run_preview
+    from tests.conftest import ROOT
+
+    result = run_preview(ROOT, stack)
+    grant = result.named("weights-reader-weights").inputs
+    bucket, _, prefix = grant["bucket"], None, None
+    expression = grant["condition"]["expression"]
+    # Reads are checked against the object, listings against the bucket with the request's prefix as an attribute.
+    assert f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/' in expression
+    assert 'api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith(' in expression
+    binding = result.named("weights-reader-wi")
+    cluster = result.named("gke-cluster")
+    pool = cluster.inputs["workloadIdentityConfig"]["workloadPool"]
+    assert binding.inputs["member"] == f"serviceAccount:{pool}[llm-serving/vllm]"
+    assert cluster.urn in binding.dependencies  # "Identity Pool does not exist" otherwise, on a first pulumi up
+    gsa = result.named("weights-reader-gsa")
+    assert binding.inputs["serviceAccountId"] == f"projects/{gsa.inputs['project']}/serviceAccounts/{gsa.inputs['accountId']}@{gsa.inputs['project']}.iam.gserviceaccount.com"
+    assert binding.urn in result.named("model-server-deployment").dependencies
+
+
+def test_prefix_condition_admits_exactly_the_prefix():
+    from components.gke_workload_identity import prefix_condition
+
+    expression = prefix_condition("weights", "llama/8b/")
+    assert expression == ('resource.name.startsWith("projects/_/buckets/weights/objects/llama/8b/") || '
+                          'api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("llama/8b/")')

@@ -89,6 +89,7 @@ def _tgi_servers() -> list[tuple[str, Any]]:
     from planner.sizing import pod_size, startup_budget, weights_gb
     from preview.harness import run_program
     from serving.engine import EngineInputs
+    from components.node_labels import gpu_node_selector
     from serving.model_server import ModelServer, ModelServerArgs
     from serving.tgi import tgi_spec
 
@@ -113,7 +114,8 @@ def _tgi_servers() -> list[tuple[str, Any]]:
         weights = weights_gb(catalog, v["size_class"], precision)
         size = pod_size(catalog, "aws", v["instance"], v["gpus"], weights)
         args = ModelServerArgs(name="tgi", spec=spec, min_replicas=2, max_replicas=4, gpus_per_replica=v["gpus"],
-                               gpu=v["gpu"], startup_budget_seconds=startup_budget(catalog, weights).total_seconds,
+                               node_selector=gpu_node_selector(v["gpu"]),
+                               startup_budget_seconds=startup_budget(catalog, weights).total_seconds,
                                cpu=size.cpu, memory_gib=size.memory_gib, cache_size_gib=size.cache_gib,
                                model_volume_claim=v["claim"], labels={"llm-hosting/stack": label})
         out.append((label, run_program(lambda a=args: ModelServer("tgi", a), "llm-hosting", label,

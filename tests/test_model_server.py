@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,15 +12,17 @@ from components.versions import VERSIONS
 from planner.sizing import pod_size, startup_budget, weights_gb
 from preview.harness import run_program
 from serving.engine import EngineInputs
-from serving.model_server import ModelServer, ModelServerArgs, grace_period_seconds
+from components.node_labels import PREFERRED_ON_DEMAND, gpu_node_selector
+from serving.model_server import ModelServer, ModelServerArgs, grace_period_seconds, rollout_wait_seconds
 from serving.tgi import tgi_spec
 from serving.vllm import vllm_spec
 
 CONFIG = {"aws:region": "us-east-1"}
 
 
-def render(catalog, engine="vllm", size_class="70b", gpu="L40S", gpus=2, instance="g6e.12xlarge", airgapped=False,
-           weights_uri="s3://weights/llama-3.1-70b/", hub_token_secret=None, min_replicas=2, claim=None, kv_cache_tokens=30400):
+def make_args(catalog, engine="vllm", size_class="70b", gpu="L40S", gpus=2, instance="g6e.12xlarge", airgapped=False,
+              weights_uri="s3://weights/llama-3.1-70b/", hub_token_secret=None, min_replicas=2, claim=None,
+              kv_cache_tokens=30400) -> ModelServerArgs:
     image = (VERSIONS.tgi_serving_image if engine == "tgi" else VERSIONS.vllm_serving_image)(
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror" if airgapped else None)
     inputs = EngineInputs(model_id=f"meta-llama/Llama-3.1-{size_class.upper()}-Instruct", size_class=size_class, gpu=gpu,
@@ -30,10 +33,17 @@ def render(catalog, engine="vllm", size_class="70b", gpu="L40S", gpus=2, instanc
     precision = "fp8" if catalog.gpus[gpu].supports_fp8 else "fp16"
     weights = weights_gb(catalog, size_class, precision)
     size = pod_size(catalog, "aws", instance, gpus, weights)
-    args = ModelServerArgs(name=engine, spec=spec, min_replicas=min_replicas, max_replicas=6, gpus_per_replica=gpus, gpu=gpu,
+    return ModelServerArgs(name=engine, spec=spec, min_replicas=min_replicas, max_replicas=6, gpus_per_replica=gpus,
+                           node_selector=gpu_node_selector(gpu), preferred_node_labels=PREFERRED_ON_DEMAND,
+                           node_provisioning_seconds=catalog.serving.gpu_node_provisioning_seconds,
+                           image_pull_seconds=catalog.serving.image_pull_seconds,
                            startup_budget_seconds=startup_budget(catalog, weights).total_seconds, cpu=size.cpu,
                            memory_gib=size.memory_gib, cache_size_gib=size.cache_gib, model_volume_claim=claim,
                            allow_single_replica=min_replicas < 2)
+
+
+def render(catalog, engine="vllm", **kw):
+    args = make_args(catalog, engine=engine, **kw)
     return run_program(lambda: ModelServer(engine, args), "llm-hosting", "t", CONFIG), args
 
 
@@ -78,7 +88,8 @@ def test_a_single_replica_needs_an_explicit_opt_out():
                       port=8000, health_path="/health", ready_path="/health", metrics_path="/metrics",
                       queue_metric="vllm:num_requests_waiting", shutdown_timeout_seconds=45, needs_shm=False, model_dir="/models")
     with pytest.raises(ValueError, match="^min_replicas: 1 leaves no failover"):
-        ModelServerArgs(name="vllm", spec=spec, min_replicas=1, max_replicas=2, gpus_per_replica=1, gpu="L4",
+        ModelServerArgs(name="vllm", spec=spec, min_replicas=1, max_replicas=2, gpus_per_replica=1,
+                        node_selector=gpu_node_selector("L4"),
                         startup_budget_seconds=600, cpu=4, memory_gib=16, cache_size_gib=20)
 
 
@@ -161,9 +172,39 @@ def test_gpus_requested_and_limited_non_root(vllm_tp2):
     assert sc["capabilities"] == {"drop": ["ALL"]}
 
 
-def test_disruption_budget_keeps_one_serving(vllm_tp2):
+def test_disruption_budget_lets_a_drain_take_one_replica_at_a_time(vllm_tp2):
+    # A static minAvailable (min replicas - 1) would let a drain take all but one replica of a scaled-out fleet.
     pdb = vllm_tp2[0].named("vllm-pdb").inputs["spec"]
-    assert pdb["minAvailable"] == 1
+    assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+
+
+def test_pulumi_waits_for_node_provisioning_image_pull_and_the_startup_budget(vllm_tp2, catalog):
+    # pulumi-kubernetes waits 10 minutes for a Deployment unless told otherwise; a loading 70B replica needs more.
+    result, args = vllm_tp2
+    deployment = result.named("vllm-deployment")
+    probe = container(result)["startupProbe"]
+    loading = probe["periodSeconds"] * probe["failureThreshold"]  # what the probe really allows, >= the budget
+    one = catalog.serving.gpu_node_provisioning_seconds + catalog.serving.image_pull_seconds + loading
+    assert rollout_wait_seconds(args) == (one, one * args.max_replicas)
+    assert deployment.options["customTimeouts"] == {"create": f"{one}s", "update": f"{one * args.max_replicas}s"}
+    assert loading >= args.startup_budget_seconds > 600
+
+
+def test_pods_wait_for_what_they_need_at_admission(catalog):
+    import pulumi_aws as aws
+
+    def program():
+        association = aws.eks.PodIdentityAssociation("association", cluster_name="c", namespace="llm-serving",
+                                                     service_account="vllm", role_arn="arn:aws:iam::123456789012:role/r")
+        ModelServer("vllm", dataclasses.replace(make_args(catalog), wait_for=[association]))
+
+    result = run_program(program, "llm-hosting", "t", CONFIG)
+    assert result.named("association").urn in result.named("vllm-deployment").dependencies
+
+
+def test_the_selector_is_the_pools_own(catalog):
+    with pytest.raises(ValueError, match="^node_selector: a GPU workload must select"):
+        dataclasses.replace(make_args(catalog), node_selector={})
 
 
 def test_airgapped_server_is_offline_and_uses_the_mirror(catalog):

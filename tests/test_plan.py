@@ -133,3 +133,26 @@ def test_own_catalog_changes_the_answer(project, cli, tmp_path):
     decision = json.loads(result.stdout)
     assert decision["provider"] == "together"
     assert f"--catalog {own}" in (project / "stacks/Pulumi.c.yaml").read_text()
+
+
+def test_licence_and_hub_token_key_are_carried_from_the_profile(project, cli, tmp_path):
+    profile = yaml.safe_load((ROOT / "stacks/profiles/us-vertex-support.yaml").read_text())
+    assert profile["model"]["accept_eula"] is True  # an explicit decision in the example, never a planner default
+    profile["model"]["hugging_face_token_config"] = "hfToken"
+    path = tmp_path / "gated.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    result = cli("plan", str(path), "--stack", "gated", "--project-dir", str(project))
+    assert result.exit_code == 0, result.stderr
+    text = (project / "stacks/Pulumi.gated.yaml").read_text()
+    model = yaml.safe_load(text)["config"]["llm-hosting:model"]
+    assert (model["acceptEula"], model["huggingFaceTokenConfig"]) == (True, "hfToken")
+    assert "#   pulumi config set --secret llm-hosting:hfToken <value> --stack gated" in text
+    assert "pulumi config set --secret llm-hosting:hfToken <value> --stack gated" in \
+        (project / "stacks/gated.decision.md").read_text()
+
+
+def test_ungated_stacks_do_not_mention_the_licence():
+    for profile in PROFILES:
+        config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{profile.stem}.yaml").read_text())["config"]
+        accepted = yaml.safe_load(profile.read_text()).get("model", {}).get("accept_eula", False)
+        assert ("acceptEula" in config.get("llm-hosting:model", {})) == accepted, profile.stem

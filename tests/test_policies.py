@@ -50,6 +50,13 @@ MANIFEST = [
     ("BAS-002-imdsv2-nodes", "mandatory", "high", "resource"),
     ("BAS-003-no-plaintext-secret-env", "mandatory", "high", "resource"),
     ("BAS-004-protect-stateful", "mandatory", "medium", "stack"),
+    ("LNK-001-pods-schedulable", "mandatory", "high", "stack"),
+    ("LNK-002-replicas-fit", "mandatory", "medium", "stack"),
+    ("LNK-003-node-pools-scaled", "advisory", "medium", "stack"),
+    ("LNK-004-metric-sources", "advisory", "medium", "stack"),
+    ("LNK-005-model-fits-gpu", "mandatory", "high", "stack"),
+    ("LNK-006-rollout-wait", "mandatory", "medium", "stack"),
+    ("LNK-007-endpoint-reachable", "advisory", "high", "stack"),
 ]
 
 EU_AIRGAPPED_FACTS = {"cloud": "aws", "allowedRegions": ["eu-central-1"], "classification": "regulated",

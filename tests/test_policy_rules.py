@@ -445,4 +445,249 @@ def test_bas004_protect_stateful():
 
 def test_every_policy_is_exercised_here():
     covered = {c[1] for c in CASES} | {"RES-002-provider-region", "ENC-003-cmk-buckets", "BAS-004-protect-stateful"}
-    assert covered == set(BY_ID)
+    assert covered | LINK_TESTS == set(BY_ID)
+
+
+# --- link policies: both ends of a link, on small stacks ----------------------------------------------------------
+
+L40S_NODE = {"gpu": "L40S", "gpuCount": 4, "gpuMemoryGb": 48.0, "fp8": True, "vcpus": 48, "memoryGib": 384,
+             "allocatableCpu": 47.825, "allocatableMemoryGib": 382.471}
+SHAPES = {"g6e.12xlarge": L40S_NODE}
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+SERVER_ARGS = ["s3://weights/llama-3.1-70b/", "--served-model-name", "meta-llama/Llama-3.1-70B-Instruct",
+               "--tensor-parallel-size", "2", "--max-model-len", "8192", "--quantization", "fp8", "--kv-cache-dtype", "fp8"]
+MODEL_70B = {"id": "meta-llama/Llama-3.1-70B-Instruct", "sizeClass": "70b", "paramsBillion": 70.6,
+             "kvBytesPerTokenFp16": 327680, "kvCacheTokens": 21600, "contextTokens": 8192, "modelMaxTokens": 131072}
+MEMORY = {"nodeShapes": SHAPES, "models": [MODEL_70B], "gpuMemoryUtilization": 0.9, "activationReserveGbPerGpu": 1.0}
+
+
+def node_group(name, labels, taints=(GPU_TAINT,), lo=2, hi=2, types=("g6e.12xlarge",), zones=3):
+    return res("aws:eks/nodeGroup:NodeGroup", name, {
+        "nodeGroupName": name, "amiType": "AL2023_x86_64_NVIDIA", "capacityType": "ON_DEMAND", "instanceTypes": list(types),
+        "labels": labels, "taints": list(taints), "scalingConfig": {"minSize": lo, "maxSize": hi, "desiredSize": lo},
+        "subnetIds": [f"subnet-{i}" for i in range(zones)]})
+
+
+def gpu_server(selector=None, args=SERVER_ARGS, gpus="2", memory="144Gi", tolerations=(GPU_TOLERATION,), replicas=2,
+               spread=None, cpu="18", **options):
+    labels = {"app.kubernetes.io/name": "vllm"}
+    spec = {"nodeSelector": selector if selector is not None else {"llm-hosting/gpu": "L40S"},
+            "tolerations": list(tolerations),
+            "containers": [{"name": "vllm", "image": f"{REGISTRY}/vllm-openai:v0.30.0", "command": ["vllm", "serve"],
+                            "args": list(args),
+                            "resources": {"requests": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": gpus},
+                                          "limits": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": gpus}},
+                            "startupProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10,
+                                             "failureThreshold": 145}}],
+            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]}
+    if spread:
+        spec["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                              "whenUnsatisfiable": "DoNotSchedule", **spread,
+                                              "labelSelector": {"matchLabels": labels}}]
+    return res("kubernetes:apps/v1:Deployment", "model-server", {
+        "metadata": {"name": "vllm", "namespace": "llm-serving", "labels": labels},
+        "spec": {"replicas": replicas,
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                 "template": {"metadata": {"labels": labels}, "spec": spec}}}, **options)
+
+
+def hpa(most, metric_type="External"):
+    metric = {"type": metric_type, "external": {"metric": {"name": "vllm_num_requests_waiting"},
+                                                "target": {"type": "AverageValue", "averageValue": "5"}}}
+    return res("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "model-server-hpa", {
+        "metadata": {"name": "vllm", "namespace": "llm-serving"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
+                 "minReplicas": 2, "maxReplicas": most, "metrics": [metric]}})
+
+
+DEVICE_PLUGIN = res("kubernetes:apps/v1:DaemonSet", "nvidia-device-plugin", {
+    "metadata": {"name": "nvidia-device-plugin", "namespace": "kube-system"},
+    "spec": {"template": {"metadata": {"labels": {"app": "nvidia-device-plugin"}}, "spec": {
+        "nodeSelector": {"nvidia.com/gpu.present": "true"}, "tolerations": [GPU_TOLERATION],
+        "containers": [{"name": "plugin", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.2",
+                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}]}}}})
+GPU_POOL = node_group("gpu-on-demand", {"llm-hosting/gpu": "L40S", "nvidia.com/gpu.present": "true"})
+
+
+def lines(result):
+    return [(v.resource_name, v.message) for v in result.violations]
+
+
+def test_lnk001_pods_schedulable():
+    ok = check_stack("LNK-001-pods-schedulable", [GPU_POOL, DEVICE_PLUGIN, gpu_server()], {"nodeShapes": SHAPES})
+    assert ok.violations == [] and ok.not_applicable == []
+    # The selector names the GPU the way another component spells it; the pool labels its nodes differently.
+    wrong_label = check_stack("LNK-001-pods-schedulable", [GPU_POOL, DEVICE_PLUGIN, gpu_server({"llm-hosting/gpu": "l40s"})],
+                              {"nodeShapes": SHAPES})
+    assert lines(wrong_label) == [("model-server",
+        "Deployment llm-serving/vllm (selects llm-hosting/gpu=l40s; needs 2 nvidia.com/gpu, 18 CPU, 160 GiB memory) fits no "
+        "node pool: gpu-on-demand: nodeSelector llm-hosting/gpu=l40s, but the pool has llm-hosting/gpu=L40S. Its pods stay "
+        "Pending. Fix: make the selector and the pool's node labels the same value, taken from the one place that defines "
+        "it.")]
+    # A taint the pods do not tolerate, and requests (with /dev/shm in memory) beyond the node's allocatable memory.
+    tainted = node_group("gpu-on-demand", {"llm-hosting/gpu": "L40S", "nvidia.com/gpu.present": "true"},
+                         taints=(GPU_TAINT, {"key": "dedicated", "value": "llm", "effect": "NO_SCHEDULE"}))
+    untolerated = check_stack("LNK-001-pods-schedulable", [tainted, DEVICE_PLUGIN, gpu_server()], {"nodeShapes": SHAPES})
+    assert dict(lines(untolerated))["model-server"].endswith(
+        "fits no node pool: gpu-on-demand: taint dedicated=llm:NoSchedule is not tolerated. Its pods stay Pending. Fix: add "
+        "a toleration for the pool's taint.")
+    assert dict(lines(untolerated))["nvidia-device-plugin"] == (
+        "DaemonSet kube-system/nvidia-device-plugin runs on no node: gpu-on-demand: taint dedicated=llm:NoSchedule is not "
+        "tolerated. Fix: add a toleration for the pool's taint.")
+    too_big = check_stack("LNK-001-pods-schedulable", [GPU_POOL, DEVICE_PLUGIN, gpu_server(memory="370Gi")],
+                          {"nodeShapes": SHAPES})
+    assert lines(too_big)[0][1].endswith(
+        "fits no node pool: gpu-on-demand: needs 386 GiB of memory (370 GiB requested + dshm (16 GiB) in memory) of the "
+        "382.4 GiB allocatable on g6e.12xlarge. Its pods stay Pending. Fix: lower the requests to fit the node's "
+        "allocatable size or use a larger instance type.")
+    # GPU pods on EKS need a device plugin running on the pool: without it the nodes advertise no GPUs.
+    no_plugin = check_stack("LNK-001-pods-schedulable", [GPU_POOL, gpu_server()], {"nodeShapes": SHAPES})
+    assert "gpu-on-demand: no NVIDIA device plugin DaemonSet runs on it" in lines(no_plugin)[0][1]
+    na = check_stack("LNK-001-pods-schedulable", [GPU_POOL], {"nodeShapes": SHAPES})
+    assert [n.reason for n in na.not_applicable] == ["the stack defines no Deployment, StatefulSet or DaemonSet"]
+
+
+def test_lnk001_gke_labels_and_gpu_taint_are_the_clouds_own():
+    """GKE labels GPU nodes with their accelerator and taints them; GPU pods tolerate that taint by admission."""
+    pool = res("gcp:container/nodePool:NodePool", "gpu-pool", {
+        "name": "gpu", "location": "us-central1", "nodeLocations": ["us-central1-a"],
+        "autoscaling": {"totalMinNodeCount": 1, "totalMaxNodeCount": 2},
+        "nodeConfig": {"machineType": "g2-standard-8", "guestAccelerators": [{"type": "nvidia-l4", "count": 1}]}})
+    shapes = {"g2-standard-8": {"gpu": "L4", "gpuCount": 1, "gpuMemoryGb": 24.0, "vcpus": 8, "memoryGib": 32,
+                                "allocatableCpu": 7.91, "allocatableMemoryGib": 28.9}}
+    server = gpu_server({"cloud.google.com/gke-accelerator": "nvidia-l4"}, gpus="1", cpu="6", memory="8Gi", tolerations=())
+    assert check_stack("LNK-001-pods-schedulable", [pool, server], {"nodeShapes": shapes}).violations == []
+    cpu_pod = gpu_server({"cloud.google.com/gke-nodepool": "gpu"}, gpus="0", cpu="1", memory="1Gi", tolerations=())
+    [(name, message)] = lines(check_stack("LNK-001-pods-schedulable", [pool, cpu_pod], {"nodeShapes": shapes}))
+    assert "gpu-pool: taint nvidia.com/gpu=present:NoSchedule is not tolerated" in message
+
+
+def test_lnk002_replicas_fit():
+    base = [GPU_POOL, DEVICE_PLUGIN]
+    ok = check_stack("LNK-002-replicas-fit", [*base, gpu_server(spread={}), hpa(4)], {"nodeShapes": SHAPES})
+    assert ok.violations == []
+    more = check_stack("LNK-002-replicas-fit", [*base, gpu_server(), hpa(6)], {"nodeShapes": SHAPES})
+    assert lines(more) == [("model-server",
+        "Deployment llm-serving/vllm may scale to 6 replicas (maxReplicas of model-server-hpa) but the pools that can run "
+        "it hold 4 (gpu-on-demand 2 node(s) x 2 per node): 2 replica(s) would stay Pending. Fix: raise the pools' maximum "
+        "nodes, or lower maxReplicas of model-server-hpa to 4.")]
+    # Two nodes sit in two of the three zones: minDomains 3 caps each zone at maxSkew.
+    spread = check_stack("LNK-002-replicas-fit", [*base, gpu_server(spread={"minDomains": 3}), hpa(4)], {"nodeShapes": SHAPES})
+    assert lines(spread) == [("model-server",
+        "Deployment llm-serving/vllm may scale to 4 replicas (maxReplicas of model-server-hpa) but its spread over "
+        "topology.kubernetes.io/zone (topologySpreadConstraints[0]: maxSkew 1, DoNotSchedule, minDomains 3) lets the "
+        "scheduler place only 2 on gpu-on-demand 2 node(s) x 2 per node over 2 zone(s). Fix: span the pools over more "
+        "zones or add nodes where the spread needs them, or relax the constraint (maxSkew, minDomains or "
+        "ScheduleAnyway).")]
+
+
+def test_lnk003_node_pools_scaled():
+    spot = node_group("gpu-spot", {"llm-hosting/gpu": "L40S"}, lo=0, hi=4)
+    cluster = res("aws:eks/cluster:Cluster", "eks-cluster", {"name": "llm"})
+    image = "registry.k8s.io/autoscaling/cluster-autoscaler:v1.32.1"
+    scaler = res("kubernetes:apps/v1:Deployment", "cluster-autoscaler", {"metadata": {"name": "cluster-autoscaler"},
+                                                                        "spec": {"template": {"spec": {"containers": [
+                                                                            {"name": "ca", "image": image}]}}}})
+    assert check_stack("LNK-003-node-pools-scaled", [cluster, spot, scaler], {}).violations == []
+    bad = check_stack("LNK-003-node-pools-scaled", [cluster, spot, GPU_POOL], {})
+    assert lines(bad) == [("gpu-spot",
+        "minSize 0 is below maxSize 4, but nothing in the stack scales it: EKS does not resize managed node groups itself "
+        "and eks-cluster runs no cluster-autoscaler or Karpenter, so the group stays at its desired size (0) and the "
+        "other nodes up to 4 never come. Fix: deploy cluster-autoscaler (or Karpenter) in eks-cluster, or set minSize = "
+        "maxSize.")]
+    assert [n.reason for n in check_stack("LNK-003-node-pools-scaled", [GPU_POOL], {}).not_applicable] == \
+        ["no node pool has a minimum below its maximum"]
+
+
+def test_lnk004_metric_sources():
+    adapter = res("kubernetes:apiregistration.k8s.io/v1:APIService", "adapter-api", {
+        "metadata": {"name": "v1beta1.external.metrics.k8s.io"}, "spec": {"group": "external.metrics.k8s.io"}})
+    ok = check_stack("LNK-004-metric-sources", [gpu_server(), hpa(4), adapter], {})
+    assert ok.violations == []
+    bad = check_stack("LNK-004-metric-sources", [gpu_server(), hpa(4)], {})
+    assert lines(bad) == [("model-server-hpa",
+        "scales model-server on the External metric vllm_num_requests_waiting (spec.metrics[0]), read from the "
+        "external.metrics.k8s.io API, but nothing in the stack serves that API: no APIService for "
+        "external.metrics.k8s.io and no prometheus-adapter or keda release, so the HPA reports FailedGetExternalMetric "
+        "and never scales. Fix: deploy prometheus-adapter or keda in the same stack with a rule that exposes "
+        "vllm_num_requests_waiting.")]
+    predefined = res("aws:appautoscaling/policy:Policy", "scaling", {"serviceNamespace": "sagemaker",
+        "targetTrackingScalingPolicyConfiguration": {"predefinedMetricSpecification": {
+            "predefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}})
+    assert check_stack("LNK-004-metric-sources", [predefined], {}).violations == []
+
+
+def test_lnk005_model_fits_gpu():
+    base = [GPU_POOL, DEVICE_PLUGIN]
+    assert check_stack("LNK-005-model-fits-gpu", [*base, gpu_server()], MEMORY).violations == []
+    sixteen_bit = [a for a in SERVER_ARGS if a not in ("--quantization", "fp8", "--kv-cache-dtype")]
+    bad = check_stack("LNK-005-model-fits-gpu", [*base, gpu_server(args=sixteen_bit)], MEMORY)
+    assert lines(bad) == [("model-server",
+        "serves meta-llama/Llama-3.1-70B-Instruct (70.6B parameters) with 16-bit weights and a 16-bit KV cache on 2 x "
+        "L40S (48.0 GB) of gpu-on-demand's g6e.12xlarge: weights 141.2 GB + KV cache for 21600 tokens 7.1 GB = 148.3 GB, "
+        "but 2 x (48.0 GB x 0.9 - 1 GB) leaves 84.4 GB, so the engine cannot load it. Fix: --quantization fp8 "
+        "--kv-cache-dtype fp8 (fits on 2 GPU(s)).")]
+    # A SageMaker model sharded over 2 of its instance's 4 GPUs in 16 bits: both ends are the model and its config.
+    model = res("aws:sagemaker/model:Model", "sagemaker-model", {"primaryContainer": {"environment": {
+        "OPTION_SERVED_MODEL_NAME": "meta-llama/Llama-3.1-70B-Instruct", "OPTION_MAX_MODEL_LEN": "8192",
+        "TENSOR_PARALLEL_DEGREE": "2"}}})
+    config = res("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "sagemaker-config", {"productionVariants": [
+        {"modelName": "sagemaker-model-e55bf99", "instanceType": "ml.g6e.12xlarge", "initialInstanceCount": 2}]})
+    managed = {**MEMORY, "nodeShapes": {"ml.g6e.12xlarge": {"gpu": "L40S", "gpuCount": 4, "gpuMemoryGb": 48.0, "fp8": True}}}
+    [(name, message)] = lines(check_stack("LNK-005-model-fits-gpu", [model, config], managed))
+    assert name == "sagemaker-model" and "on 2 x L40S (48.0 GB) of sagemaker-config's ml.g6e.12xlarge" in message
+    assert message.endswith("Fix: OPTION_QUANTIZE=fp8 and OPTION_KV_CACHE_DTYPE=fp8 (fits on 2 GPU(s)) or "
+                            "TENSOR_PARALLEL_DEGREE 4 (of the 4 GPUs there).")
+    unplanned = check_stack("LNK-005-model-fits-gpu", [*base, gpu_server()], {})
+    assert unplanned.violations[0].cannot_verify
+
+
+def test_lnk006_rollout_wait():
+    timeouts = {"create": "2450s", "update": "4900s"}
+    facts = {"nodeProvisioningSeconds": 600, "imagePullSeconds": 400}
+    ok = check_stack("LNK-006-rollout-wait", [gpu_server(customTimeouts=timeouts), hpa(2)], facts)
+    assert ok.violations == []
+    bad = check_stack("LNK-006-rollout-wait", [gpu_server(), hpa(2)], facts)
+    assert lines(bad) == [("model-server",
+        "Deployment llm-serving/vllm: create waits 600 s (the default) but one start takes GPU node provisioning 600 s + "
+        "image pull 400 s + startupProbe of vllm: 0 + 10 x 145 s = 1450 s = 2450 s per replica; update waits 600 s (the "
+        "default) but a rollout of 2 replica(s) (model-server-hpa maxReplicas 2) runs 2 wave(s) of maxSurge 1 + "
+        "maxUnavailable 0 = 1 at a time: 4900 s. `pulumi up` would report the rollout failed while pods are still "
+        "starting. Fix: set customTimeouts create >= 2450 s and update >= 4900 s (or the pulumi.com/timeoutSeconds "
+        "annotation).")]
+    short = check_stack("LNK-006-rollout-wait", [gpu_server(customTimeouts={"create": "40m", "update": "40m"}), hpa(2)], facts)
+    assert lines(short)[0][1].startswith("Deployment llm-serving/vllm: create waits 2400 s (customTimeouts)")
+
+
+def test_lnk007_endpoint_reachable():
+    private = {"network": "private"}
+    vpc = res("aws:ec2/vpc:Vpc", "network-vpc", {"cidrBlock": "10.0.0.0/16"})
+    endpoint = res("aws:sagemaker/endpoint:Endpoint", "sagemaker-endpoint", {"name": "llm"})
+    runtime = res("aws:ec2/vpcEndpoint:VpcEndpoint", "vpce-runtime", {
+        "serviceName": "com.amazonaws.us-east-1.sagemaker.runtime", "vpcEndpointType": "Interface", "privateDnsEnabled": True})
+    url = {"endpoint_url": "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/llm/invocations"}
+    assert check_stack("LNK-007-endpoint-reachable", [vpc, endpoint, runtime], private, outputs=url).violations == []
+    bad = check_stack("LNK-007-endpoint-reachable", [vpc, endpoint], private, outputs=url)
+    assert lines(bad) == [("sagemaker-endpoint",
+        "the stack exports the SageMaker runtime (runtime.sagemaker.us-east-1.amazonaws.com), but its consumers are the "
+        "stack's network network-vpc (network private) and the stack has no interface VPC endpoint for "
+        "com.amazonaws.us-east-1.sagemaker.runtime: calls from the VPC resolve to the public runtime and leave through "
+        "NAT (or fail in an air-gapped network). Fix: add an Interface VPC endpoint for "
+        "com.amazonaws.us-east-1.sagemaker.runtime with privateDnsEnabled in network-vpc.")]
+    # Without outputs (the Pulumi engine), the front door is read from the rendered Service.
+    service = res("kubernetes:core/v1:Service", "model-server-service", {
+        "metadata": {"name": "vllm", "namespace": "llm-serving", "labels": {"app.kubernetes.io/component": "model-server"}},
+        "spec": {"type": "ClusterIP", "ports": [{"port": 8000}]}})
+    assert lines(check_stack("LNK-007-endpoint-reachable", [vpc, service], private)) == [("model-server-service",
+        "the stack exports the ClusterIP Service llm-serving/vllm, reachable only from pods inside its cluster, but its "
+        "consumers are the stack's network network-vpc (network private). Fix: expose it on an internal load balancer in "
+        "network-vpc (type LoadBalancer with the internal annotation, or an internal Ingress/Gateway) and export that "
+        "address.")]
+    internal = {**service, "inputs": {**service["inputs"], "metadata": {**service["inputs"]["metadata"], "annotations": {
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}}, "spec": {"type": "LoadBalancer"}}}
+    assert check_stack("LNK-007-endpoint-reachable", [vpc, internal], private).violations == []
+
+
+LINK_TESTS = {"LNK-001-pods-schedulable", "LNK-002-replicas-fit", "LNK-003-node-pools-scaled", "LNK-004-metric-sources",
+              "LNK-005-model-fits-gpu", "LNK-006-rollout-wait", "LNK-007-endpoint-reachable"}

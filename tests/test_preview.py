@@ -144,3 +144,34 @@ def test_project_defaults_are_merged_like_the_cli(project):
     path.write_text(yaml.safe_dump(doc))
     result = run_preview(project, "startup-api")
     assert result.named("api-key-secret").options.get("protect") is True
+
+
+def test_outputs_the_mocks_do_not_know_stay_unknown_as_in_a_real_preview():
+    """An output the offline mocks have no answer for is unknown, not None: callbacks on it do not run, a resource
+    that takes it shows `[unknown]`, and so does a stack output built from it."""
+    import pulumi
+    import pulumi_aws as aws
+
+    from preview.harness import UNKNOWN, run_program
+
+    ran: list = []
+
+    def program():
+        lb = aws.lb.LoadBalancer("lb", internal=True, load_balancer_type="application", subnets=["subnet-1", "subnet-2"])
+        lb.dns_name.apply(lambda name: ran.append(name))  # dnsName is assigned by AWS: the mocks leave it unknown
+        aws.route53.Record("alias", zone_id="Z123", name="llm.internal", type="CNAME", ttl=60, records=[lb.dns_name])
+        pulumi.export("url", lb.dns_name.apply(lambda name: f"https://{name}/v1"))
+        pulumi.export("internal", lb.internal)  # what the program set is known
+
+    result = run_program(program, "llm-hosting", "t", {"aws:region": "us-east-1"})
+    assert ran == []
+    assert result.named("alias").inputs["records"] == [UNKNOWN]
+    assert result.outputs == {"url": UNKNOWN, "internal": True}
+
+
+def test_the_workload_identity_binding_names_its_service_account():
+    # The GCP service-account mock answers `name`, so the binding's target is visible in the inventory.
+    result = run_preview(ROOT, "realtime-captions")
+    gsa = result.named("weights-reader-gsa").inputs
+    assert result.named("weights-reader-wi").inputs["serviceAccountId"] == (
+        f"projects/{gsa['project']}/serviceAccounts/{gsa['accountId']}@{gsa['project']}.iam.gserviceaccount.com")

@@ -186,6 +186,20 @@ def test_scenario2_healthcare_goes_managed_not_self_hosted(catalog):
     assert selfhost_d.feasible and "C1" in rule_ids(selfhost_d.reasons)
 
 
+def test_scenario2_endpoint_serves_its_one_copy_on_every_gpu_of_the_instance(catalog):
+    # 70b in fp8 needs 2 of the 4 L40S of an ml.g6e.12xlarge, but SageMaker bills the instance and places one copy
+    # on it: the stack shards that copy over all 4 (at the precision the fit assumed), and the capacity and cost
+    # stay planned on the 2 the model needs.
+    from planner.stackgen import stack_config_from
+
+    decision = run(catalog, HEALTHCARE)
+    o = decision.chosen.plan.option
+    managed = stack_config_from(decision, "healthcare.yaml", catalog).managed
+    assert (managed.instance_type, managed.gpus_per_replica, managed.precision) == ("ml.g6e.12xlarge", 4, "fp8")
+    assert managed.gpus_per_replica == o.instance.gpu_count
+    assert (o.fit.gpus_per_replica, o.fit.precision, o.replicas_per_instance) == (2, "fp8", 1)
+
+
 def test_scenario4_trading_latency_rules_out_api_and_managed(catalog):
     decision = run(catalog, TRADING)
     assert (decision.tier, decision.chosen.provider) == ("self-hosted", "eks")

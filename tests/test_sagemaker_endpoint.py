@@ -7,10 +7,12 @@ from functools import lru_cache
 
 import pulumi
 import pytest
+import yaml
 
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
 from components.versions import VERSIONS
-from preview.harness import run_program
+from conftest import ROOT
+from preview.harness import run_preview, run_program
 from preview.mocks import ACCOUNT_ID
 
 REGION = "us-east-1"
@@ -20,7 +22,7 @@ BASE = dict(
     stack="test", region=REGION, model_id="meta-llama/Llama-3.1-70B-Instruct",
     image_uri=VERSIONS.sagemaker_image(REGION, None),
     weights_uri="s3://llm-weights-use1/llama-3.1-70b-instruct/", instance_type="ml.g6e.12xlarge",
-    gpus_per_replica=4, max_context_tokens=32768, min_instances=2, max_instances=6,
+    gpus_per_replica=4, precision="fp8", max_context_tokens=32768, min_instances=2, max_instances=6,
     target_invocations_per_instance=12.5, startup_timeout_seconds=1500, download_timeout_seconds=1200,
     subnet_ids=["subnet-0aaa", "subnet-0bbb"], security_group_ids=["sg-0ccc"],
 )
@@ -138,6 +140,26 @@ def test_lmi_vllm_environment():
     assert env["OPTION_MAX_MODEL_LEN"] == "32768"
     assert env["OPTION_MODEL_ID"] == "/opt/ml/model"
     assert env["OPTION_SERVED_MODEL_NAME"] == BASE["model_id"]
+
+
+def test_fp8_quantises_the_16_bit_weights_and_the_kv_cache_at_load():
+    env = environment(run())
+    assert env["OPTION_QUANTIZE"] == "fp8" and env["OPTION_KV_CACHE_DTYPE"] == "fp8"
+
+
+def test_fp16_loads_the_weights_as_they_are():
+    env = environment(run(precision="fp16"))
+    assert "OPTION_QUANTIZE" not in env and "OPTION_KV_CACHE_DTYPE" not in env
+
+
+def test_healthcare_stack_serves_fp8_on_every_gpu_of_the_instance(catalog):
+    """The plan's precision and the instance's GPU count reach the container: 70B at fp8 sharded over 4 x L40S."""
+    managed = yaml.safe_load((ROOT / "stacks/Pulumi.healthcare-hipaa.yaml").read_text())["config"]["llm-hosting:managed"]
+    env = environment(run_preview(ROOT, "healthcare-hipaa"))
+    gpus = catalog.instance_shapes.aws[managed["instanceType"].removeprefix("ml.")].gpu_count
+    assert (managed["instanceType"], managed["precision"], gpus) == ("ml.g6e.12xlarge", "fp8", 4)
+    assert env["TENSOR_PARALLEL_DEGREE"] == str(gpus)
+    assert env["OPTION_QUANTIZE"] == "fp8" and env["OPTION_KV_CACHE_DTYPE"] == "fp8"
 
 
 def test_airgapped_sets_offline_flags():
@@ -385,6 +407,8 @@ def test_contract_is_the_invocation_url_with_iam_auth():
     ({"instance_type": "g6e.12xlarge"}, "instance_type"),
     ({"startup_timeout_seconds": 3601}, "startup_timeout_seconds"),
     ({"download_timeout_seconds": 59}, "download_timeout_seconds"),
+    ({"gpus_per_replica": 2}, "gpus_per_replica"),  # half of an ml.g6e.12xlarge would sit idle
+    ({"precision": "int4"}, "precision"),
 ])
 def test_refusals_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=rf"^{field}: "):

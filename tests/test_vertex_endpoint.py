@@ -4,17 +4,22 @@ of settings the provider cannot express stays true to the provider's schema."""
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import re
 from functools import lru_cache
+from types import SimpleNamespace
+from urllib.parse import urlparse
 
 import pulumi
 import pulumi_gcp as gcp
 import pytest
 from pulumi_gcp.vertex import _inputs as vertex_inputs
 
-from components.vertex_endpoint import NOT_EXPRESSIBLE, VertexEndpoint, VertexEndpointArgs
+from components.gcp_network import GcpNetwork, GcpNetworkArgs
+from components.vertex_endpoint import NOT_EXPRESSIBLE, VertexEndpoint, VertexEndpointArgs, _psc_ip_required
 from components.versions import VERSIONS
-from preview.harness import run_program
+from conftest import ROOT
+from preview.harness import run_preview, run_program
 from preview.mocks import PROJECT_NUMBER
 
 REGION = "us-central1"
@@ -26,12 +31,16 @@ BASE = dict(
     stack="t", region=REGION, project=PROJECT, model_id="meta-llama/Llama-3.1-70B-Instruct", image_uri=IMAGE,
     weights_uri="gs://acme-llm-weights-usc1/llama-3.1-70b-instruct/", machine_type="a3-highgpu-4g",
     accelerator_type="NVIDIA_H100_80GB", accelerator_count=4, min_replicas=2, max_replicas=5,
-    max_context_tokens=32768, network_variant="private", network=NETWORK,
+    max_context_tokens=32768, precision="fp16", network_variant="private", network=NETWORK, accept_eula=True,
 )
 DEPLOYMENT = "gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment"
 AGENT = "gcp:projects/serviceIdentity:ServiceIdentity"
 KEY = "gcp:kms/cryptoKey:CryptoKey"
 GRANT = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
+ZONE = "gcp:dns/managedZone:ManagedZone"
+RECORD = "gcp:dns/recordSet:RecordSet"
+POLICY = "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy"
+SUBNET = "gcp:compute/subnetwork:Subnetwork"
 
 
 def make_args(**overrides) -> VertexEndpointArgs:
@@ -48,6 +57,9 @@ def _run(overrides: tuple):
         pulumi.export("api_key_secret", ep.contract.api_key_secret)
         pulumi.export("model", ep.contract.model)
         pulumi.export("tier", ep.contract.tier)
+        if ep.psc_ip_address is not None:
+            pulumi.export("psc_ip_address", ep.psc_ip_address)
+            pulumi.export("psc_dns_name", ep.psc_dns_name)
 
     return run_program(program, "llm-hosting", "t", {"gcp:region": REGION, "gcp:project": PROJECT})
 
@@ -179,6 +191,44 @@ def test_vllm_usage_reporting_is_off():
     assert env()["VLLM_NO_USAGE_STATS"] == "1"
 
 
+def test_fp8_plan_quantises_weights_and_kv_cache():
+    args = flags(precision="fp8", machine_type="g2-standard-8", accelerator_type="NVIDIA_L4", accelerator_count=1)
+    assert (args["quantization"], args["kv-cache-dtype"]) == ("fp8", "fp8")
+
+
+def test_fp16_plan_adds_no_precision_flags():
+    assert not {"quantization", "kv-cache-dtype", "dtype"} & set(flags(precision="fp16"))
+
+
+# -- Model Garden: licence and model source --------------------------------------------------------------------------
+
+def test_gated_model_is_deployed_with_the_licence_accepted_from_googles_cache():
+    config = deployment()["modelConfig"]
+    assert config["acceptEula"] is True
+    assert config["huggingFaceCacheEnabled"] is True
+    assert "huggingFaceAccessToken" not in config
+
+
+def test_hub_token_stays_secret_and_replaces_the_cache():
+    config = deployment(hugging_face_token="hf_abcdefghijklmnopqrstuvwxyz")["modelConfig"]
+    assert config["huggingFaceAccessToken"] == "[secret]"
+    assert config["huggingFaceCacheEnabled"] is False
+    assert "hf_abcdefghijklmnopqrstuvwxyz" not in str(run(hugging_face_token="hf_abcdefghijklmnopqrstuvwxyz").resources)
+
+
+def test_ungated_model_needs_no_licence():
+    config = deployment(model_id="Qwen/Qwen2.5-7B-Instruct", accept_eula=False)["modelConfig"]
+    assert config["acceptEula"] is False and config["huggingFaceCacheEnabled"] is True
+
+
+@pytest.mark.parametrize("model_id", ["meta-llama/Llama-3.1-70B-Instruct", "google/gemma-2-27b-it",
+                                      "mistralai/Mixtral-8x7B-Instruct-v0.1"])
+def test_gated_model_without_the_licence_is_refused(model_id):
+    with pytest.raises(ValueError, match=r"^accept_eula: .* is a gated .* set accept_eula: true") as exc:
+        make_args(model_id=model_id, accept_eula=False)
+    assert f"https://huggingface.co/{model_id}" in str(exc.value)
+
+
 # -- encryption ----------------------------------------------------------------------------------------------------
 
 def test_one_key_in_the_endpoint_region():
@@ -244,6 +294,95 @@ def test_no_standalone_forwarding_rule_or_endpoint():
     assert "gcp:vertex/aiEndpoint:AiEndpoint" not in types
 
 
+@pytest.mark.parametrize("variant", ["private", "airgapped"])
+def test_private_zone_resolves_the_url_host_to_the_psc_address_in_the_vpc_only(variant):
+    result = run(network_variant=variant)
+    zone, record = one(result, ZONE).inputs, one(result, RECORD).inputs
+    assert zone["visibility"] == "private"
+    assert zone["privateVisibilityConfig"] == {"networks": [{"networkUrl": NETWORK}]}
+    assert zone["dnsName"] == "prediction.p.vertexai.goog."
+    assert record["managedZone"] == zone["name"] == "llm-hosting-t-vertex-psc"
+    host = urlparse(result.outputs["endpoint_url"]).hostname
+    assert record["name"] == f"{host}." and host == result.outputs["psc_dns_name"]
+    assert (record["type"], record["rrdatas"]) == ("A", [result.outputs["psc_ip_address"]])
+    assert ipaddress.ip_address(result.outputs["psc_ip_address"]).is_private
+
+
+def test_public_endpoint_has_no_private_zone():
+    result = run(network_variant="public", network=None)
+    assert result.by_type(ZONE) == [] and result.by_type(RECORD) == []
+
+
+def test_record_refuses_a_failed_psc_automation_with_its_reason():
+    automation = SimpleNamespace(ip_address=None, state="PSC_AUTOMATION_STATE_FAILED",
+                                 error_message="CONNECTION_POLICY_MISSING")
+    config = SimpleNamespace(private_service_connect_config=SimpleNamespace(psc_automation_configs=automation))
+    with pytest.raises(ValueError, match="PSC_AUTOMATION_STATE_FAILED: CONNECTION_POLICY_MISSING.*gcp-vertexai"):
+        _psc_ip_required(config)
+
+
+def _with_network(variant: str = "private"):
+    def program():
+        net = GcpNetwork("net", GcpNetworkArgs(stack="t", variant=variant, region=REGION, project=PROJECT,
+                                               psc_service_classes=(VertexEndpoint.psc_service_class,)))
+        ep = VertexEndpoint("vertex", make_args(
+            network_variant=variant, network=net.network_self_link,
+            service_connection_policy=net.service_connection_policies[VertexEndpoint.psc_service_class]))
+        pulumi.export("endpoint_url", ep.contract.endpoint_url)
+
+    return run_program(program, "llm-hosting", "t", {"gcp:region": REGION, "gcp:project": PROJECT})
+
+
+def test_deployment_waits_for_the_networks_vertex_ai_policy():
+    result = _with_network()
+    policy = one(result, POLICY)
+    assert policy.inputs["serviceClass"] == "gcp-vertexai"
+    assert policy.urn in one(result, DEPLOYMENT).dependencies
+
+
+def test_service_connection_policy_is_refused_for_a_public_endpoint():
+    with pytest.raises(ValueError, match=r"^service_connection_policy: "):
+        make_args(network_variant="public", network=None, service_connection_policy=object())
+
+
+# -- the example stacks, read the way a caller in the VPC would ------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def stack(name: str):
+    return run_preview(ROOT, name)
+
+
+@pytest.mark.parametrize("name", ["us-vertex-support", "eu-confidential-vertex"])
+def test_stack_url_resolves_in_its_vpc_to_an_address_its_policy_hands_out(name):
+    result = stack(name)
+    [network] = result.by_type("gcp:compute/network:Network")
+    deployment_ = one(result, DEPLOYMENT)
+    location = deployment_.inputs["location"]
+    policy = one(result, POLICY).inputs
+    vpc = f"projects/{network.inputs['project']}/global/networks/{network.inputs['name']}"
+    assert (policy["serviceClass"], policy["network"], policy["location"]) == ("gcp-vertexai", vpc, location)
+    assert one(result, POLICY).urn in deployment_.dependencies, "the deployment's first `pulumi up` races the policy"
+    assert deployment_.inputs["endpointConfig"]["privateServiceConnectConfig"]["pscAutomationConfigs"]["network"] == \
+        policy["network"]
+    [psc_subnet] = [s for s in result.by_type(SUBNET) if s.name == "network-psc"]
+    assert policy["pscConfig"]["subnetworks"] == [
+        f"projects/{psc_subnet.inputs['project']}/regions/{location}/subnetworks/{psc_subnet.inputs['name']}"]
+    zone, record = one(result, ZONE).inputs, one(result, RECORD).inputs
+    assert zone["privateVisibilityConfig"]["networks"] == [{"networkUrl": policy["network"]}]
+    assert record["name"] == urlparse(result.outputs["endpoint_url"]).hostname + "."
+    [address] = record["rrdatas"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(psc_subnet.inputs["ipCidrRange"])
+
+
+@pytest.mark.parametrize("name", ["us-vertex-support", "eu-confidential-vertex"])
+def test_stack_serves_the_planned_precision_with_the_licence_accepted(name):
+    result = stack(name)
+    config = one(result, DEPLOYMENT).inputs["modelConfig"]
+    assert (config["acceptEula"], config["huggingFaceCacheEnabled"]) == (True, True)
+    args = config["containerSpec"]["args"]
+    assert "--quantization=fp8" in args and "--kv-cache-dtype=fp8" in args  # both stacks plan fp8 on L4
+
+
 # -- protection ----------------------------------------------------------------------------------------------------
 
 def test_endpoint_is_protected():
@@ -264,11 +403,19 @@ def test_contract_is_the_openai_base_url_with_google_oauth():
     outputs = run().outputs
     endpoint = outputs["endpoint_id"]
     assert re.fullmatch(r"\d+", endpoint)
-    assert outputs["endpoint_url"] == (f"https://{endpoint}.{REGION}-{PROJECT_NUMBER}.prediction.vertexai.goog"
+    # Private: the documented name of a PSC endpoint, which the stack's private zone resolves.
+    assert outputs["endpoint_url"] == (f"https://{endpoint}-{REGION}-{PROJECT_NUMBER}.prediction.p.vertexai.goog"
                                        f"/v1/projects/{PROJECT}/locations/{REGION}/endpoints/{endpoint}")
     assert outputs["endpoint_name"] == f"projects/{PROJECT}/locations/{REGION}/endpoints/{endpoint}"
     assert outputs["api_key_secret"] == "google-oauth (IAM aiplatform.endpoints.predict)"
     assert (outputs["model"], outputs["tier"]) == (BASE["model_id"], "managed")
+
+
+def test_public_contract_is_the_dedicated_endpoints_public_name():
+    outputs = run(network_variant="public", network=None).outputs
+    endpoint = outputs["endpoint_id"]
+    assert outputs["endpoint_url"] == (f"https://{endpoint}.{REGION}-{PROJECT_NUMBER}.prediction.vertexai.goog"
+                                       f"/v1/projects/{PROJECT}/locations/{REGION}/endpoints/{endpoint}")
 
 
 def test_component_type_token():
@@ -340,6 +487,10 @@ def test_each_gap_says_why_and_what_to_do():
     ({"network_variant": "public"}, "network"),
     ({"network": "llm-vpc"}, "network"),
     ({"network_variant": "internal"}, "network_variant"),
+    ({"precision": "int4"}, "precision"),
+    ({"accept_eula": False}, "accept_eula"),
+    ({"network_variant": "airgapped", "hugging_face_token": "hf_token"}, "hugging_face_token"),
+    ({"stack": "x" * 60}, "stack"),
 ])
 def test_refusals_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=rf"^{field}: "):

@@ -12,6 +12,8 @@ from .boundary import (no_public_load_balancer, no_third_party_api, private_clus
                        sagemaker_network_isolation, vertex_private_service_connect)
 from .encryption import (cmk_buckets, cmk_cluster_secrets, cmk_endpoints, cmk_log_groups, cmk_secrets, cmk_volumes,
                          key_deletion_window, key_rotation)
+from .links import (endpoint_reachable, metric_sources, model_fits_gpu, node_pools_scaled, pods_schedulable, replicas_fit,
+                    rollout_wait)
 from .residency import provider_region, region_allowlist
 
 MODULES = (
@@ -22,6 +24,7 @@ MODULES = (
     cmk_secrets, cmk_volumes, cmk_buckets, cmk_log_groups, cmk_endpoints, cmk_cluster_secrets, key_rotation,
     key_deletion_window,
     no_full_access_policies, imdsv2_nodes, no_plaintext_secret_env, protect_stateful,
+    pods_schedulable, replicas_fit, node_pools_scaled, metric_sources, model_fits_gpu, rollout_wait, endpoint_reachable,
 )
 RULES = [m.RULE for m in MODULES]
 POLICIES = [m.POLICY for m in MODULES]
