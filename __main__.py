@@ -27,7 +27,7 @@ from components.versions import VERSIONS
 from planner.catalog import load_catalog, load_regions
 from planner.errors import InputError
 from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts, pod_size, weights_gb
-from planner.stack_config import GATEWAY_MASTER_KEY, StackConfig, load_stack_config
+from planner.stack_config import GATEWAY_MASTER_KEY, PROJECT, StackConfig, load_stack_config
 from serving.engine import EngineInputs
 from serving.gateway import Gateway, GatewayArgs, api_key_env_name, stack_routes
 from serving.model_server import ModelServer, ModelServerArgs
@@ -119,7 +119,7 @@ def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer]:
         subnet_ids=net.private_subnet_ids, public_access_cidrs=s.public_access_cidrs, admin_role_arns=s.admin_role_arns,
         protect=cfg.protect, tags=tags))
     counts = node_counts(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, s.min_replicas, s.on_demand_replicas,
-                         s.spot_replicas)
+                         s.spot_replicas, zones=cfg.vpc.az_count)  # node groups span the VPC's private subnets
     nodes = EksGpuNodeGroups("gpu-nodes", EksGpuNodeGroupsArgs(
         stack=stack, cluster_name=cluster.cluster_name, subnet_ids=net.private_subnet_ids, kms_key_arn=cluster.kms_key_arn,
         gpu=s.gpu, instance_type=s.instance_type, on_demand_min_nodes=counts.on_demand_min,
@@ -187,11 +187,11 @@ def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer]:
         stack=stack, region=cfg.region, project=cfg.gcp_project, variant=cfg.network, network=net.network_self_link,
         subnetwork=net.subnet_self_link, pods_range_name=net.pods_range_name, services_range_name=net.services_range_name,
         master_ipv4_cidr=GKE_MASTER_CIDR, master_authorized_cidrs=s.public_access_cidrs, protect=cfg.protect, labels=labels))
+    zones = cfg.vpc.zones or load_regions().zones("gcp", cfg.region)[:cfg.vpc.az_count]
     counts = node_counts(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, s.min_replicas, s.on_demand_replicas,
-                         s.spot_replicas)
+                         s.spot_replicas, zones=len(zones))
     nodes = GkeGpuNodePools("gpu-nodes", GkeGpuNodePoolsArgs(
-        stack=stack, region=cfg.region, project=cfg.gcp_project, cluster=cluster.cluster_id,
-        zones=cfg.vpc.zones or load_regions().zones("gcp", cfg.region)[:cfg.vpc.az_count],
+        stack=stack, region=cfg.region, project=cfg.gcp_project, cluster=cluster.cluster_id, zones=zones,
         machine_type=s.instance_type, gpu=s.gpu, accelerator_type=GKE_ACCELERATOR[s.gpu],
         accelerator_count=catalog.instance_shapes.gcp[s.instance_type].gpu_count,
         on_demand_min_nodes=counts.on_demand_min, on_demand_max_nodes=counts.on_demand_max, spot_max_nodes=counts.spot_max,
@@ -214,9 +214,9 @@ def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
 
 def build_hybrid(cfg: StackConfig) -> TierOutputs:
     """The in-boundary model server plus the API tier, behind one gateway that routes by the stack's pattern."""
-    if cfg.self_hosted is None:
-        raise pulumi.RunError(f"{source}: llm-hosting:managed: a hybrid stack whose in-boundary tier is a managed endpoint "
-                              "needs a cluster to run its gateway; this version builds hybrids on a self-hosted tier only")
+    unbuilt = cfg.unbuilt()  # the same predicate the planner drops candidates by
+    if unbuilt:
+        raise pulumi.RunError(f"{source}: {PROJECT}:{unbuilt[0]}: {unbuilt[1]}")
     cluster, server = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
     build_api(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
     config = pulumi.Config()

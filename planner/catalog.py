@@ -70,6 +70,7 @@ class ModelClass(_Strict):
     max_context_tokens: int = Field(gt=0)
     quality: Quality
     source: str
+    notes: Optional[str] = None
 
     @model_validator(mode="after")
     def _kv_consistent(self):
@@ -113,6 +114,48 @@ class Instance(_Sourced):
     notes: Optional[str] = None
 
 
+PriceRow = tuple[float, Optional[float]]
+
+
+class RegionPriceTable(_Sourced):
+    """Compute prices per instance type and region, in one compact table: `type: {region: [on_demand, spot]}`.
+
+    A row fills a (type, region) that the `instances` list does not price; a listed row always wins. Each row becomes
+    an `Instance` with the table's source (and `estimate`/`basis`), so the planner reads one list.
+    """
+
+    cloud: Cloud
+    source_date: Optional[str] = None
+    price_basis: Optional[str] = None
+    spot_basis: str
+    notes: Optional[str] = None
+    prices: dict[str, dict[str, PriceRow]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _rows_valid(self):
+        for itype, rows in self.prices.items():
+            if not rows:
+                raise ValueError(f"prices.{itype} lists no region")
+            for region, (od, spot) in rows.items():
+                where = f"prices.{itype}.{region}"
+                if not (od > 0 and math.isfinite(od)):
+                    raise ValueError(f"{where}: the on-demand price must be a positive number of USD per hour (got {od!r})")
+                if spot is not None and not (0 < spot < od):
+                    raise ValueError(f"{where}: the spot price must be above 0 and below the on-demand {od} (got {spot!r}); "
+                                     "write null where the source lists none")
+        return self
+
+
+class ManagedEstimate(_Strict):
+    """How managed-endpoint rates are derived where no list price is at hand: the compute twin's price in the region
+    times a premium (fixed here, or each managed type's sourced `premium_over_ec2` when `premium` is left out)."""
+
+    cloud: Cloud
+    service: Literal["sagemaker", "vertex"]
+    premium: Optional[float] = Field(default=None, gt=1)
+    basis: str
+
+
 class Throughput(_Sourced):
     model_class: str
     model: str
@@ -136,6 +179,32 @@ class Throughput(_Sourced):
     def is_capacity_figure(self) -> bool:
         """A single-request figure measures latency, not what a replica can carry."""
         return self.concurrency != 1
+
+    @property
+    def prompt_tok_s_per_gpu(self) -> Optional[float]:
+        """Prompt tokens per second per GPU the benchmark processed alongside its output, when it states both lengths:
+        every request brought `input_len` prompt tokens for its `output_len` output tokens."""
+        if not (self.input_len and self.output_len):
+            return None
+        return self.output_tok_s_per_gpu * self.input_len / self.output_len
+
+
+class Prefill(_Sourced):
+    """Prompt (prefill) tokens per second per GPU for one model class on one GPU at the planner's precision.
+
+    Prefill is compute-bound, so where no measurement is at hand the row is derived from the GPU's dense tensor
+    FLOPS and the model's 2 x active parameters FLOPs per prompt token at a stated MFU (`estimate: true`)."""
+
+    model_class: str
+    gpu: str
+    precision: str
+    prompt_tok_s_per_gpu: float = Field(gt=0)
+
+
+class PrefillTable(_Strict):
+    mfu: float = Field(gt=0, le=1, description="model FLOPs utilisation assumed for derived rows")
+    mfu_basis: str
+    rows: list[Prefill]
 
 
 class Staffing(_Strict):
@@ -225,6 +294,9 @@ class Catalog(_Strict):
     instances: list[Instance]
     instance_shapes: InstanceShapes
     throughput: list[Throughput]
+    region_prices: list[RegionPriceTable] = []
+    managed_estimates: list[ManagedEstimate] = []
+    prefill: Optional[PrefillTable] = None
     staffing: Staffing
     serving: Serving
     latency: Latency
@@ -248,13 +320,75 @@ class Catalog(_Strict):
         for i, row in enumerate(self.throughput):
             if row.gpu not in self.gpus:
                 raise ValueError(f"throughput[{i}].gpu {row.gpu!r} is not in gpus ({', '.join(sorted(self.gpus))})")
+        for i, row in enumerate(self.prefill.rows if self.prefill else []):
+            if row.gpu not in self.gpus or row.model_class not in self.models:
+                raise ValueError(f"prefill.rows[{i}]: {row.model_class!r} on {row.gpu!r} needs a model class in models and a GPU in gpus")
+        # The compact tables and the managed estimates become ordinary rows after the listed ones (which win).
+        object.__setattr__(self, "instances", self.instances + self._region_rows())
+        object.__setattr__(self, "instances", self.instances + self._managed_rows())
         return self
+
+    def _region_rows(self) -> list[Instance]:
+        regions = load_regions()
+        have = {(i.cloud, i.service, i.instance_type, i.region) for i in self.instances}
+        rows: list[Instance] = []
+        for n, table in enumerate(self.region_prices):
+            shapes = self.instance_shapes.for_cloud(table.cloud)
+            known = regions.for_cloud(table.cloud).regions
+            for itype, prices in table.prices.items():
+                if itype not in shapes:
+                    raise ValueError(f"region_prices[{n}].prices.{itype}: not an instance type in instance_shapes.{table.cloud}")
+                for region, (od, spot) in prices.items():
+                    if region not in known:
+                        raise ValueError(f"region_prices[{n}].prices.{itype}.{region}: not a {table.cloud} region in regions.yaml")
+                    key = (table.cloud, "compute", itype, region)
+                    if key in have:
+                        continue
+                    have.add(key)
+                    shape = shapes[itype]
+                    rows.append(Instance(cloud=table.cloud, instance_type=itype, service="compute", gpu=shape.gpu,
+                                         gpu_count=shape.gpu_count, region=region, on_demand_hourly=od, spot_hourly=spot,
+                                         source=table.source, estimate=table.estimate, basis=table.basis,
+                                         source_date=table.source_date, price_basis=table.price_basis,
+                                         notes=f"from region_prices[{n}]; spot: {table.spot_basis}"))
+        return rows
+
+    def _managed_rows(self) -> list[Instance]:
+        have = {(i.cloud, i.service, i.instance_type, i.region) for i in self.instances}
+        rows: list[Instance] = []
+        for n, rule in enumerate(self.managed_estimates):
+            templates: dict[str, Instance] = {}
+            for i in self.instances:
+                if i.cloud == rule.cloud and i.service == rule.service and (rule.premium or i.premium_over_ec2):
+                    if i.instance_type not in templates or (templates[i.instance_type].estimate and not i.estimate):
+                        templates[i.instance_type] = i
+            if not templates:
+                raise ValueError(f"managed_estimates[{n}]: no {rule.service} row with a premium to derive from")
+            for mtype, t in templates.items():
+                twin = t.ec2_twin or t.instance_type
+                premium = rule.premium or t.premium_over_ec2
+                why = f"x {premium:g}" + (f" ({t.premium_basis})" if not rule.premium and t.premium_basis else "")
+                for c in self.instances:
+                    key = (rule.cloud, rule.service, mtype, c.region)
+                    if c.cloud != rule.cloud or c.service != "compute" or c.instance_type != twin or key in have:
+                        continue
+                    have.add(key)
+                    price = c.source if not c.estimate else f"itself an estimate: {c.basis}"
+                    rows.append(Instance(cloud=rule.cloud, instance_type=mtype, service=rule.service, gpu=c.gpu,
+                                         gpu_count=c.gpu_count, region=c.region, on_demand_hourly=round(c.on_demand_hourly * premium, 4),
+                                         estimate=True, source="derived (see basis)", ec2_twin=t.ec2_twin, premium_over_ec2=premium,
+                                         basis=f"{rule.basis}: compute {twin} in {c.region} {c.on_demand_hourly:g} ({price}) {why}"))
+        return rows
 
     def instances_in(self, cloud: str, region: str, service: str) -> list[Instance]:
         return [i for i in self.instances if i.cloud == cloud and i.region == region and i.service == service]
 
     def throughput_for(self, model_class: str, gpu: str) -> list[Throughput]:
         return [t for t in self.throughput if t.model_class == model_class and t.gpu == gpu and t.is_capacity_figure]
+
+    def prefill_for(self, model_class: str, gpu: str) -> Optional[Prefill]:
+        rows = self.prefill.rows if self.prefill else []
+        return next((r for r in rows if r.model_class == model_class and r.gpu == gpu), None)
 
 
 class Regions(_Strict):

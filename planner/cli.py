@@ -71,7 +71,8 @@ def plan(profile: Path, stack: Optional[str], catalog_path: Optional[Path], as_j
     catalog = load_catalog(catalog_path)
     prof = load_profile(profile)
     profile_ref = _rel(profile, root)
-    decision = decide(prof, catalog, profile_ref)
+    # The catalog as given (relative to the cwd): the stack checks `decide` applies to each candidate read it.
+    decision = decide(prof, catalog, profile_ref, str(catalog_path) if catalog_path else None)
     name = stack or prof.name
     if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
         raise refuse(profile, "--stack", f"{name!r} is not a valid stack name (letters, digits, -, _ and . only)")

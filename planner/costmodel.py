@@ -5,18 +5,25 @@ The formulas, in one place:
 
 - projected daily requests = today's x (1 + growth)^horizon; a month is `hours_per_month` / 24 days.
 - API cost = requests x (input tokens x input price + output tokens x output price) / 1e6.
-- replicas = ceil(peak output tok/s / (per-GPU tok/s x target utilisation x GPUs per replica)),
-  plus one spare at very high availability targets, and never below the failover floor.
+- a replica's second is shared by its two phases: prompt tokens / prefill rate + output tokens / decode rate
+  <= target utilisation (prefill is compute-bound, decode memory-bound; `PhaseCapacity`). The decode rate is the
+  benchmark's output rate less the time its own prompts took. Without the workload's mix, capacity is the measured
+  output rate at the benchmark's own prompt mix x target utilisation x GPUs per replica.
+- replicas = the most of: that time budget at peak; the utilisation at which a prompt of average length still
+  meets the TTFT SLA (TTFT = prefill time / (1 - utilisation)); the KV memory for the sequences in flight
+  (Little's law); plus one spare at very high availability targets, and never below the failover floor.
 - compute = on-demand instances for the floor (at least two nodes when failover is needed) + spot instances
   for the rest where spot is allowed and priced, x hours per month.
 - staffing = FTE for the tier and the team's ML-ops capacity x annual cost / 12.
+- crossover with an API = the lowest volume from which a GPU tier's all-in cost, planned afresh at each volume,
+  stays at or below the API's; found by walking the tier's step-shaped cost curve (`CostCurve`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from .catalog import ApiModel, Catalog, Instance, Throughput
 
@@ -59,6 +66,19 @@ class Volume:
     @property
     def peak_output_tok_s(self) -> float:
         return self.avg_output_tok_s * self.peak_to_average
+
+    @property
+    def avg_input_tok_s(self) -> float:
+        return self.daily_requests * self.avg_input_tokens / 86400.0
+
+    @property
+    def peak_input_tok_s(self) -> float:
+        """Prompt tokens per second at peak: the prefill work the fleet must do next to its output."""
+        return self.avg_input_tok_s * self.peak_to_average
+
+    @property
+    def peak_requests_s(self) -> float:
+        return self.daily_requests * self.peak_to_average / 86400.0
 
     @property
     def offpeak_output_tok_s(self) -> float:
@@ -184,6 +204,158 @@ def pick_throughput(rows: list[Throughput], gpus_per_replica: int) -> Optional[T
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Prompt (prefill) and output (decode) work
+
+# Above this share of a benchmark's time going to its own prompts (at the prefill estimate), the estimate cannot
+# split the row: the engine prefilled faster than estimated, so the row's output rate is taken as decode alone.
+MAX_BENCHMARK_PROMPT_SHARE = 0.9
+LIMITS = ("prefill", "decode", "latency", "memory", "redundancy floor")
+
+
+def prefill_rate(catalog: Catalog, size_class: str, gpu: str) -> Optional[tuple[float, str]]:
+    """(prompt tok/s per GPU, where it comes from): the catalog's prefill row, else derived the way the rows are
+    (dense tensor FLOPS at the planner's precision x MFU / 2 FLOPs per parameter), else None."""
+    row = catalog.prefill_for(size_class, gpu)
+    if row is not None:
+        return row.prompt_tok_s_per_gpu, row.source or f"estimate: {row.basis}"
+    if catalog.prefill is None:
+        return None
+    g = catalog.gpus[gpu]
+    tflops = g.fp8_tflops if planned_precision(catalog, gpu) == "fp8" else (g.bf16_tflops or g.fp16_tflops)
+    if not tflops:
+        return None
+    params = catalog.models[size_class].params_billion
+    rate = tflops * 1e12 * catalog.prefill.mfu / (2 * params * 1e9)
+    return rate, f"estimate: {tflops:g} TFLOPS x MFU {catalog.prefill.mfu:g} / (2 FLOPs x {params:g}B parameters), no prefill row"
+
+
+@dataclass(frozen=True)
+class PhaseCapacity:
+    """One replica at a workload's request mix, with prompt (prefill) and output (decode) work counted apart."""
+
+    avg_input_tokens: int
+    avg_output_tokens: int
+    prompt_tok_s: float  # prefill rate of the replica at full use
+    decode_tok_s: float  # decode rate of the replica at full use
+    ttft_prompt_tok_s: float  # one prompt's prefill rate: over every GPU the model copy is sharded on
+    kv_tokens: float  # KV cache the replica's memory holds beyond the weights
+    itl_s: float  # time between a sequence's output tokens in a loaded batch
+    target_utilization: float
+    ttft_sla_ms: Optional[float]
+    prefill_basis: str
+    decode_basis: str
+
+    @property
+    def seconds_per_request(self) -> float:
+        return self.avg_input_tokens / self.prompt_tok_s + self.avg_output_tokens / self.decode_tok_s
+
+    @property
+    def work_limit(self) -> str:
+        """The phase that takes more of a replica's time at this mix."""
+        return "prefill" if self.avg_input_tokens / self.prompt_tok_s >= self.avg_output_tokens / self.decode_tok_s else "decode"
+
+    @property
+    def prefill_seconds(self) -> float:
+        return self.avg_input_tokens / self.ttft_prompt_tok_s
+
+    @property
+    def utilization_cap(self) -> float:
+        """The busiest a replica may run: the target, or lower where a prompt's wait would break the TTFT SLA.
+        A prompt shares the replica with the work in flight, so its prefill stretches to prefill / (1 - utilisation)."""
+        if self.ttft_sla_ms is None:
+            return self.target_utilization
+        return min(self.target_utilization, 1 - self.prefill_seconds * 1000 / self.ttft_sla_ms)
+
+    @property
+    def meets_ttft(self) -> bool:
+        return self.utilization_cap > 0
+
+    @property
+    def planned_output_tok_s(self) -> float:
+        return self.avg_output_tokens / self.seconds_per_request * max(self.utilization_cap, 0.0)
+
+    @property
+    def max_sequences(self) -> float:
+        return self.kv_tokens / (self.avg_input_tokens + self.avg_output_tokens)
+
+    def utilization(self, requests_s: float) -> float:
+        return requests_s * self.seconds_per_request
+
+    def ttft_ms(self, requests_s: float) -> float:
+        u = self.utilization(requests_s)
+        return math.inf if u >= 1 else self.prefill_seconds * 1000 / (1 - u)
+
+    def replicas_for_memory(self, requests_s: float) -> int:
+        """Fewest replicas whose KV cache holds the sequences in flight: per-replica rate x with
+        x p / (1 - x s) + x a <= S (p prefill time, s seconds per request, a decode time, S sequences held),
+        i.e. a s x^2 - (p + a + S s) x + S >= 0, whose smaller root bounds x (it lies below 1 / s)."""
+        if requests_s <= 0:
+            return 0
+        p, s, a, cap = self.prefill_seconds, self.seconds_per_request, self.avg_output_tokens * self.itl_s, self.max_sequences
+        if cap <= 0:  # a fitted replica always has KV room; without it no count of replicas would do
+            raise ValueError("a replica without KV cache room cannot serve")
+        b = p + a + cap * s
+        x = cap / b if a == 0 else (b - math.sqrt(max(b * b - 4 * a * s * cap, 0.0))) / (2 * a * s)
+        r = max(1, math.ceil(requests_s / x))
+        while self.in_flight(requests_s / r) > cap * (1 + 1e-9):  # float rounding at the root
+            r += 1
+        return r
+
+    def in_flight(self, requests_s: float) -> float:
+        """Sequences holding KV cache at once (Little's law): arrival rate x (time to first token + decode time)."""
+        u = self.utilization(requests_s)
+        if u >= 1:
+            return math.inf
+        return requests_s * (self.prefill_seconds / (1 - u) + self.avg_output_tokens * self.itl_s)
+
+
+def phase_capacity(catalog: Catalog, size_class: str, fit: ReplicaFit, tp: Throughput, serving_gpus: int,
+                   avg_input_tokens: int, avg_output_tokens: int, ttft_sla_ms: Optional[float]) -> Optional[PhaseCapacity]:
+    """The replica's prefill and decode rates from the catalog, or None when no prefill rate can be had."""
+    prefill = prefill_rate(catalog, size_class, fit.gpu)
+    if prefill is None:
+        return None
+    p_gpu, p_basis = prefill
+    measured = tp.output_tok_s_per_gpu
+    bench_prompt = tp.prompt_tok_s_per_gpu
+    share = bench_prompt / p_gpu if bench_prompt is not None else None
+    if share is None:
+        d_gpu = measured
+        d_basis = (f"{measured:,.1f} output tok/s/GPU measured; the row states no prompt length, so it is counted as decode "
+                   f"alone (its prompts are not subtracted: conservative)")
+    elif share < MAX_BENCHMARK_PROMPT_SHARE:
+        d_gpu = measured / (1 - share)
+        d_basis = (f"{measured:,.1f} output tok/s/GPU measured at {tp.input_len} prompt / {tp.output_len} output tokens; its "
+                   f"{bench_prompt:,.0f} prompt tok/s took {share:.0%} of the time at the prefill rate, so decode = "
+                   f"{measured:,.1f} / {1 - share:.2f} = {d_gpu:,.1f}")
+    else:
+        d_gpu = measured
+        d_basis = (f"{measured:,.1f} output tok/s/GPU measured; its prompts ({bench_prompt:,.0f} tok/s) exceed "
+                   f"{MAX_BENCHMARK_PROMPT_SHARE:.0%} of the prefill estimate, so it is counted as decode alone")
+    n = fit.gpus_per_replica
+    spec = catalog.models[size_class]
+    kv_tokens = max(0.0, fit.usable_gb - fit.weights_gb) * GB / (spec.kv_bytes_per_token_fp16 * BYTES_PER_PARAM[fit.precision] / 2.0)
+    # A measured inter-token latency where the row has one; else the decode step's floor (all weights read once).
+    itl = tp.mean_itl_ms / 1000 if tp.mean_itl_ms else fit.weights_gb / (catalog.gpus[fit.gpu].bandwidth_gbps * n)
+    return PhaseCapacity(avg_input_tokens, avg_output_tokens, p_gpu * n, d_gpu * n, p_gpu * serving_gpus, kv_tokens, itl,
+                         catalog.serving.target_utilization, ttft_sla_ms, p_basis, d_basis)
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How many replicas a load needs and what sets that number."""
+
+    replicas: int
+    limited_by: str  # one of LIMITS, or "output throughput" when no prompt/output split is known
+    bounds: dict  # replicas each limit alone needs (spare not included)
+    ttft_ms: Optional[float]  # a prompt of average length at the planned load (None without a prefill rate)
+
+    def as_dict(self) -> dict:
+        return {"limited_by": self.limited_by, "replicas_by_limit": dict(self.bounds),
+                "ttft_ms_at_peak": None if self.ttft_ms is None else round(self.ttft_ms, 1)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Fleets of GPU instances
 
 
@@ -215,10 +387,13 @@ class GpuOption:
     fit: ReplicaFit
     throughput: Throughput
     replicas_per_instance: int
-    tok_s_per_replica: float  # planned: measured per-GPU x target utilisation x GPUs per replica
+    # Planned output tok/s per replica: at the workload's prompt/output mix and the utilisation its TTFT SLA allows
+    # (`capacity`), or without a mix measured per-GPU x target utilisation x GPUs per replica.
+    tok_s_per_replica: float
     failover_nodes: int
     spare_replica: bool
     allow_spot: bool
+    capacity: Optional[PhaseCapacity] = None  # prompt and output work apart, at the workload's mix
 
     @property
     def spot_priced(self) -> bool:
@@ -231,10 +406,32 @@ class GpuOption:
         return self.instance.gpu_count if self.service != "compute" else self.fit.gpus_per_replica
 
     def replicas_for(self, load_tok_s: float, floor_replicas: int) -> int:
-        needed = math.ceil(load_tok_s / self.tok_s_per_replica) if load_tok_s > 0 else 0
-        if self.spare_replica:
-            needed += 1
-        return max(needed, floor_replicas)
+        return self.sizing(load_tok_s, floor_replicas).replicas
+
+    def sizing(self, load_tok_s: float, floor_replicas: int) -> Sizing:
+        """Replicas for `load_tok_s` output tok/s at peak (at the workload's mix), and which limit set the number."""
+        c = self.capacity
+        bounds: dict[str, int] = {}
+        if c is None:
+            bounds["output throughput"] = math.ceil(load_tok_s / self.tok_s_per_replica) if load_tok_s > 0 else 0
+        else:
+            requests_s = load_tok_s / c.avg_output_tokens
+            per_replica_at_target = c.target_utilization / c.seconds_per_request
+            bounds[c.work_limit] = math.ceil(requests_s / per_replica_at_target) if requests_s > 0 else 0
+            if c.utilization_cap < c.target_utilization:
+                bounds["latency"] = math.ceil(load_tok_s / self.tok_s_per_replica) if requests_s > 0 else 0
+            bounds["memory"] = c.replicas_for_memory(requests_s)
+        needed = max(bounds.values())
+        limited_by = next(k for k, v in bounds.items() if v == needed)
+        needed += 1 if self.spare_replica else 0
+        if floor_replicas > needed:
+            limited_by = "redundancy floor"
+        replicas = max(needed, floor_replicas)
+        ttft = None
+        if c is not None:
+            serving = max(1, replicas - (1 if self.spare_replica else 0))
+            ttft = c.ttft_ms(load_tok_s / c.avg_output_tokens / serving)
+        return Sizing(replicas, limited_by, bounds, ttft)
 
     def fleet(self, replicas: int, floor_replicas: int, hours_per_month: float) -> Fleet:
         rpi = self.replicas_per_instance
@@ -262,11 +459,16 @@ def floor_replicas(catalog: Catalog, availability_target: float) -> int:
 
 
 def gpu_options(catalog: Catalog, cloud: str, regions: list[str], service: str, size_class: str, kv_tokens: int,
-                availability_target: float, allow_spot: bool) -> tuple[list[GpuOption], list[str]]:
+                availability_target: float, allow_spot: bool, avg_input_tokens: Optional[int] = None,
+                avg_output_tokens: Optional[int] = None, ttft_sla_ms: Optional[float] = None) -> tuple[list[GpuOption], list[str]]:
     """Every instance in the allowed regions that can hold a replica and has a throughput figure.
 
-    Returns the options and the reasons the other instances were passed over.
+    With the workload's average prompt and output lengths, capacity counts prefill and decode apart, and an
+    instance whose replica cannot prefill an average prompt within `ttft_sla_ms` is passed over (a wider
+    tensor-parallel replica on the same instance is tried first). Without them, capacity is the measured output rate
+    at the benchmark's own prompt mix. Returns the options and the reasons the other instances were passed over.
     """
+    with_mix = avg_input_tokens is not None and avg_output_tokens
     options: list[GpuOption] = []
     passed_over: list[str] = []
     failover = floor_replicas(catalog, availability_target) > 1
@@ -279,18 +481,43 @@ def gpu_options(catalog: Catalog, cloud: str, regions: list[str], service: str, 
                 passed_over.append(f"{inst.instance_type} ({region}): a {size_class} replica needs {need}, "
                                    f"the instance has {inst.gpu_count}")
                 continue
-            tp = pick_throughput(catalog.throughput_for(size_class, inst.gpu), fit.gpus_per_replica)
+            rows = catalog.throughput_for(size_class, inst.gpu)
+            tp = pick_throughput(rows, fit.gpus_per_replica)
             if tp is None:
                 passed_over.append(f"{inst.instance_type} ({region}): the catalog has no throughput figure for "
                                    f"{size_class} on {inst.gpu}")
                 continue
+            cap = None
+            if with_mix:
+                # A prompt's prefill is split over the replica's GPUs: where one average prompt cannot meet the TTFT
+                # SLA, a wider replica on the same instance may.
+                widths = [n for n in TP_SIZES if fit.gpus_per_replica <= n <= inst.gpu_count] if service == "compute" else [fit.gpus_per_replica]
+                for n in widths:
+                    wide = fit if n == fit.gpus_per_replica else fit_on(catalog, size_class, inst.gpu, kv_tokens, n)
+                    if wide is None:
+                        continue
+                    wide_tp = tp if wide is fit else pick_throughput(rows, n)
+                    serving_gpus = inst.gpu_count if service != "compute" else n
+                    cap = phase_capacity(catalog, size_class, wide, wide_tp, serving_gpus, avg_input_tokens,
+                                         avg_output_tokens, ttft_sla_ms)
+                    if cap is None or cap.meets_ttft:
+                        fit, tp = wide, wide_tp
+                        break
+                if cap is not None and not cap.meets_ttft:
+                    passed_over.append(f"{inst.instance_type} ({region}): prefilling an average {avg_input_tokens}-token prompt "
+                                       f"takes {cap.prefill_seconds * 1000:,.0f} ms on {serving_gpus} x {inst.gpu} even when idle, above "
+                                       f"the {ttft_sla_ms:g} ms TTFT SLA")
+                    continue
             # Managed endpoints place one model copy per instance; on our own nodes the scheduler packs replicas.
             # The copy is sharded over all the instance's GPUs, but capacity is planned on the GPUs the model needs.
             rpi = 1 if service != "compute" else inst.gpu_count // fit.gpus_per_replica
-            per_replica = tp.output_tok_s_per_gpu * catalog.serving.target_utilization * fit.gpus_per_replica
+            if cap is not None:
+                per_replica = cap.planned_output_tok_s
+            else:
+                per_replica = tp.output_tok_s_per_gpu * catalog.serving.target_utilization * fit.gpus_per_replica
             options.append(GpuOption(cloud, region, service, inst, fit, tp, rpi, per_replica,
                                      failover_nodes=2 if failover else 1, spare_replica=spare,
-                                     allow_spot=allow_spot and service == "compute"))
+                                     allow_spot=allow_spot and service == "compute", capacity=cap))
     return options, passed_over
 
 
@@ -299,6 +526,7 @@ class GpuPlan:
     option: GpuOption
     load_tok_s: float
     fleet: Fleet
+    sizing: Optional[Sizing] = None
 
     @property
     def monthly_compute_usd(self) -> float:
@@ -309,8 +537,8 @@ def cheapest_plan(catalog: Catalog, options: list[GpuOption], load_tok_s: float,
     floor = floor_replicas(catalog, availability_target)
     best: Optional[GpuPlan] = None
     for opt in options:
-        replicas = opt.replicas_for(load_tok_s, floor)
-        plan = GpuPlan(opt, load_tok_s, opt.fleet(replicas, floor, catalog.serving.hours_per_month))
+        sizing = opt.sizing(load_tok_s, floor)
+        plan = GpuPlan(opt, load_tok_s, opt.fleet(sizing.replicas, floor, catalog.serving.hours_per_month), sizing)
         if best is None or plan.monthly_compute_usd < best.monthly_compute_usd - 1e-9:
             best = plan
     return best
@@ -320,15 +548,127 @@ def cheapest_plan(catalog: Catalog, options: list[GpuOption], load_tok_s: float,
 # Crossover against an API
 
 
+def tokens_label(tokens: float) -> str:
+    """Millions of tokens for prose and tables: whole millions once they matter, three figures below ten million."""
+    return f"{tokens / 1e6:,.0f}M" if tokens >= 10e6 else f"{tokens / 1e6:.3g}M"
+
+
+class CostCurve:
+    """A tier's all-in monthly cost (USD) as a function of monthly requests, as the planner prices each volume.
+
+    Whole replicas and instances make it a non-decreasing step function on top of fixed costs, so each cost value
+    holds on one interval of volume; the ends of those intervals are found by bisection and remembered, because the
+    crossover against every API walks the same curve. `stop_after` bounds how many prices a search may take.
+    """
+
+    RELATIVE_TOLERANCE = 1e-9  # the API line and a step's cost compared with this slack
+    EDGE_TOLERANCE = 1e-5  # a step's edge is located to this share of its volume
+    MAX_MONTHLY_REQUESTS = 1e18  # beyond any real workload: a cost still flat here is flat for good
+    FIRST = 1e-6  # the smallest volume priced: the floor is paid from the first request
+
+    def __init__(self, cost_at: Callable[[float], float], scale: float = 1.0):
+        self._cost_at = cost_at
+        self._scale = scale  # a volume of the curve's order, where the search for the first edge begins
+        self._costs: dict[float, float] = {}
+        self._ends: dict[float, tuple[float, float]] = {}
+        self._slope: Optional[float] = None
+        self._width = 0.0  # the width of the last step found from its start: the next step is likely as wide
+        self._starts: set[float] = {self.FIRST}  # volumes known to start a step
+        self.stop_after = math.inf  # evaluations in all, after which a search gives up
+
+    @property
+    def evaluations(self) -> int:
+        return len(self._costs)
+
+    def __call__(self, monthly_requests: float) -> float:
+        cost = self._costs.get(monthly_requests)
+        if cost is None:
+            if len(self._costs) >= self.stop_after:
+                raise CurveSearchExhausted(monthly_requests)
+            cost = self._costs[monthly_requests] = self._cost_at(monthly_requests)
+        return cost
+
+    def step_end(self, monthly_requests: float, tolerance: Optional[float] = None) -> tuple[float, float]:
+        """(the last volume at this volume's cost, the first volume past it), to `tolerance` (default
+        `EDGE_TOLERANCE`) of the volume: the step's edge."""
+        cost = self(monthly_requests)
+        if cost in self._ends:
+            lo, hi = self._ends[cost]
+            if tolerance is not None and not math.isinf(hi):
+                lo, hi = self._bisect(cost, lo, hi, tolerance)
+                self._ends[cost] = (lo, hi)
+            return lo, hi
+        if self._width > 0:
+            # Steps mostly repeat (one more replica or instance each): try the edge one step's width on first.
+            guess = monthly_requests + self._width
+            lo, hi = guess * (1 - self.EDGE_TOLERANCE / 2), guess * (1 + self.EDGE_TOLERANCE / 2)
+            if lo >= monthly_requests and self(lo) <= cost < self(hi):
+                self._ends[cost] = (lo, hi)
+                return lo, hi
+        lo, width = monthly_requests, max(self._width, monthly_requests * self.EDGE_TOLERANCE * 16, self._scale * 1e-3)
+        while self(lo + width) <= cost:
+            lo += width
+            if lo >= self.MAX_MONTHLY_REQUESTS:
+                self._ends[cost] = (math.inf, math.inf)
+                return self._ends[cost]
+            width *= 2
+        lo, hi = self._bisect(cost, lo, lo + width, tolerance or self.EDGE_TOLERANCE)
+        self._ends[cost] = (lo, hi)
+        if monthly_requests in self._starts:
+            self._width = hi - monthly_requests
+        self._starts.add(hi)
+        return lo, hi
+
+    def _bisect(self, cost: float, lo: float, hi: float, tolerance: float) -> tuple[float, float]:
+        while hi - lo > tolerance * hi:
+            mid = (lo + hi) / 2
+            if self(mid) <= cost:
+                lo = mid
+            else:
+                hi = mid
+        return lo, hi
+
+    def search_limit(self) -> float:
+        """The volume at which a crossover search stops: 4,096 times the first step's, thousands of replicas."""
+        first_end, _ = self.step_end(self.FIRST)
+        return first_end * 4096
+
+    def marginal_per_request(self) -> float:
+        """The cost of one more request at large volume: the slope between the ends of two steps, one at 64 times the
+        first step's volume and one at twice that, where the floor and the on-demand base no longer count."""
+        if self._slope is None:
+            first_end, _ = self.step_end(self.FIRST)
+            if math.isinf(first_end):
+                self._slope = 0.0
+            else:
+                e1, _ = self.step_end(first_end * 64, tolerance=1e-10)
+                e2, _ = self.step_end(e1 * 2, tolerance=1e-10)
+                self._slope = 0.0 if math.isinf(e2) else (self(e2) - self(e1)) / (e2 - e1)
+        return self._slope
+
+
+class CurveSearchExhausted(Exception):
+    """A crossover search used its evaluation budget before the curve settled."""
+
+
 @dataclass(frozen=True)
 class Crossover:
+    """Where a GPU tier stops costing more than an API.
+
+    The crossover volume is the lowest volume at and above which the tier costs no more than the API at every
+    volume, its cost taken as the planner would plan each volume (instance type, replicas, redundancy floor, fixed
+    staffing). Just below it the API is cheaper; further below, the API may not be cheaper everywhere: a step
+    whose capacity is nearly full can dip under the API line (`api_cheaper_below` is False then).
+    """
+
     against: str  # "provider/model"
     tier: str  # the tier compared with the API
     api_usd_per_mtok: float  # blended at this workload's mix
-    marginal_usd_per_mtok: float  # self-hosting's cost of one more million tokens, provisioned for peak
+    marginal_usd_per_mtok: float  # self-hosting's cost of one more million tokens at large volume, provisioned for peak
     monthly_tokens: Optional[float]
     daily_requests: Optional[float]
     note: str
+    api_cheaper_below: bool = True
 
     def as_dict(self) -> dict:
         return {
@@ -342,58 +682,83 @@ class Crossover:
         }
 
 
-def crossover(catalog: Catalog, tier: str, option: GpuOption, fixed_monthly_usd: float, api: ApiModel,
-              volume: Volume, availability_target: float, max_replicas: int = 100_000) -> Crossover:
-    """The monthly volume above which `tier` on `option` costs less than `api`, or why there is none.
+# A crossover holds once the tier has stayed no dearer for this many steps and its lead over the API at a step's
+# start covers the largest step seen: each step adds at most one instance, so the lead cannot be lost again.
+SETTLED_STEPS = 3
+SEARCH_EVALUATIONS = 300  # prices of the curve one crossover search may take (each a call of the planner)
 
-    Self-hosted cost is a step function of volume (whole replicas) plus fixed staffing; API cost is linear.
-    """
-    hours = catalog.serving.hours_per_month
-    floor = floor_replicas(catalog, availability_target)
+
+def crossover_on_curve(tier: str, curve: CostCurve, api: ApiModel, volume: Volume) -> Crossover:
+    """The crossover of `curve` (the tier's all-in monthly cost by monthly requests) with `api`'s linear cost, at
+    `volume`'s token mix. The search walks the curve from zero: where the tier is dearer it jumps to where the API's
+    line reaches the current step's cost (no volume in between can be cheaper), where it is cheaper it steps to the
+    next step's edge."""
     tokens_per_request = volume.avg_input_tokens + volume.avg_output_tokens
     api_per_request = api_cost_per_request_usd(api, volume.avg_input_tokens, volume.avg_output_tokens)
     api_per_mtok = api_per_request * 1e6 / tokens_per_request
-    # Provisioned for peak: each request needs peak_to_average x its output tokens of replica capacity.
-    replica_hours_per_request = volume.avg_output_tokens * volume.peak_to_average / (option.tok_s_per_replica * 3600.0)
-    marginal_per_request = replica_hours_per_request * option.marginal_cost_per_replica_hour()
-    marginal_per_mtok = marginal_per_request * 1e6 / tokens_per_request
     label = f"{api.provider}/{api.model}"
-    if marginal_per_request >= api_per_request:
-        return Crossover(label, tier, api_per_mtok, marginal_per_mtok, None, None,
-                         f"none: {tier}'s marginal cost (${marginal_per_mtok:.3f}/Mtok at peak provisioning) is at or above "
-                         f"the API price (${api_per_mtok:.3f}/Mtok), so more volume never makes it cheaper")
-    # Monthly requests one replica carries at this peak-to-average ratio.
-    per_replica_requests = option.tok_s_per_replica * 86400 * volume.days_per_month / (volume.avg_output_tokens * volume.peak_to_average)
-    spare = 1 if option.spare_replica else 0
-    # Self-hosting is cheaper on [max(cost_r / price, low_r), high_r] within the volume range of r replicas. Each
-    # added replica (or node) steps the cost up, so a step can start above the API line again: the crossover is
-    # where self-hosting stays cheaper for good, found by scanning until the pattern of steps has repeated.
-    od_capacity = option.fleet(floor, floor, hours).on_demand_instances * option.replicas_per_instance
-    settle = max(floor, od_capacity) + spare + 2 * option.replicas_per_instance + 2
-    last_failing: Optional[tuple[float, float]] = None  # (where self gets cheaper in that step, its upper edge)
-    cheaper_run = 0
-    for replicas in range(floor, max_replicas):
-        serving = replicas - spare
-        if serving < 1:
-            continue
-        low = (serving - 1) * per_replica_requests
-        high = serving * per_replica_requests
-        cost = fixed_monthly_usd + option.fleet(replicas, floor, hours).monthly_compute_usd
-        meets = cost / api_per_request
-        if meets > low:  # not cheaper at the start of this step
-            last_failing = (meets, high)
-            cheaper_run = 0
-        else:
-            cheaper_run += 1
-        if replicas >= settle and cheaper_run >= 2 * option.replicas_per_instance + 1:
-            if last_failing is None:
-                monthly_requests = 0.0
+
+    def none(marginal_per_mtok: float, why: str) -> Crossover:
+        return Crossover(label, tier, api_per_mtok, marginal_per_mtok, None, None, why)
+
+    marginal_per_mtok = curve.marginal_per_request() * 1e6 / tokens_per_request
+    if marginal_per_mtok >= api_per_mtok:
+        return none(marginal_per_mtok,
+                    f"none: {tier}'s marginal cost (${marginal_per_mtok:.3f}/Mtok at peak provisioning) is at or above "
+                    f"the API price (${api_per_mtok:.3f}/Mtok), so more volume never makes it cheaper")
+    limit = curve.search_limit()
+    curve.stop_after = curve.evaluations + SEARCH_EVALUATIONS
+    try:
+        at = 0.0  # every volume below `at` has been classified
+        run_start: Optional[float] = None  # where the current no-dearer run began
+        run_steps, run_jump, patches = 0, 0.0, False
+        while at < limit:
+            probe = at if at > 0 else CostCurve.FIRST
+            cost = curve(probe)
+            if cost <= api_per_request * probe * (1 + CostCurve.RELATIVE_TOLERANCE):
+                if run_start is None:
+                    run_start, run_steps, run_jump = at, 0, 0.0
+                _, nxt = curve.step_end(probe)
+                if math.isinf(nxt):
+                    break
+                run_steps += 1
+                run_jump = max(run_jump, curve(nxt) - cost)
+                if run_steps >= SETTLED_STEPS and api_per_request * nxt - curve(nxt) >= run_jump:
+                    break
+                at = nxt
             else:
-                meets, high = last_failing
-                monthly_requests = meets if meets <= high else high
-            return Crossover(label, tier, api_per_mtok, marginal_per_mtok, monthly_requests * tokens_per_request,
-                             monthly_requests / volume.days_per_month,
-                             f"{tier} costs less than {label} at every volume above "
-                             f"{monthly_requests * tokens_per_request / 1e6:,.0f}M tokens/month")
-    return Crossover(label, tier, api_per_mtok, marginal_per_mtok, None, None,
-                     f"none below {max_replicas} replicas")
+                if run_start is not None:
+                    patches = True
+                run_start = None
+                # No volume below where the API's line reaches this step's cost can be cheaper.
+                at = max(cost / api_per_request, math.nextafter(probe, math.inf))
+        else:
+            raise CurveSearchExhausted(at)
+    except CurveSearchExhausted as e:
+        return none(marginal_per_mtok,
+                    f"none below {tokens_label(e.args[0] * tokens_per_request)} tokens/month: {tier}'s marginal cost "
+                    f"(${marginal_per_mtok:.3f}/Mtok at peak provisioning) is so close to the API price "
+                    f"(${api_per_mtok:.3f}/Mtok) that its steps still cross the API's line there")
+    finally:
+        curve.stop_after = math.inf
+    monthly_requests = run_start
+    where = tokens_label(monthly_requests * tokens_per_request)
+    below = (f"below it {label} is cheaper" if not patches else
+             f"below it {label} is cheaper except just before some steps add capacity")
+    return Crossover(label, tier, api_per_mtok, marginal_per_mtok, monthly_requests * tokens_per_request,
+                     monthly_requests / volume.days_per_month,
+                     f"{tier} costs no more than {label} at every volume from {where} tokens/month; {below}",
+                     api_cheaper_below=not patches)
+
+
+def crossover(catalog: Catalog, tier: str, option: GpuOption, fixed_monthly_usd: float, api: ApiModel,
+              volume: Volume, availability_target: float) -> Crossover:
+    """The crossover of one instance type with `api`: `fixed_monthly_usd` plus that type's fleet at each volume,
+    sized by `cheapest_plan` as the planner sizes it (the planner's own curve also lets the type change with volume:
+    see `rules._crossovers`)."""
+
+    def cost_at(monthly_requests: float) -> float:
+        load = volume.with_monthly_requests(monthly_requests).peak_output_tok_s
+        return fixed_monthly_usd + cheapest_plan(catalog, [option], load, availability_target).monthly_compute_usd
+
+    return crossover_on_curve(tier, CostCurve(cost_at), api, volume)

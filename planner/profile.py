@@ -72,7 +72,7 @@ class Team(_Strict):
 
 class ModelSpec(_Strict):
     id: str = Field(min_length=1, description="open-weight model id, e.g. meta-llama/Llama-3.1-70B-Instruct")
-    size_class: str = Field(description="a size class from the catalog's `models` (8b, 70b, moe-47b)")
+    size_class: str = Field(description="a size class from the catalog's `models` (8b, 70b, moe-47b, 405b)")
     fine_tuned: bool = Field(default=False, description="true means our own weights, which no API serves")
     max_context_tokens: int = Field(default=8192, gt=0, description="context length the server must hold per sequence")
     weights_uri: Optional[str] = Field(default=None, description="s3:// or gs:// location of the weights, in an allowed region")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .costmodel import tokens_label
+
 if TYPE_CHECKING:
     from .rules import Decision
     from .stack_config import StackConfig
@@ -17,6 +19,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _capacity_lines(c) -> list[str]:
+    """How a replica's capacity was planned, and what limits the fleet's size."""
+    o, plan = c.plan.option, c.plan
+    cap = o.capacity
+    if cap is None:
+        lines = [f"- Planned {o.tok_s_per_replica:,.0f} output tok/s per replica = {o.throughput.output_tok_s_per_gpu:,.1f} tok/s/GPU measured "
+                 f"({o.throughput.engine}, {o.throughput.model}) x target utilisation x GPUs per replica, at the benchmark's own prompt mix."]
+    else:
+        prompt_s = cap.avg_input_tokens / cap.prompt_tok_s
+        decode_s = cap.avg_output_tokens / cap.decode_tok_s
+        lines = [f"- A request ({cap.avg_input_tokens} prompt + {cap.avg_output_tokens} output tokens) takes {prompt_s * 1000:,.1f} ms of a "
+                 f"replica's prefill ({cap.prompt_tok_s:,.0f} prompt tok/s) and {decode_s * 1000:,.1f} ms of its decode "
+                 f"({cap.decode_tok_s:,.0f} output tok/s); planned at {cap.utilization_cap:.0%} busy, that is "
+                 f"{o.tok_s_per_replica:,.0f} output tok/s per replica.",
+                 f"- Prefill: {cap.prefill_basis}.",
+                 f"- Decode: {cap.decode_basis} ({o.throughput.engine}, {o.throughput.model})."]
+    if plan.sizing is not None:
+        sz = plan.sizing
+        by = ", ".join(f"{k} {v}" for k, v in sz.bounds.items())
+        lines.append(f"- Fleet size limited by **{sz.limited_by}** (replicas each limit needs: {by}; floor {plan.fleet.floor_replicas})"
+                     + (f"; a {cap.avg_input_tokens}-token prompt waits about {sz.ttft_ms:,.0f} ms for its first token at peak "
+                        f"(SLA {cap.ttft_sla_ms:g} ms)" if cap is not None and sz.ttft_ms is not None and cap.ttft_sla_ms else "") + ".")
+    return lines
+
+
 def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: str) -> str:
     p, c = d.profile, d.chosen
     lines = [f"# Hosting decision: {stack}", "",
@@ -26,6 +53,7 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
     breakdown = ", ".join(f"{k.replace('_usd', '')} {_usd(v)}" for k, v in c.cost.items())
     lines += [f"- Tier: {what}, network variant **{d.network}**, {p.cloud} {c.region}.",
               f"- Serving: {c.label}.",
+              *([f"- Region: {c.region_note}."] if c.region_note else []),
               f"- All-in monthly cost at projected volume: **{_usd(c.monthly_cost_usd)}** "
               f"({breakdown}).",
               f"- Revisit: {d.revisit}."]
@@ -42,9 +70,10 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
         lines += ["", "## Capacity", "",
                   f"- {p.model.id} ({p.model.size_class}) in {o.fit.precision} on {o.fit.gpu}: {o.fit.weights_gb} GB of weights + "
                   f"{o.fit.kv_cache_gb} GB KV cache in {o.fit.usable_gb} GB usable, so {o.fit.gpus_per_replica} GPU(s) per replica.",
-                  f"- Planned {o.tok_s_per_replica:,.0f} output tok/s per replica = {o.throughput.output_tok_s_per_gpu:,.1f} tok/s/GPU measured "
-                  f"({o.throughput.engine}, {o.throughput.model}) x target utilisation x GPUs per replica.",
-                  f"- {f.replicas} replica(s) for a load of {c.plan.load_tok_s:,.0f} output tok/s; floor {f.floor_replicas} on on-demand capacity; "
+                  *_capacity_lines(c),
+                  f"- {f.replicas} replica(s) for a load of {c.plan.load_tok_s:,.0f} output tok/s"
+                  + (f" and {c.plan.load_tok_s * p.traffic.avg_input_tokens / p.traffic.avg_output_tokens:,.0f} prompt tok/s"
+                     if o.capacity is not None else "") + f"; floor {f.floor_replicas} on on-demand capacity; "
                   f"{f.on_demand_instances} on-demand + {f.spot_instances} spot {o.instance.instance_type} instance(s) "
                   f"({o.replicas_per_instance} replica(s) each).",
                   f"- Throughput source: {o.throughput.source}.",
@@ -57,10 +86,13 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
     if d.crossovers:
         lines += ["| tier | API | API $/Mtok | marginal $/Mtok | crossover (tokens/month) | requests/day |", "|---|---|---|---|---|---|"]
         for x in d.crossovers:
-            vol = "none" if x.monthly_tokens is None else f"{x.monthly_tokens / 1e6:,.0f}M"
+            vol = "none" if x.monthly_tokens is None else tokens_label(x.monthly_tokens)
             req = "-" if x.daily_requests is None else f"{x.daily_requests:,.0f}"
             lines.append(f"| {x.tier} | {x.against} | {x.api_usd_per_mtok:.3f} | {x.marginal_usd_per_mtok:.3f} | {vol} | {req} |")
-        lines += ["", "Marginal cost is what one more million tokens costs on the cheapest capacity type (spot where allowed), "
+        lines += ["", "The crossover is the lowest volume from which the tier costs no more than the API at every volume, "
+                      "each volume priced as the planner would plan it (instance type, replicas for the peak, redundancy "
+                      "floor, staffing); just below it the API is cheaper, and further below too except, in places, where "
+                      "a step's capacity is nearly full. Marginal cost is what one more million tokens costs at large volume, "
                       "provisioned for peak; where it is at or above the API price there is no crossover."]
     else:
         lines.append("No self-hosted or managed option could be priced, so there is no crossover to report.")

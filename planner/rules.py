@@ -8,26 +8,32 @@ reason that names the rule; the cheapest feasible candidate wins, ties going to 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .catalog import QUALITY_RANK, ApiModel, Catalog, load_regions
 from .costmodel import (
+    CostCurve,
     Crossover,
+    GpuOption,
     GpuPlan,
     Volume,
     api_cost_per_request_usd,
     api_monthly_cost_usd,
     blended_price_per_mtok,
     cheapest_plan,
-    crossover,
+    crossover_on_curve,
     gpu_options,
     kv_cache_tokens,
     project_daily_requests,
     staffing_monthly_usd,
+    tokens_label,
 )
 from .errors import InputError
+from .placement import home_region_note, prefer_home, single_node_problem
 from .profile import BOUNDARY_SENSITIVITIES, Profile, Workload
+from .stack_config import unbuilt_refusal
 
 TIER_ORDER = {"api": 0, "managed": 1, "hybrid": 2, "self-hosted": 3}
 MANAGED_SERVICE = {"aws": "sagemaker", "gcp": "vertex"}
@@ -50,6 +56,7 @@ class Candidate:
     api_endpoint: Optional[str] = None
     plan: Optional[GpuPlan] = None
     boundary_tier: Optional[str] = None  # hybrids: the tier that serves the in-boundary share
+    region_note: Optional[str] = None  # why the plan runs outside the home region (None: it runs at home)
 
     @property
     def monthly_cost_usd(self) -> Optional[float]:
@@ -86,6 +93,7 @@ class Candidate:
                 "spot_share": round(f.spot_share, 3),
                 "planned_tok_s_per_replica": round(o.tok_s_per_replica, 1),
                 "load_output_tok_s": round(self.plan.load_tok_s, 1),
+                **(self.plan.sizing.as_dict() if self.plan.sizing else {}),
                 "throughput_source": o.throughput.source,
                 "price_source": o.instance.source or o.instance.basis,
             }
@@ -218,6 +226,29 @@ def _check_open_model(profile: Profile, catalog: Catalog, cand: Candidate, quali
                     f"({catalog.staffing.fte('self-hosted', 'dedicated'):g} FTE); team.ml_ops_capacity is {profile.team.ml_ops_capacity}")
 
 
+def _gpu_options_for(profile: Profile, catalog: Catalog, volume: Volume, service: str) -> tuple[list[GpuOption], list[str]]:
+    """The instance types `service` can run the profile's model on at `volume`'s token mix (its level does not
+    matter), and why the others were passed over: shared by the candidate and its cost curve."""
+    kv = kv_cache_tokens(catalog, volume.avg_input_tokens, volume.avg_output_tokens, profile.model.max_context_tokens)
+    # Capacity counts the prompt (prefill) and output (decode) work of the workload's own mix, and the replica must
+    # prefill an average prompt within the TTFT SLA at the planned load.
+    return gpu_options(catalog, profile.cloud, profile.residency.allowed_regions, service, profile.model.size_class,
+                       kv, profile.availability_target, profile.allow_spot,
+                       avg_input_tokens=volume.avg_input_tokens, avg_output_tokens=volume.avg_output_tokens,
+                       ttft_sla_ms=profile.latency_sla_ms)
+
+
+def _gpu_plan(profile: Profile, catalog: Catalog, options: list[GpuOption], load_tok_s: float) -> Optional[GpuPlan]:
+    """The plan a GPU candidate runs for `load_tok_s`: shared by the candidate and its cost curve."""
+    return prefer_home(catalog, profile, options, cheapest_plan(catalog, options, load_tok_s, profile.availability_target))
+
+
+def _gpu_costs(profile: Profile, catalog: Catalog, tier: str, plan: GpuPlan) -> dict[str, float]:
+    """A GPU candidate's monthly cost items for `plan`: shared by the candidate and its cost curve."""
+    return {"gpu_compute_usd": plan.monthly_compute_usd,
+            "staffing_usd": staffing_monthly_usd(catalog, tier, profile.team.ml_ops_capacity)}
+
+
 def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str, load_tok_s: float) -> Candidate:
     cloud = profile.cloud
     service = "compute" if tier == "self-hosted" else MANAGED_SERVICE[cloud]
@@ -226,21 +257,20 @@ def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str
     if profile.model is None:
         cand.reject("needs an open-weight model: set `model` (id and size_class) in the profile")
         return cand
-    kv = kv_cache_tokens(catalog, volume.avg_input_tokens, volume.avg_output_tokens, profile.model.max_context_tokens)
-    options, passed_over = gpu_options(catalog, cloud, profile.residency.allowed_regions, service, profile.model.size_class,
-                                       kv, profile.availability_target, profile.allow_spot)
-    plan = cheapest_plan(catalog, options, load_tok_s, profile.availability_target)
+    options, passed_over = _gpu_options_for(profile, catalog, volume, service)
+    plan = _gpu_plan(profile, catalog, options, load_tok_s)
     if plan is None:
         cand.reject(f"no {service} instance in {', '.join(profile.residency.allowed_regions)} can serve "
                     f"{profile.model.size_class} with a throughput figure in the catalog"
+                    + (f" within a p95 TTFT of {profile.latency_sla_ms} ms" if any("TTFT" in r for r in passed_over) else "")
                     + (f" ({'; '.join(passed_over[:4])})" if passed_over else " (the catalog lists none there)"))
         return cand
     o = plan.option
     cand.plan = plan
     cand.region = o.region
+    cand.region_note = home_region_note(catalog, profile, service, options, plan, passed_over)
     cand.label = f"{tier}: {provider} {o.instance.instance_type} x{plan.fleet.on_demand_instances + plan.fleet.spot_instances} ({o.fit.gpu})"
-    cand.cost["gpu_compute_usd"] = plan.monthly_compute_usd
-    cand.cost["staffing_usd"] = staffing_monthly_usd(catalog, tier, profile.team.ml_ops_capacity)
+    cand.cost.update(_gpu_costs(profile, catalog, tier, plan))
     if service == "vertex" and profile.model.weights_uri:
         cand.notes.append(f"Vertex AI serves {profile.model.id} through Model Garden: pulumi-gcp cannot point it at "
                           f"{profile.model.weights_uri} (see the README's Vertex AI gaps)")
@@ -255,7 +285,10 @@ def _volume(profile: Profile, catalog: Catalog, months: float) -> Volume:
                   t.avg_output_tokens, t.peak_to_average, t.peak_hours_per_day, catalog.serving.hours_per_month / 24)
 
 
-def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decision:
+def decide(profile: Profile, catalog: Catalog, source: str = "profile", catalog_path: Optional[str] = None,
+           relax: bool = True) -> Decision:
+    """The decision for `profile`. `catalog_path` is the file `catalog` came from, if not the kit's own (the stack
+    checks read it); `relax` names, when no tier can serve the profile, the single profile changes that would."""
     now = _volume(profile, catalog, 0)
     projected = _volume(profile, catalog, profile.traffic.horizon_months)
     classes = profile.classes
@@ -284,8 +317,8 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     api_cands = _api_candidates(profile, catalog, projected, top_quality, all_blockers)
     candidates += api_cands
 
-    managed = _gpu_candidate(profile, catalog, projected, "managed", projected.peak_output_tok_s)
-    selfhost = _gpu_candidate(profile, catalog, projected, "self-hosted", projected.peak_output_tok_s)
+    managed = _placed_gpu_candidate(profile, catalog, projected, "managed", projected.peak_output_tok_s)
+    selfhost = _placed_gpu_candidate(profile, catalog, projected, "self-hosted", projected.peak_output_tok_s)
     for cand in (managed, selfhost):
         _check_open_model(profile, catalog, cand, top_quality)
     candidates += [managed, selfhost]
@@ -294,11 +327,26 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     hybrids = _hybrids(profile, catalog, projected, classes, api_ok)
     candidates += hybrids
 
+    # B1: a candidate is feasible only if its stack passes the stack's own checks and the program builds it.
+    for c in candidates:
+        if c.feasible:
+            problem = _unbuildable(profile, catalog, c, source, catalog_path)
+            if problem:
+                c.reject(problem)
+
     feasible = [c for c in candidates if c.feasible]
     if not feasible:
-        problems = [("", "no tier can serve this profile:")] + [
+        oversize = single_node_problem(catalog, profile)  # None unless no node of the allowed regions holds a replica
+        problems = [("", "no tier can serve this profile:")] + ([("model.size_class", oversize)] if oversize else []) + [
             (c.label, "; ".join(c.reasons)) for c in candidates if c.tier != "api" or c is api_cands[0]] + \
             ([] if api_cands else [("api", f"no catalog API model reaches {top_quality} quality")])
+        if relax:
+            found = _relaxations(profile, catalog, source, catalog_path)
+            problems += [(field, f"{change} would make a tier feasible: {label}") for field, change, label in found] or \
+                [(field, f"rules out {', '.join(labels[:3])}" + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+                         + "; no single profile change makes a tier feasible, so change "
+                         f"this field together with another one named here")
+                 for field, labels in _blocking_fields(profile, candidates).items()]
         raise InputError(source, problems)
     chosen = min(feasible, key=lambda c: (round(c.monthly_cost_usd, 2), TIER_ORDER[c.tier]))
     reasons.append(f"C1 cost: {chosen.label} is the cheapest feasible option all-in at projected volume "
@@ -328,6 +376,147 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile") -> Decis
     return Decision(profile, chosen, network, ordered, crossovers, reasons, numbers, thresholds, revisit, routes)
 
 
+_REGISTRY_REGION = {"aws": r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(/|$)", "gcp": r"^([a-z0-9-]+)-docker\.pkg\.dev/"}
+
+
+def _placed_gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str, load_tok_s: float) -> Candidate:
+    """A GPU candidate placed where it can be built: the stack pulls its images from `private_registry`, which must be
+    in the stack's region, so with a registry in one of the allowed regions the fleet is planned there. (A registry
+    elsewhere is left to the stack check, which drops the candidate naming private_registry.)"""
+    found = re.match(_REGISTRY_REGION[profile.cloud], profile.private_registry or "")
+    region = found.group(1) if found else None
+    if region not in profile.residency.allowed_regions or len(profile.residency.allowed_regions) == 1:
+        return _gpu_candidate(profile, catalog, volume, tier, load_tok_s)
+    placed = profile.model_copy(update={"residency": profile.residency.model_copy(update={"allowed_regions": [region]})})
+    cand = _gpu_candidate(placed, catalog, volume, tier, load_tok_s)
+    if cand.plan and region != profile.home_region:
+        cand.region_note = (f"runs in {region}, not the home region {profile.home_region} (the first of "
+                            f"residency.allowed_regions): its images come from private_registry, which is in {region}")
+    return cand
+
+
+def _unbuildable(profile: Profile, catalog: Catalog, cand: Candidate, source: str,
+                 catalog_path: Optional[str]) -> Optional[str]:
+    """Why the candidate's stack would be refused by the stack checks or by the program (None: it builds), naming
+    the profile field to change. A gated model's licence is not a reason to pick another tier: it is asked for when
+    the chosen stack is written."""
+    from .stackgen import candidate_stack_config  # stackgen imports this module
+
+    if profile.model and not profile.model.accept_eula:
+        profile = profile.model_copy(update={"model": profile.model.model_copy(update={"accept_eula": True})})
+    try:
+        cfg = candidate_stack_config(profile, cand, _network(profile, cand), source, catalog, catalog_path)
+    except InputError as exc:
+        return "B1 build: the stack would be refused: " + "; ".join(f"{f}: {m}" if f else m for f, m in exc.problems)
+    unbuilt = cfg.unbuilt()
+    if unbuilt:
+        return f"B1 build: {unbuilt[1]}"
+    return None
+
+
+# The profile field behind each rule that rules a candidate out (B1 reasons name theirs).
+_RULE_FIELD = {"H1": "air_gapped", "H2": "data_sensitivity", "H3": "model.fine_tuned", "H4": "residency.allowed_regions",
+               "L1": "latency_sla_ms", "L2": "latency_sla_ms", "O1": "team.ml_ops_capacity", "Q1": "quality",
+               "Q2": "model.size_class"}
+
+
+def _reason_field(profile: Profile, reason: str) -> Optional[str]:
+    """The profile field a candidate's reason is about, so a refusal can name what to change."""
+    reason = reason.split(" part: ", 1)[-1]  # a hybrid's in-boundary part
+    rule = reason.split(" ", 1)[0]
+    if rule in _RULE_FIELD:
+        return _RULE_FIELD[rule]
+    if rule == "P1":
+        return "model.fine_tuned" if profile.model and profile.model.fine_tuned else "air_gapped"
+    if rule == "B1":
+        named = re.search(r"refused: ([a-z_]+(?:\.[a-z_]+)*(?:\[\d+\])?): ", reason)
+        return named.group(1) if named else "team.ml_ops_capacity"  # a hybrid needs the cluster self-hosting runs
+    if reason.startswith("needs an open-weight model"):
+        return "model"
+    if reason.startswith("no ") and " instance in " in reason:
+        return "residency.allowed_regions"
+    if reason.startswith("no API model"):
+        return "quality"
+    return None
+
+
+def _blocking_fields(profile: Profile, candidates: list[Candidate]) -> dict[str, list[str]]:
+    """Each profile field that rules a candidate out, with the candidates it rules out."""
+    out: dict[str, list[str]] = {}
+    for c in candidates:
+        for r in c.reasons:
+            field = _reason_field(profile, r)
+            if field and c.label not in out.setdefault(field, []):
+                out[field].append(c.label)
+    return out
+
+
+def _relaxations(profile: Profile, catalog: Catalog, source: str,
+                 catalog_path: Optional[str]) -> list[tuple[str, str, str]]:
+    """Single-field changes of the profile under which a tier is feasible: (field, change, the tier it would choose).
+
+    Only changes a team can make without changing what the data is: a model size, a looser latency SLA, spot,
+    another region of the same jurisdiction, a private registry, more ML-ops capacity, a lower quality bar, a
+    shorter context.
+    """
+    from pydantic import ValidationError
+
+    base = profile.model_dump(exclude_none=True)
+    trials: list[tuple[str, str, dict]] = []
+
+    def trial(field: str, change: str, **update) -> None:
+        data = {**base, **update}
+        trials.append((field, change, data))
+
+    if profile.model:
+        for size in catalog.models:
+            if size != profile.model.size_class:
+                trial("model.size_class", f"{size} instead of {profile.model.size_class}", model={**base["model"], "size_class": size})
+        uri = profile.model.weights_uri
+        if uri is None or not uri.endswith("/"):  # SageMaker and an air-gapped cluster read the weights from a prefix
+            prefix = f"{uri}/" if uri else f"{'s3' if profile.cloud == 'aws' else 'gs'}://my-model-weights/{profile.model.size_class}/"
+            trial("model.weights_uri", f"{prefix} (the key prefix holding the weights)" if uri else
+                  f"set it to the in-region prefix the weights were copied to, e.g. {prefix}",
+                  model={**base["model"], "weights_uri": prefix})
+        if profile.model.max_context_tokens > 4096:
+            trial("model.max_context_tokens", f"4096 instead of {profile.model.max_context_tokens}", model={**base["model"], "max_context_tokens": 4096})
+    else:
+        for size in catalog.models:
+            trial("model", f"add an open-weight model of size_class {size}", model={"id": f"open-weight-{size}", "size_class": size})
+    for sla in sorted({catalog.latency.managed_min_reliable_ttft_ms, catalog.latency.api_min_reliable_ttft_ms}):
+        if sla > profile.latency_sla_ms:
+            trial("latency_sla_ms", f"{sla} ms instead of {profile.latency_sla_ms} ms", latency_sla_ms=sla)
+    if not profile.allow_spot:
+        trial("allow_spot", "true instead of false", allow_spot=True)
+    regions = load_regions()
+    home = regions.jurisdiction(profile.cloud, profile.home_region)
+    for r in regions.for_cloud(profile.cloud).regions:
+        if r not in profile.residency.allowed_regions and regions.jurisdiction(profile.cloud, r) == home:
+            trial("residency.allowed_regions", f"add {r}",
+                  residency={"allowed_regions": [*profile.residency.allowed_regions, r]})
+    for r in profile.residency.allowed_regions:  # a registry must be in the region the stack deploys to
+        example = (f"123456789012.dkr.ecr.{r}.amazonaws.com/llm-mirror" if profile.cloud == "aws" else
+                   f"{r}-docker.pkg.dev/{profile.gcp_project or 'my-project'}/llm-images")
+        if example != profile.private_registry:
+            trial("private_registry", f"your mirror in {r}, e.g. {example}", private_registry=example)
+    for capacity in ("limited", "dedicated"):
+        if ("none", "limited", "dedicated").index(capacity) > ("none", "limited", "dedicated").index(profile.team.ml_ops_capacity):
+            trial("team.ml_ops_capacity", f"{capacity} instead of {profile.team.ml_ops_capacity}", team={"ml_ops_capacity": capacity})
+    for q in sorted(QUALITY_RANK, key=QUALITY_RANK.get):
+        if QUALITY_RANK[q] < QUALITY_RANK[profile.quality]:
+            trial("quality", f"{q} instead of {profile.quality}", quality=q)
+
+    found: list[tuple[str, str, str]] = []
+    for field, change, data in trials:
+        try:
+            relaxed = Profile.model_validate(data)
+            d = decide(relaxed, catalog, source, catalog_path, relax=False)
+        except (ValidationError, InputError):
+            continue
+        found.append((field, change, d.chosen.label))
+    return found
+
+
 def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: list[Workload],
              api_ok: dict[str, bool]) -> list[Candidate]:
     out: list[Candidate] = []
@@ -335,24 +524,33 @@ def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: lis
 
     def combine(pattern: str, boundary_classes: list[Workload], boundary_load: float, api_volume: Volume,
                 api_quality: str, why: str) -> Candidate:
-        # The in-boundary part runs on whichever of managed / self-hosted is allowed and cheaper for its share.
+        # The in-boundary part runs on the cheapest allowed tier that the program builds a hybrid on.
         quality = max((c.quality for c in boundary_classes), key=lambda q: QUALITY_RANK[q])
-        parts = []
+        parts, unbuilt = [], []
         for tier in ("managed", "self-hosted"):
-            p = _gpu_candidate(profile, catalog, projected, tier, boundary_load)
+            p = _placed_gpu_candidate(profile, catalog, projected, tier, boundary_load)
             _check_open_model(profile, catalog, p, quality)
-            parts.append(p)
-        part = min(parts, key=lambda p: (not p.feasible, p.monthly_cost_usd if p.monthly_cost_usd is not None else math.inf))
+            # Only a boundary tier the program builds a hybrid on (the gateway needs a cluster): the shared predicate.
+            refusal = unbuilt_refusal("hybrid", tier)
+            (unbuilt if refusal else parts).append((p, refusal))
+        part = min((p for p, _ in parts),
+                   key=lambda p: (not p.feasible, p.monthly_cost_usd if p.monthly_cost_usd is not None else math.inf))
         boundary_tier = part.tier
         api = _api_candidates(profile, catalog, api_volume, api_quality, [])
         api = [a for a in api if a.feasible]
         cand = Candidate(tier="hybrid", label=f"hybrid ({pattern}): {part.label.split(': ', 1)[-1]} + API", provider=part.provider,
-                         pattern=pattern, region=part.region, plan=part.plan, boundary_tier=boundary_tier)
+                         pattern=pattern, region=part.region, plan=part.plan, boundary_tier=boundary_tier,
+                         region_note=part.region_note)
         cand.notes.append(why)
         cand.notes.extend(part.notes)
         if not part.feasible:
             for r in part.reasons:
                 cand.reject(f"{boundary_tier} part: {r}")
+        for p, refusal in unbuilt:
+            if p.feasible and (not part.feasible or p.monthly_cost_usd < part.monthly_cost_usd):
+                # Say why the feasible (or cheaper) in-boundary option was passed over.
+                passed_over = f"B1 build: {p.label} would serve the in-boundary share, but {refusal[1]}"
+                (cand.notes if cand.feasible else cand.reasons).append(passed_over)
         if not api:
             cand.reject(f"no API model of {api_quality} quality is allowed for the overflow/API share")
         else:
@@ -427,13 +625,26 @@ def _crossovers(profile: Profile, catalog: Catalog, projected: Volume, chosen: C
     for gpu_cand in (selfhost, managed):
         if gpu_cand.plan is None:
             continue
-        fixed = gpu_cand.cost.get("staffing_usd", 0.0)
+        curve = gpu_cost_curve(profile, catalog, projected, gpu_cand.tier)
         for a in api_cands:
             if a.api is None:
                 continue
-            out.append(crossover(catalog, gpu_cand.tier, gpu_cand.plan.option, fixed, a.api, projected,
-                                 profile.availability_target))
+            out.append(crossover_on_curve(gpu_cand.tier, curve, a.api, projected))
     return out
+
+
+def gpu_cost_curve(profile: Profile, catalog: Catalog, volume: Volume, tier: str) -> CostCurve:
+    """`tier`'s all-in monthly cost by monthly requests at `volume`'s token mix and peak, priced as its candidate is
+    (`_gpu_candidate`: the same options, plan and cost items at the peak load), so the crossover moves with whatever
+    the planner counts: the instance type and region it would pick at each volume, capacity, the floor."""
+    service = "compute" if tier == "self-hosted" else MANAGED_SERVICE[profile.cloud]
+    options, _ = _gpu_options_for(profile, catalog, volume, service)
+
+    def gpu_monthly_cost_at(monthly_requests: float) -> float:
+        load = volume.with_monthly_requests(monthly_requests).peak_output_tok_s
+        return sum(_gpu_costs(profile, catalog, tier, _gpu_plan(profile, catalog, options, load)).values())
+
+    return CostCurve(gpu_monthly_cost_at, scale=volume.monthly_requests)
 
 
 def _numbers(profile: Profile, catalog: Catalog, now: Volume, projected: Volume, chosen: Candidate) -> dict:
@@ -470,6 +681,21 @@ def _numbers(profile: Profile, catalog: Catalog, now: Volume, projected: Volume,
         n["kv_cache_gb"] = o.fit.kv_cache_gb
         n["usable_gpu_memory_gb_per_replica"] = o.fit.usable_gb
         n["measured_output_tok_s_per_gpu"] = o.throughput.output_tok_s_per_gpu
+        n["peak_input_tok_s_projected"] = round(projected.peak_input_tok_s, 2)
+        if o.capacity is not None:
+            cap = o.capacity
+            n["prompt_tok_s_per_replica"] = round(cap.prompt_tok_s, 1)
+            n["decode_tok_s_per_replica"] = round(cap.decode_tok_s, 1)
+            n["prompt_share_of_replica_time"] = round(cap.avg_input_tokens / cap.prompt_tok_s / cap.seconds_per_request, 3)
+            n["planned_utilization"] = round(cap.utilization_cap, 3)
+            n["kv_sequences_per_replica"] = round(cap.max_sequences, 1)
+        if chosen.plan.sizing is not None:
+            sz = chosen.plan.sizing
+            # What sets the fleet's size: prefill, decode, latency (TTFT), memory (KV cache) or the redundancy floor.
+            n["fleet_limited_by"] = sz.limited_by
+            n.update({f"replicas_for_{k.replace(' ', '_')}": v for k, v in sz.bounds.items()})
+            if sz.ttft_ms is not None:
+                n["ttft_ms_at_peak"] = round(sz.ttft_ms, 1)
     return n
 
 
@@ -485,8 +711,8 @@ def _thresholds(profile: Profile, catalog: Catalog, now: Volume, projected: Volu
             if x.monthly_tokens is None:
                 out.append(f"{x.tier} never undercuts {label}: {x.note}")
                 continue
-            out.append(f"{x.tier} becomes cheaper than {label} above {x.monthly_tokens / 1e6:,.0f}M tokens/month "
-                       f"({x.daily_requests:,.0f} requests/day); projected volume is {projected.monthly_tokens / 1e6:,.0f}M")
+            out.append(f"{x.tier} costs no more than {label} at every volume from {tokens_label(x.monthly_tokens)} tokens/month "
+                       f"({x.daily_requests:,.0f} requests/day); projected volume is {tokens_label(projected.monthly_tokens)}")
         reachable = [x for x in relevant if x.daily_requests is not None and x.tier == "self-hosted"] or \
                     [x for x in relevant if x.daily_requests is not None]
         if reachable:
@@ -506,8 +732,11 @@ def _thresholds(profile: Profile, catalog: Catalog, now: Volume, projected: Volu
     else:
         for x in crossovers:
             if chosen.tier in (x.tier, "hybrid") and x.monthly_tokens is not None and x.against == _best_api_label(candidates):
-                out.append(f"below {x.monthly_tokens / 1e6:,.0f}M tokens/month ({x.daily_requests:,.0f} requests/day) "
-                           f"{x.against} would cost less than {x.tier}, if the data were allowed to leave")
+                # Below the crossover the API is cheaper, except where a step's capacity is nearly full.
+                out.append(f"below {tokens_label(x.monthly_tokens)} tokens/month ({x.daily_requests:,.0f} requests/day) "
+                           f"{x.against} would cost less than {x.tier}"
+                           + ("" if x.api_cheaper_below else " at most volumes")
+                           + ", if the data were allowed to leave")
     if profile.team.ml_ops_capacity != "dedicated":
         sh = next((c for c in candidates if c.tier == "self-hosted"), None)
         if sh and sh.monthly_cost_usd is not None:

@@ -106,14 +106,45 @@ class NodeCounts:
     spot_max: int
 
 
+def zone_spread_capacity(pool_nodes: list[int], zones: int, per_node: int) -> int:
+    """The most replicas a zone spread with maxSkew 1 (DoNotSchedule) can place on these pools' maximum nodes.
+
+    Each pool's nodes are balanced over the zones (GKE's BALANCED policy, EC2 Auto Scaling's AZ rebalancing); a
+    pool's odd nodes go to the zones with the fewest so far, the best case the clouds allow. The spread then holds
+    at most one replica more in any zone than in the emptiest.
+    """
+    per_zone = [0] * zones
+    for nodes in pool_nodes:
+        base, extra = divmod(nodes, zones)
+        per_zone = [n + base for n in per_zone]
+        for z in sorted(range(zones), key=lambda z: per_zone[z])[:extra]:
+            per_zone[z] += 1
+    capacity = [n * per_node for n in per_zone]
+    lowest = min(capacity)
+    return sum(min(c, lowest + 1) for c in capacity)
+
+
 def node_counts(catalog: Catalog, cloud: str, instance_type: str, gpus_per_replica: int, min_replicas: int,
-                on_demand_replicas: int, spot_replicas: int) -> NodeCounts:
-    """Nodes for the replicas the decision asked for, with the floor on separate on-demand nodes."""
+                on_demand_replicas: int, spot_replicas: int, zones: int = 1) -> NodeCounts:
+    """Nodes for the replicas the decision asked for, with the floor on separate on-demand nodes.
+
+    With `zones` > 1 the pools' maximum nodes are raised until the model server's zone spread can place every
+    replica the decision allows: 16 replicas two to a node on 8 nodes over 3 zones (3, 3, 2 nodes) fit only 14,
+    since a zone with 2 nodes holds 4 and the spread keeps the others within one of it. The extra node is on the
+    elastic pool (spot, else on-demand); the autoscaler only starts it when a pending replica needs it.
+    """
     shape = catalog.instance_shapes.for_cloud(cloud)[instance_type]
     per_node = shape.gpu_count // gpus_per_replica
     floor_nodes = max(math.ceil(min_replicas / per_node), min(min_replicas, 2))
     on_demand_max = max(floor_nodes, math.ceil(on_demand_replicas / per_node))
-    return NodeCounts(per_node, floor_nodes, on_demand_max, math.ceil(spot_replicas / per_node))
+    spot_max = math.ceil(spot_replicas / per_node)
+    max_replicas = on_demand_replicas + spot_replicas
+    while zones > 1 and zone_spread_capacity([on_demand_max, spot_max], zones, per_node) < max_replicas:
+        if spot_max:
+            spot_max += 1
+        else:
+            on_demand_max += 1
+    return NodeCounts(per_node, floor_nodes, on_demand_max, spot_max)
 
 
 @dataclass(frozen=True)

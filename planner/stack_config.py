@@ -112,6 +112,20 @@ class SelfHostedConfig(GpuFleetConfig):
     model_volume_claim: Optional[str] = Field(default=None, description="a pre-filled PersistentVolumeClaim holding the weights")
 
 
+def unbuilt_refusal(tier: str, boundary_tier: Optional[str]) -> Optional[tuple[str, str]]:
+    """Why `__main__.py` would refuse to build this tier (the stack key and the message), or None when it builds it.
+
+    The one statement of what the program builds beyond what `StackConfig` validates: the planner drops candidates it
+    names (so `llmhost plan` never writes a stack that `pulumi up` refuses) and the program refuses stacks it names.
+    A hybrid's gateway runs in the cluster of its in-boundary tier, so a hybrid on a managed endpoint has nowhere to
+    run it.
+    """
+    if tier == "hybrid" and boundary_tier != "self-hosted":
+        return ("managed", "a hybrid stack whose in-boundary tier is a managed endpoint needs a cluster to run its gateway; "
+                           "this version builds hybrids on a self-hosted tier only")
+    return None
+
+
 class GeneratedBy(_Camel):
     tool: Literal["llmhost"]
     profile: str
@@ -189,6 +203,7 @@ class StackConfig(_Camel):
         if self.gcp_project and self.cloud != "gcp":
             raise _Field("gcp:project", "is set but the stack's cloud is aws")
         self._check_registry()
+        self._check_weights()
         self._check_versions()
         self._check_model_licence()
         fleet_key, fleet = ("managed", self.managed) if self.managed else ("selfHosted", self.self_hosted)
@@ -238,6 +253,24 @@ class StackConfig(_Camel):
         if not re.match(pattern, self.registry):
             raise _Field("registry", f"{self.registry!r} is not a private registry in {self.region}; expected {form}"
                                      + (" (an air-gapped stack cannot reach a public registry)" if self.network == "airgapped" else ""))
+
+    def _check_weights(self) -> None:
+        """Where the weights come from, as the program needs it (so the planner drops what it would refuse): a
+        SageMaker endpoint loads them only from an S3 key prefix, and an air-gapped cluster cannot reach the hub."""
+        if self.model is None:
+            return
+        uri = self.model.weights_uri
+        if self.managed is not None and self.managed.service == "sagemaker":
+            if uri is None:
+                raise _Field("model.weightsUri", "a SageMaker endpoint loads the weights from an in-region S3 prefix (uncompressed); "
+                                                 "set it, e.g. s3://BUCKET/llama-3.1-70b-instruct/")
+            if not uri.endswith("/"):
+                raise _Field("model.weightsUri", f"{uri!r} must end with '/': SageMaker reads a key prefix (e.g. {uri}/)")
+        if self.network == "airgapped" and self.self_hosted is not None and uri is None \
+                and not self.self_hosted.model_volume_claim:
+            raise _Field("model.weightsUri", f"an air-gapped cluster cannot download {self.model.id} from the hub; set it to "
+                                             "the s3:// or gs:// prefix the weights were copied to (or give "
+                                             "selfHosted.modelVolumeClaim, a volume pre-filled with them)")
 
     def _check_model_licence(self) -> None:
         if self.model is None:
@@ -299,6 +332,10 @@ class StackConfig(_Camel):
             for i, t in enumerate(fleet.spot_instance_types):  # type: ignore[union-attr]
                 if t not in shapes or shapes[t].gpu != fleet.gpu:
                     raise _Field(f"selfHosted.spotInstanceTypes[{i}]", f"{t!r} is not an instance type of {self.cloud} with {fleet.gpu} GPUs")
+
+    def unbuilt(self) -> Optional[tuple[str, str]]:
+        """What the program refuses to build in this (valid) stack, as `unbuilt_refusal` says; None when it builds it."""
+        return unbuilt_refusal(self.tier, "self-hosted" if self.self_hosted else ("managed" if self.managed else None))
 
     def required_secrets(self) -> list[str]:
         """Config keys that must hold Pulumi secrets (`pulumi config set --secret`) before `pulumi up`."""

@@ -20,23 +20,32 @@ import yaml
 
 from .catalog import Catalog, load_catalog
 from .costmodel import kv_cache_tokens
-from .errors import refuse
-from .profile import licence_refusal
+from .errors import InputError, refuse
+from .profile import Profile, licence_refusal
 from .sizing import (GKE_ACCELERATOR, VERTEX_ACCELERATOR, clamp_sagemaker, root_volume_gb, same_class_instance_types,
                      startup_budget, weights_gb)
 from .report import render_report
-from .rules import Decision
+from .rules import Candidate, Decision
 from .stack_config import PROJECT, PROVIDER_REGION_KEY, StackConfig, load_stack_config
 
 GENERATED_KEY = f"{PROJECT}:generatedBy"
 
 
 def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, catalog_path: Optional[str] = None) -> StackConfig:
-    p, c = decision.profile, decision.chosen
+    return candidate_stack_config(decision.profile, decision.chosen, decision.network, profile_path, catalog, catalog_path)
+
+
+def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path: str, catalog: Catalog,
+                           catalog_path: Optional[str] = None) -> StackConfig:
+    """The stack config a candidate would be written as, held to the stack's own checks (`load_stack_config`).
+
+    `decide` calls this for every feasible candidate before it chooses, so a plan never writes a stack that
+    `llmhost preview` or `pulumi up` refuses. A refusal names the profile field behind the stack key.
+    """
     data: dict[str, Any] = {
         "tier": c.tier,
         "cloud": p.cloud,
-        "network": decision.network,
+        "network": network,
         "region": c.region or p.home_region,
         "gcpProject": p.gcp_project,
         "pattern": c.pattern,
@@ -44,7 +53,7 @@ def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, c
                       "regulations": list(p.regulations)},
         "catalog": catalog_path,
     }
-    if p.private_registry:
+    if p.private_registry and c.plan:  # only tiers that run images pull them from the registry (an API tier runs none)
         data["registry"] = p.private_registry
     if c.plan and p.model:
         vertex = p.cloud == "gcp" and c.plan.option.service == "vertex"
@@ -86,7 +95,56 @@ def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, c
                                   "spotInstanceTypes": spot_types,
                                   "rootVolumeGb": root_volume_gb(catalog, weights),
                                   "startupTimeoutSeconds": budget.total_seconds}
-    return load_stack_config(_flatten(data), f"stack generated from {profile_path}")
+    try:
+        return load_stack_config(_flatten(data), f"stack generated from {profile_path}")
+    except InputError as exc:
+        raise InputError(profile_path, [(profile_field(f, p), m) for f, m in exc.problems]) from None
+
+
+# The profile field each stack key is written from, so a refusal of a generated stack names what the user wrote.
+# Keys are matched on their leading path; the fleet sections are the planner's choice for the model and regions.
+_PROFILE_FIELD = {
+    "registry": "private_registry",
+    "model.acceptEula": "model.accept_eula",
+    "model.weightsUri": "model.weights_uri",
+    "model.huggingFaceTokenConfig": "model.hugging_face_token_config",
+    "model.maxContextTokens": "model.max_context_tokens",
+    "model.kvCacheTokens": "model.max_context_tokens",
+    "model.sizeClass": "model.size_class",
+    "model.fineTuned": "model.fine_tuned",
+    "model.id": "model.id",
+    "model": "model",
+    "residency.allowedRegions": "residency.allowed_regions",
+    "residency.classification": "data_sensitivity",
+    "residency.regulations": "regulations",
+    "region": "residency.allowed_regions",
+    "aws:region": "residency.allowed_regions",
+    "gcp:region": "residency.allowed_regions",
+    "gcp:project": "gcp_project",
+    "cloud": "cloud",
+    "api.replicaRegions": "residency.allowed_regions",
+    "managed.instanceType": "residency.allowed_regions",
+    "selfHosted.instanceType": "residency.allowed_regions",
+    "managed": "model.size_class",
+    "selfHosted": "model.size_class",
+    "tier": "workloads",
+    "pattern": "workloads",
+}
+
+
+def profile_field(stack_key: str, profile: Profile) -> str:
+    """The profile field that produced `stack_key` (as a stack refusal names it): what to change, then re-plan."""
+    key = stack_key.split(":", 1)[1] if stack_key.startswith(f"{PROJECT}:") else stack_key
+    if key in ("network", "api"):
+        # The network variant and the API section follow from the air gap and the data's sensitivity.
+        return "air_gapped" if profile.air_gapped else "data_sensitivity"
+    for prefix in sorted(_PROFILE_FIELD, key=len, reverse=True):
+        if key == prefix or key.startswith((prefix + ".", prefix + "[")):
+            field = _PROFILE_FIELD[prefix]
+            if prefix == "residency.allowedRegions" and key != prefix:
+                return field + key[len(prefix):]  # the same index: residency.allowed_regions[1]
+            return field
+    return key  # a key no profile field writes (vpc, versions, protect): only a hand-written stack has it
 
 
 def _flatten(data: dict[str, Any]) -> dict[str, Any]:
@@ -207,6 +265,9 @@ class PlanFiles:
 def write_stack(decision: Decision, stack: str, stacks_dir: Path, profile_path: str, catalog: Catalog, force: bool = False,
                 catalog_path: Optional[str] = None) -> PlanFiles:
     cfg = stack_config_from(decision, profile_path, catalog, catalog_path)
+    unbuilt = cfg.unbuilt()
+    if unbuilt:  # `decide` drops such candidates; this keeps a decision made elsewhere from writing one
+        raise refuse(profile_path, profile_field(unbuilt[0], decision.profile), unbuilt[1])
     flat = cfg.flat()
     flat[GENERATED_KEY] = {"tool": "llmhost", "profile": profile_path, "digest": digest(flat)}
     stacks_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,9 @@ CASES = [
      "123456789012.dkr.ecr.eu-central-1.amazonaws.com/llm-mirror"),
     ("gpu-not-in-region", "eu-sovereign-airgapped", _set("selfHosted", instanceType="p5.48xlarge", gpu="H100"),
      "llm-hosting:selfHosted.instanceType", "'p5.48xlarge' is not in the catalog's compute instances in eu-central-1; "
-     "available: g5.12xlarge, g5.48xlarge, g5.xlarge, g6.xlarge, g6e.12xlarge, g6e.48xlarge, g6e.xlarge, p4d.24xlarge"),
+     "available: g5.12xlarge, g5.16xlarge, g5.24xlarge, g5.2xlarge, g5.48xlarge, g5.4xlarge, g5.8xlarge, g5.xlarge, "
+     "g6.12xlarge, g6.16xlarge, g6.24xlarge, g6.2xlarge, g6.48xlarge, g6.4xlarge, g6.8xlarge, g6.xlarge, g6e.12xlarge, "
+     "g6e.16xlarge, g6e.24xlarge, g6e.2xlarge, g6e.48xlarge, g6e.4xlarge, g6e.8xlarge, g6e.xlarge, p4d.24xlarge"),
     ("managed-type-not-in-region", "healthcare-hipaa", _set("managed", instanceType="ml.g6.2xlarge", gpu="L4"),
      "llm-hosting:managed.instanceType", "'ml.g6.2xlarge' is not in the catalog's sagemaker instances in us-east-1"),
     ("gpu-class-mismatch", "realtime-npc", _set("selfHosted", gpu="H100"),
@@ -159,3 +161,17 @@ def test_burst_overflow_keys_off_the_running_replicas_not_the_fleet_ceiling():
     # Stacks without burst overflow queue instead of refusing: nothing else would take the refused request.
     plain = run_preview(ROOT, "realtime-npc").named("model-server-deployment").inputs["spec"]["template"]["spec"]
     assert "--max-num-queued-reqs" not in plain["containers"][0]["args"]
+
+
+def test_node_maxima_let_the_zone_spread_place_every_replica(catalog):
+    # 16 replicas two to a g6e.12xlarge: 8 nodes over 3 zones sit 3, 3, 2 and the spread (maxSkew 1) places only
+    # 4 + 5 + 5 = 14. One more spot node lets all 16 land.
+    from planner.sizing import zone_spread_capacity
+
+    assert zone_spread_capacity([2, 6], 3, 2) == 14
+    counts = node_counts(catalog, "aws", "g6e.12xlarge", 2, min_replicas=2, on_demand_replicas=4, spot_replicas=12, zones=3)
+    assert (counts.on_demand_max, counts.spot_max) == (2, 7)
+    assert zone_spread_capacity([counts.on_demand_max, counts.spot_max], 3, 2) >= 16
+    # Without spot, the on-demand pool grows instead; a single zone needs nothing extra.
+    assert node_counts(catalog, "aws", "g6e.12xlarge", 2, 2, 16, 0, zones=3).on_demand_max == 9
+    assert node_counts(catalog, "aws", "g6e.12xlarge", 2, 2, 4, 12, zones=1).spot_max == 6

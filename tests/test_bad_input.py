@@ -216,11 +216,11 @@ def test_console_script_prints_no_traceback(tmp_path):
 
 
 def test_unknown_model_size_class_names_the_valid_ones(cli, project, tmp_path):
-    data = _with(model__size_class="405b")
+    data = _with(model__size_class="1t")
     path = _profile(tmp_path, data)
     result = cli("plan", str(path), "--stack", "bad", "--project-dir", str(project))
     assert result.exit_code == 2
-    assert f"error: {path}: model.size_class: '405b' is not a size class in the catalog; valid: 8b, 70b, moe-47b" in result.stderr
+    assert f"error: {path}: model.size_class: '1t' is not a size class in the catalog; valid: 8b, 70b, moe-47b, 405b" in result.stderr
 
 
 def test_gated_model_on_vertex_without_the_licence_is_refused_at_plan(cli, project, tmp_path):
@@ -258,3 +258,24 @@ def test_hub_token_is_read_only_by_vertex(cli, project):
     assert result.exit_code == 2, result.output
     assert ("error: stacks/Pulumi.realtime-captions.yaml: llm-hosting:model.huggingFaceTokenConfig: only a Vertex AI "
             "endpoint reads a Hugging Face token") in result.stderr
+
+
+def test_no_tier_names_the_single_profile_change_that_would_make_one_feasible(cli, project, tmp_path):
+    """A TTFT budget no tier meets: the refusal says which profile field, changed how, would plan."""
+    path = _profile(tmp_path, _with(latency_sla_ms=60))
+    result = cli("plan", str(path), "--stack", "fast", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: no tier can serve this profile:" in result.stderr
+    assert (f"error: {path}: latency_sla_ms: 200 ms instead of 60 ms would make a tier feasible: api: groq "
+            "llama-3.3-70b-versatile (hosted-open)") in result.stderr
+    assert not (project / "stacks" / "Pulumi.fast.yaml").exists()
+
+
+def test_no_single_change_still_names_the_fields_that_block(cli, project, tmp_path):
+    """Two fields block together (a TTFT budget only a cluster meets, and no ops team to run one): each is named."""
+    path = _profile(tmp_path, _with(latency_sla_ms=60, team__ml_ops_capacity="none", residency__allowed_regions=["ap-southeast-2"]))
+    result = cli("plan", str(path), "--stack", "fast", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: latency_sla_ms: rules out " in result.stderr
+    assert f"error: {path}: team.ml_ops_capacity: rules out " in result.stderr
+    assert "no single profile change makes a tier feasible" in result.stderr

@@ -585,7 +585,7 @@ def test_device_plugin_image_comes_from_the_stacks_registry(stack, image):
 def test_node_counts_follow_the_planners_sizing(stack):
     s = stack_self_hosted(stack)
     counts = node_counts(load_catalog(), "aws", s["instanceType"], s["gpusPerReplica"], s["minReplicas"],
-                         s["onDemandReplicas"], s.get("spotReplicas", 0))
+                         s["onDemandReplicas"], s.get("spotReplicas", 0), zones=3)  # the VPC's three private subnets
     by_name = groups(stack_run(stack))
     on_demand = by_name["gpu-on-demand"].inputs
     assert on_demand["instanceTypes"] == [s["instanceType"]]

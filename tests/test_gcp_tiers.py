@@ -17,7 +17,9 @@ CASES = [
      "llm-hosting:vpc.zones[0]", "zone 'us-east4-a' is not in the stack's region us-central1"),
     ("accelerator-not-in-region", "eu-airgapped-gke", _set("selfHosted", instanceType="a2-ultragpu-8g", gpu="A100-80GB"),
      "llm-hosting:selfHosted.instanceType", "'a2-ultragpu-8g' is not in the catalog's compute instances in europe-west4; "
-     "available: a2-highgpu-1g, a2-ultragpu-1g, a3-highgpu-8g, g2-standard-4, g2-standard-8"),
+     "available: a2-highgpu-1g, a2-ultragpu-1g, a3-highgpu-1g, a3-highgpu-2g, a3-highgpu-4g, a3-highgpu-8g, "
+     "g2-standard-12, g2-standard-16, g2-standard-24, g2-standard-32, g2-standard-4, g2-standard-48, g2-standard-8, "
+     "g2-standard-96"),
     ("vertex-machine-not-in-region", "us-vertex-support", _set("managed", instanceType="a3-highgpu-1g", gpu="H100"),
      "llm-hosting:managed.instanceType", "'a3-highgpu-1g' is not in the catalog's vertex instances in us-central1"),
     ("airgapped-public-registry", "eu-airgapped-gke", lambda c: c.update({"llm-hosting:registry": "docker.io/vllm"}),

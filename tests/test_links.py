@@ -148,14 +148,14 @@ def test_a_gpu_pool_without_a_device_plugin_is_caught():
 
 def test_a_hand_raised_max_replicas_beyond_the_node_groups_is_caught(project):
     """maxReplicas edited in the stack file: the HPA may ask for more replicas than the node groups can hold."""
-    edit_stack(project, "realtime-npc", set_section("selfHosted", maxReplicas=9))
+    edit_stack(project, "realtime-npc", set_section("selfHosted", maxReplicas=20))
     config, regions = stack_config(ROOT, "realtime-npc")
     violations = links(run_preview(project, "realtime-npc"), config, regions)
     assert ("LNK-002-replicas-fit", "model-server-deployment",
-            "Deployment llm-serving/vllm may scale to 9 replicas (maxReplicas of model-server-hpa) but the pools that can "
-            "run it hold 5 (gpu-nodes-gpu-on-demand 2 node(s) x 1, gpu-nodes-gpu-spot 3 node(s) x 1 per node): 4 "
+            "Deployment llm-serving/vllm may scale to 20 replicas (maxReplicas of model-server-hpa) but the pools that "
+            "can run it hold 11 (gpu-nodes-gpu-on-demand 2 node(s) x 1, gpu-nodes-gpu-spot 9 node(s) x 1 per node): 9 "
             "replica(s) would stay Pending. Fix: raise the pools' maximum nodes, or lower maxReplicas of "
-            "model-server-hpa to 5.") in findings(violations)
+            "model-server-hpa to 11.") in findings(violations)
 
 
 def test_a_spread_the_zones_cannot_satisfy_is_caught():
@@ -176,9 +176,9 @@ def test_node_groups_that_may_grow_need_an_autoscaler():
     violations = links(preview("realtime-npc"), config, regions)
     spot = next(v for v in violations if (v.policy, v.resource_name) == ("LNK-003-node-pools-scaled", "gpu-nodes-gpu-spot"))
     assert spot.message == (
-        "minSize 0 is below maxSize 3, but nothing in the stack scales it: EKS does not resize managed node groups itself "
+        "minSize 0 is below maxSize 9, but nothing in the stack scales it: EKS does not resize managed node groups itself "
         "and eks-cluster runs no cluster-autoscaler or Karpenter, so the group stays at its desired size (0) and the "
-        "other nodes up to 3 never come. Fix: deploy cluster-autoscaler (or Karpenter) in eks-cluster, or set minSize = "
+        "other nodes up to 9 never come. Fix: deploy cluster-autoscaler (or Karpenter) in eks-cluster, or set minSize = "
         "maxSize.")
     resources = edited("realtime-npc") + [{"type": "kubernetes:helm.sh/v3:Release", "name": "cluster-autoscaler",
                                            "inputs": {"chart": "cluster-autoscaler", "name": "cluster-autoscaler"}}]
@@ -238,7 +238,7 @@ def test_a_rollout_wait_shorter_than_the_start_up_is_caught():
     assert name == "model-server-deployment"
     assert message.startswith("Deployment llm-serving/vllm: create waits 600 s (the default) but one start takes GPU node "
                               "provisioning 600 s + image pull 400 s + startupProbe of vllm")
-    assert "update waits 600 s (the default) but a rollout of 5 replica(s) (model-server-hpa maxReplicas 5)" in message
+    assert "update waits 600 s (the default) but a rollout of 11 replica(s) (model-server-hpa maxReplicas 11)" in message
 
 
 def test_an_unreachable_endpoint_is_caught():

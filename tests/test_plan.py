@@ -156,3 +156,113 @@ def test_ungated_stacks_do_not_mention_the_licence():
         config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{profile.stem}.yaml").read_text())["config"]
         accepted = yaml.safe_load(profile.read_text()).get("model", {}).get("accept_eula", False)
         assert ("acceptEula" in config.get("llm-hosting:model", {})) == accepted, profile.stem
+
+
+# Issue 11: a plan is always buildable. The planner applies the stack's checks and the program's build-time refusals
+# to every candidate before it chooses, and a refusal names the profile field to change.
+
+
+def _profile_without(tmp_path, example: str, **changes):
+    data = yaml.safe_load((ROOT / "stacks/profiles" / f"{example}.yaml").read_text())
+    for key, value in changes.items():
+        node, *path = key.split("__")
+        target = data
+        for part in [node, *path][:-1]:
+            target = target[part]
+        last = [node, *path][-1]
+        if value is None:
+            target.pop(last)
+        else:
+            target[last] = value
+    path = tmp_path / f"{example}-changed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_private_vertex_without_a_registry_is_refused_naming_the_profile_field(cli, project, tmp_path):
+    path = _profile_without(tmp_path, "us-vertex-support", private_registry=None)
+    result = cli("plan", str(path), "--stack", "noreg", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    line = next(x for x in result.stderr.splitlines() if x.startswith(f"error: {path}: private_registry: "))
+    assert "-docker.pkg.dev/bank-support-llm/llm-images would make a tier feasible: managed: vertex" in line, line
+    assert f"error: {path}: team.ml_ops_capacity: dedicated instead of limited would make a tier feasible" in result.stderr
+    assert "llm-hosting:registry" not in result.stderr, "a stack key the profile cannot set"
+    assert not (project / "stacks/Pulumi.noreg.yaml").exists()
+
+
+def test_private_vertex_without_a_registry_loses_to_a_tier_that_builds(cli, project, tmp_path):
+    from preview.harness import run_preview
+
+    path = _profile_without(tmp_path, "us-vertex-support", private_registry=None, team__ml_ops_capacity="dedicated")
+    result = cli("plan", str(path), "--stack", "noreg", "--json", "--project-dir", str(project))
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert (decision["tier"], decision["provider"]) == ("self-hosted", "gke")
+    vertex = next(c for c in decision["candidates"] if c["tier"] == "managed")
+    assert not vertex["feasible"]
+    assert any(r.startswith("B1 build: the stack would be refused: private_registry: a private Vertex AI endpoint")
+               for r in vertex["reasons"]), vertex["reasons"]
+    run_preview(project, "noreg")
+
+
+def test_hybrid_is_never_planned_on_a_managed_endpoint(cli, project, tmp_path):
+    """Limited ops rule self-hosting out; the hybrid's in-boundary share would be cheapest on SageMaker, which the
+    program cannot build a hybrid on (no cluster for the gateway): the hybrid is dropped and says why."""
+    from preview.harness import run_preview
+
+    path = _profile_without(tmp_path, "tiered-sensitivity", team__ml_ops_capacity="limited")
+    result = cli("plan", str(path), "--stack", "hyb", "--json", "--project-dir", str(project))
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["tier"] != "hybrid" or decision["provider"] in ("eks", "gke"), decision["provider"]
+    hybrid = next(c for c in decision["candidates"] if c["tier"] == "hybrid")
+    assert not hybrid["feasible"]
+    assert any(r.startswith("B1 build: managed: sagemaker") and "needs a cluster to run its gateway" in r
+               for r in hybrid["reasons"]), hybrid["reasons"]
+    assert "B1 build: managed: sagemaker" in (project / "stacks/hyb.decision.md").read_text()
+    run_preview(project, "hyb")
+
+
+def test_the_program_and_the_planner_share_one_build_predicate():
+    from planner.stack_config import unbuilt_refusal
+
+    assert unbuilt_refusal("hybrid", "self-hosted") is None
+    assert unbuilt_refusal("managed", None) is None
+    field, message = unbuilt_refusal("hybrid", "managed")
+    assert field == "managed" and "needs a cluster to run its gateway" in message
+    main = (ROOT / "__main__.py").read_text()
+    assert "cfg.unbuilt()" in main and "needs a cluster" not in main
+
+
+@pytest.mark.parametrize("key,field", [
+    ("llm-hosting:registry", "private_registry"),
+    ("llm-hosting:model.acceptEula", "model.accept_eula"),
+    ("llm-hosting:residency.allowedRegions[1]", "residency.allowed_regions[1]"),
+    ("gcp:region", "residency.allowed_regions"),
+    ("llm-hosting:api.replicaRegions[0]", "residency.allowed_regions"),
+    ("llm-hosting:selfHosted.gpusPerReplica", "model.size_class"),
+    ("llm-hosting:network", "data_sensitivity"),
+])
+def test_stack_keys_map_back_to_the_profile_field_that_wrote_them(key, field):
+    from planner.profile import load_profile
+    from planner.stackgen import profile_field
+
+    assert profile_field(key, load_profile(ROOT / "stacks/profiles/startup-api.yaml")) == field
+
+
+@pytest.mark.parametrize("example,changes,field,message", [
+    ("healthcare-hipaa", {"model__weights_uri": None}, "model.weights_uri",
+     "a SageMaker endpoint loads the weights from an in-region S3 prefix"),
+    ("healthcare-hipaa", {"model__weights_uri": "s3://acme-health-models/llama-3.1-70b-instruct"}, "model.weights_uri",
+     "'s3://acme-health-models/llama-3.1-70b-instruct' must end with '/': SageMaker reads a key prefix"),
+    ("eu-sovereign-airgapped", {"model__weights_uri": None}, "model.weights_uri",
+     "an air-gapped cluster cannot download meta-llama/Llama-3.1-70B-Instruct from the hub"),
+], ids=["sagemaker-without-weights", "sagemaker-weights-not-a-prefix", "airgapped-cluster-without-weights"])
+def test_weights_the_program_cannot_load_are_refused_at_plan(cli, project, tmp_path, example, changes, field, message):
+    """Found by the property test: these planned, then the program failed in the middle of the build."""
+    path = _profile_without(tmp_path, example, **changes)
+    result = cli("plan", str(path), "--stack", "w", "--project-dir", str(project))
+    assert result.exit_code == 2, result.output
+    assert f"B1 build: the stack would be refused: {field}: {message}" in result.stderr
+    assert f"error: {path}: {field}: " in result.stderr, "the relaxation that makes it plan"
+    assert not (project / "stacks/Pulumi.w.yaml").exists()
