@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from .catalog import QUALITY_RANK, ApiModel, Catalog, load_regions
 from .costmodel import (
@@ -57,6 +57,8 @@ class Candidate:
     plan: Optional[GpuPlan] = None
     boundary_tier: Optional[str] = None  # hybrids: the tier that serves the in-boundary share
     region_note: Optional[str] = None  # why the plan runs outside the home region (None: it runs at home)
+    # Hybrids: what the hybrid costs against the option it is meant to improve on, added to `reasons` if it loses.
+    if_it_loses: Optional[str] = None
 
     @property
     def monthly_cost_usd(self) -> Optional[float]:
@@ -355,6 +357,8 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile", catalog_
         if c.feasible and c is not chosen:
             c.reasons.append(f"C1 cost: ${c.monthly_cost_usd:,.0f}/month all-in, ${c.monthly_cost_usd - chosen.monthly_cost_usd:,.0f} "
                              f"more than {chosen.label}")
+            if c.if_it_loses:
+                c.reasons.append(c.if_it_loses)
     # Stages 3 and 4 (ops capacity, latency): name the rules that ruled tiers out.
     for rule, source_reasons in (("O1", selfhost.reasons), ("L1", all_blockers), ("L2", managed.reasons)):
         fired = next((r for r in source_reasons if r.startswith(rule)), None)
@@ -517,13 +521,47 @@ def _relaxations(profile: Profile, catalog: Catalog, source: str,
     return found
 
 
+def _fleet_capacity_tok_s(plan: GpuPlan) -> float:
+    """The most output tok/s `plan`'s fleet carries by the planner's own sizing (prefill, decode, latency, memory,
+    spare replica): a burst-overflow gateway sends requests to the API only above it, so a fleet rounded up past its
+    base load (or held up by the redundancy floor) takes part of the peak itself."""
+    o, floor, replicas = plan.option, plan.fleet.floor_replicas, plan.fleet.replicas
+    lo, hi = 0.0, max(plan.load_tok_s, 1.0)
+    for _ in range(64):  # sizing grows with load, so double until the fleet no longer suffices
+        if o.sizing(hi, floor).replicas > replicas:
+            break
+        lo, hi = hi, hi * 2
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if o.sizing(mid, floor).replicas <= replicas else (lo, mid)
+    return lo
+
+
+def _hybrid_sum(cand: Candidate) -> str:
+    """A hybrid's cost in its parts, for the line that says why it lost."""
+    c, f = cand.cost, cand.plan.fleet
+    return (f"${c['gpu_compute_usd'] + c['staffing_usd']:,.0f} ({cand.boundary_tier} part: {f.replicas} replica(s), "
+            f"${c['gpu_compute_usd']:,.0f} GPUs + ${c['staffing_usd']:,.0f} staffing) + ${c.get('api_usd', 0.0):,.0f} (API part) "
+            f"+ ${c['gateway_staffing_usd']:,.0f} (gateway staffing) = ${cand.monthly_cost_usd:,.0f}/month")
+
+
+def _floor_note(cand: Candidate) -> str:
+    """Where the hybrid's own fleet is the redundancy floor, its share of traffic saves no GPU below that floor."""
+    f = cand.plan.fleet
+    return (f"; its {cand.plan.load_tok_s:,.0f} tok/s alone needs the redundancy floor of {f.floor_replicas} replicas"
+            if cand.plan.sizing is not None and cand.plan.sizing.limited_by == "redundancy floor" else "")
+
+
 def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: list[Workload],
              api_ok: dict[str, bool]) -> list[Candidate]:
     out: list[Candidate] = []
     gateway_usd = staffing_monthly_usd(catalog, "gateway", profile.team.ml_ops_capacity)
+    top_quality = max((c.quality for c in classes), key=lambda q: QUALITY_RANK[q])
 
-    def combine(pattern: str, boundary_classes: list[Workload], boundary_load: float, api_volume: Volume,
-                api_quality: str, why: str) -> Candidate:
+    def combine(pattern: str, boundary_classes: list[Workload], boundary_load: float,
+                api_volume: Callable[[Optional[GpuPlan]], Volume], api_quality: str,
+                why: str | Callable[[Optional[GpuPlan]], str]) -> Candidate:
+        # `api_volume` and `why` take the in-boundary plan: what overflows depends on what the fleet carries.
         # The in-boundary part runs on the cheapest allowed tier that the program builds a hybrid on.
         quality = max((c.quality for c in boundary_classes), key=lambda q: QUALITY_RANK[q])
         parts, unbuilt = [], []
@@ -536,12 +574,14 @@ def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: lis
         part = min((p for p, _ in parts),
                    key=lambda p: (not p.feasible, p.monthly_cost_usd if p.monthly_cost_usd is not None else math.inf))
         boundary_tier = part.tier
-        api = _api_candidates(profile, catalog, api_volume, api_quality, [])
-        api = [a for a in api if a.feasible]
+        # The cheapest API per request at the workload's mix: the same order as by monthly cost, and still a real order
+        # when nothing overflows (every API then costs $0).
+        api = sorted((a for a in _api_candidates(profile, catalog, api_volume(part.plan), api_quality, []) if a.feasible),
+                     key=lambda a: api_cost_per_request_usd(a.api, projected.avg_input_tokens, projected.avg_output_tokens))
         cand = Candidate(tier="hybrid", label=f"hybrid ({pattern}): {part.label.split(': ', 1)[-1]} + API", provider=part.provider,
                          pattern=pattern, region=part.region, plan=part.plan, boundary_tier=boundary_tier,
                          region_note=part.region_note)
-        cand.notes.append(why)
+        cand.notes.append(why if isinstance(why, str) else why(part.plan))
         cand.notes.extend(part.notes)
         if not part.feasible:
             for r in part.reasons:
@@ -561,34 +601,94 @@ def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: lis
         cand.cost["gateway_staffing_usd"] = gateway_usd
         return cand
 
+    def alone(tier: str) -> Candidate:
+        """The hybrid's in-boundary tier carrying all the traffic at its peak: what the hybrid is meant to beat."""
+        c = _placed_gpu_candidate(profile, catalog, projected, tier, projected.peak_output_tok_s)
+        _check_open_model(profile, catalog, c, top_quality)
+        return c
+
     in_boundary = [c for c in classes if not api_ok[c.name]]
     may_leave = [c for c in classes if api_ok[c.name]]
     if in_boundary and may_leave:
         share = sum(c.share_percent for c in in_boundary) / 100.0
         api_quality = max((c.quality for c in may_leave), key=lambda q: QUALITY_RANK[q])
-        out.append(combine("tiered-by-sensitivity", in_boundary, projected.peak_output_tok_s * share,
-                           projected.scaled(1 - share), api_quality,
-                           f"classes {', '.join(c.name for c in in_boundary)} stay in the boundary; "
-                           f"{', '.join(c.name for c in may_leave)} may use an API"))
+        cand = combine("tiered-by-sensitivity", in_boundary, projected.peak_output_tok_s * share,
+                       lambda plan: projected.scaled(1 - share), api_quality,
+                       f"classes {', '.join(c.name for c in in_boundary)} stay in the boundary; "
+                       f"{', '.join(c.name for c in may_leave)} may use an API")
+        whole = alone(cand.boundary_tier)
+        if cand.feasible and whole.plan is not None:
+            saved = whole.cost["gpu_compute_usd"] - cand.cost["gpu_compute_usd"]
+            cand.if_it_loses = (
+                f"tiered-by-sensitivity costs {_hybrid_sum(cand)} against ${whole.monthly_cost_usd:,.0f}/month for the "
+                f"{whole.tier} tier alone ({whole.plan.fleet.replicas} replica(s) for the whole {projected.peak_output_tok_s:,.0f} "
+                f"tok/s peak): sending {1 - share:.0%} of requests to the API saves ${saved:,.0f} of GPUs and adds "
+                f"${cand.cost.get('api_usd', 0.0) + gateway_usd:,.0f} of API and gateway" + _floor_note(cand)
+                + ("" if whole.feasible else f" (the {whole.tier} tier alone is ruled out: {'; '.join(whole.reasons)})"))
+        out.append(cand)
     frontier = [c for c in classes if c.quality == "frontier"]
     routine = [c for c in classes if c.quality != "frontier"]
     if frontier and routine and all(api_ok[c.name] for c in frontier):
         share = sum(c.share_percent for c in routine) / 100.0
-        out.append(combine("tiered-by-complexity", routine, projected.peak_output_tok_s * share,
-                           projected.scaled(1 - share), "frontier",
-                           f"classes {', '.join(c.name for c in frontier)} need frontier quality (closed API); "
-                           f"{', '.join(c.name for c in routine)} run on an open model"))
+        cand = combine("tiered-by-complexity", routine, projected.peak_output_tok_s * share,
+                       lambda plan: projected.scaled(1 - share), "frontier",
+                       f"classes {', '.join(c.name for c in frontier)} need frontier quality (closed API); "
+                       f"{', '.join(c.name for c in routine)} run on an open model")
+        # Without the hybrid, the frontier classes take every request to a frontier API (the routine ones with them).
+        whole = [a for a in _api_candidates(profile, catalog, projected, "frontier", []) if a.feasible]
+        if cand.feasible and whole:
+            w = whole[0]
+            kept_off = w.monthly_cost_usd - cand.cost.get("api_usd", 0.0)
+            own = cand.monthly_cost_usd - cand.cost.get("api_usd", 0.0)
+            cand.if_it_loses = (
+                f"tiered-by-complexity costs {_hybrid_sum(cand)} against ${w.monthly_cost_usd:,.0f}/month for "
+                f"{w.api.provider} {w.api.model} carrying all traffic: the {share:.0%} of requests it keeps off the frontier "
+                f"API would cost ${kept_off:,.0f} there, against ${own:,.0f} for the {cand.boundary_tier} part and gateway"
+                + _floor_note(cand))
+        out.append(cand)
     if not in_boundary and profile.model and profile.traffic.peak_to_average >= BURST_PEAK_TO_AVERAGE:
         base = projected.offpeak_output_tok_s
-        overflow_tok_s = projected.peak_output_tok_s - base
-        # Overflow runs only during the daily peak: (peak - base) x peak hours of output per day.
-        overflow_share = overflow_tok_s * projected.peak_hours_per_day * 3600 / (projected.avg_output_tok_s * 86400)
+        peak = projected.peak_output_tok_s
         api_quality = max((c.quality for c in classes), key=lambda q: QUALITY_RANK[q])
-        burst = Volume(projected.daily_requests * overflow_share, projected.avg_input_tokens, projected.avg_output_tokens,
-                       1.0, 24, projected.days_per_month)
-        cand = combine("burst-overflow", classes, base, burst, api_quality,
-                       f"the fleet carries the off-peak {base:,.0f} output tok/s; the {projected.peak_hours_per_day:g} h daily peak "
-                       f"({projected.peak_output_tok_s:,.0f} tok/s) overflows to an API ({overflow_share:.1%} of requests)")
+
+        def overflow_tok_s(plan: Optional[GpuPlan]) -> float:
+            # The gateway overflows only what the fleet cannot take: the peak above the fleet's capacity, which is
+            # above the off-peak base wherever replicas round up or the redundancy floor holds more than the base needs.
+            return max(0.0, peak - (_fleet_capacity_tok_s(plan) if plan is not None else base))
+
+        def overflow_share(plan: Optional[GpuPlan]) -> float:
+            # Overflow runs only during the daily peak: overflow tok/s x peak hours of output per day.
+            return overflow_tok_s(plan) * projected.peak_hours_per_day * 3600 / (projected.avg_output_tok_s * 86400)
+
+        def burst(plan: Optional[GpuPlan]) -> Volume:
+            return Volume(projected.daily_requests * overflow_share(plan), projected.avg_input_tokens,
+                          projected.avg_output_tokens, 1.0, 24, projected.days_per_month)
+
+        def why(plan: Optional[GpuPlan]) -> str:
+            cap = f" (capacity {_fleet_capacity_tok_s(plan):,.0f})" if plan is not None else ""
+            return (f"the fleet carries the off-peak {base:,.0f} output tok/s{cap}; the {projected.peak_hours_per_day:g} h daily "
+                    f"peak ({peak:,.0f} tok/s) overflows to an API ({overflow_share(plan):.1%} of requests)")
+
+        cand = combine("burst-overflow", classes, base, burst, api_quality, why)
+        whole = alone(cand.boundary_tier)
+        if cand.feasible:
+            cap = _fleet_capacity_tok_s(cand.plan)
+            f = cand.plan.fleet
+            if cap >= peak:
+                held = (f"redundancy floor of {f.floor_replicas} replicas" if cand.plan.sizing is not None
+                        and cand.plan.sizing.limited_by == "redundancy floor" else f"{f.replicas} replicas for the off-peak {base:,.0f} tok/s")
+                cand.if_it_loses = (
+                    f"burst-overflow loses: the {held} already carries the peak of {peak:,.0f} tok/s (capacity {cap:,.0f} tok/s), "
+                    f"so nothing overflows and the hybrid is the {cand.boundary_tier} fleet plus ${gateway_usd:,.0f}/month of "
+                    f"gateway staffing")
+            elif whole.plan is not None:
+                cand.if_it_loses = (
+                    f"burst-overflow costs {_hybrid_sum(cand)} against ${whole.monthly_cost_usd:,.0f}/month for the {whole.tier} "
+                    f"tier alone ({whole.plan.fleet.replicas} replica(s) for the {peak:,.0f} tok/s peak): the fleet for the off-peak "
+                    f"{base:,.0f} tok/s carries {cap:,.0f} tok/s and sends {peak - cap:,.0f} tok/s of the "
+                    f"{projected.peak_hours_per_day:g} h daily peak ({overflow_share(cand.plan):.1%} of requests) to the API, "
+                    f"saving ${whole.cost['gpu_compute_usd'] - cand.cost['gpu_compute_usd']:,.0f} of GPUs for "
+                    f"${cand.cost.get('api_usd', 0.0) + gateway_usd:,.0f} of API and gateway")
         out.append(cand)
     return out
 

@@ -120,7 +120,7 @@ def scratch(tmp_path_factory) -> Path:
 SEEN: dict[str, int] = {}
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=profiles())
 def test_every_plan_builds_and_every_refusal_names_a_profile_field(scratch, data):
