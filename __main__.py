@@ -4,20 +4,32 @@ Where does a resource come from? The tier's builder below, one component per bui
 comes from `stacks/Pulumi.<stack>.yaml`, which `llmhost plan` writes from a workload profile.
 """
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from components.aws_api_key_secret import AwsApiKeySecret, AwsApiKeySecretArgs
+from components.aws_alert_topic import AwsAlertTopic, AwsAlertTopicArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.dcgm_exporter import DcgmExporter, DcgmExporterArgs
 from components.contract import TierOutputs, aws_tags, gcp_labels
 from components.eks_cluster import EksCluster, EksClusterArgs
+from components.eks_container_logs import EksContainerLogs, EksContainerLogsArgs
 from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArgs
+from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
+from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
 from components.gcp_network import GcpNetwork, GcpNetworkArgs
+from components.gke_alert_forwarding import GkeAlertForwarding, GkeAlertForwardingArgs
 from components.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
+from components.keda import Keda, KedaArgs
+from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
+from components.node_labels import system_node_labels
 from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
 from components.eks_pod_identity import EksPodIdentity, EksPodIdentityArgs
@@ -28,7 +40,9 @@ from planner.catalog import load_catalog, load_regions
 from planner.errors import InputError
 from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts, pod_size, weights_gb
 from planner.stack_config import GATEWAY_MASTER_KEY, PROJECT, StackConfig, load_stack_config
-from serving.engine import EngineInputs
+from serving.alerts import AlertContext, prometheus_rule, runbooks
+from serving.dashboard import grafana_dashboard
+from serving.engine import QUEUE_TARGET_PER_REPLICA, EngineInputs, EngineSpec
 from serving.gateway import Gateway, GatewayArgs, api_key_env_name, stack_routes
 from serving.model_server import ModelServer, ModelServerArgs
 from serving.tgi import tgi_spec
@@ -73,31 +87,131 @@ def build_managed(cfg: StackConfig) -> TierOutputs:
     m, model = cfg.managed, cfg.model
     # Invocations of a private endpoint stay inside the VPC, not out through the NAT.
     net = aws_network(cfg, private_api_endpoints=("sagemaker.runtime",))
+    tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
+    topic = AwsAlertTopic("alerts", AwsAlertTopicArgs(stack=stack, tags=tags, protect=cfg.protect))
+    pulumi.export("alerts_topic", topic.topic_arn)
     return SageMakerEndpoint("sagemaker", SageMakerEndpointArgs(
         stack=stack, region=cfg.region, model_id=model.id, image_uri=versions.sagemaker_image(cfg.region, cfg.registry),
         weights_uri=model.weights_uri, instance_type=m.instance_type, gpus_per_replica=m.gpus_per_replica,
         precision=m.precision, max_context_tokens=model.max_context_tokens, min_instances=m.min_replicas, max_instances=m.max_replicas,
         target_invocations_per_instance=m.target_invocations_per_instance,
+        target_concurrent_requests_per_instance=m.target_concurrent_requests, alarm_topic_arn=topic.topic_arn,
+        latency_sla_ms=cfg.observability.ttft_p95_ms, dashboard=True,
         startup_timeout_seconds=m.startup_timeout_seconds, download_timeout_seconds=m.download_timeout_seconds,
         subnet_ids=net.private_subnet_ids, security_group_ids=[net.workload_security_group_id],
         airgapped=cfg.network == "airgapped", allow_single_instance=m.allow_single_instance,
         protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification))).contract
 
 
-def build_serving(cfg: StackConfig, provider, nodes, identity_annotations=None, wait_for=()) -> ModelServer:
-    """The vLLM/TGI workload on the cluster the tier just built, through that cluster's kubernetes.Provider.
-
-    `nodes` is the node-pool component: the pods select what it labels. `wait_for` holds what the pods need at
-    admission (the Pod Identity association)."""
+def engine_spec(cfg: StackConfig) -> EngineSpec:
+    """The serving engine's container, args and pinned metric names: what the pods run and what the scaler reads."""
     s, model = cfg.self_hosted, cfg.model
-    weights = weights_gb(catalog, model.size_class, s.precision)
     image = (versions.tgi_serving_image if s.engine == "tgi" else versions.vllm_serving_image)(cfg.registry)
     inputs = EngineInputs(model_id=model.id, size_class=model.size_class, gpu=s.gpu, gpus_per_replica=s.gpus_per_replica,
                           max_context_tokens=model.max_context_tokens, image=image, weights_uri=model.weights_uri,
                           airgapped=cfg.network == "airgapped", kv_cache_tokens=model.kv_cache_tokens,
                           # Burst overflow: a full replica refuses at once, and the gateway sends that request to the API.
                           shed_when_full=cfg.pattern == "burst-overflow", precision=s.precision)
-    spec = (tgi_spec if s.engine == "tgi" else vllm_spec)(inputs, catalog)
+    return (tgi_spec if s.engine == "tgi" else vllm_spec)(inputs, catalog)
+
+
+def alert_context(cfg: StackConfig) -> AlertContext:
+    """What the alerts and the dashboard watch: this stack's engine, its SLA, its fleet range and its gateway."""
+    s = cfg.self_hosted
+    return AlertContext(
+        stack=stack, namespace=SERVING_NAMESPACE, deployment=s.engine, spec=engine_spec(cfg),
+        ttft_p95_ms=cfg.observability.ttft_p95_ms, queue_target_per_replica=QUEUE_TARGET_PER_REPLICA,
+        max_replicas=s.max_replicas, hpa_name=f"keda-hpa-{s.engine}",
+        gateway=GatewayArgs.__dataclass_fields__["name"].default if cfg.tier == "hybrid" else None,
+        overflow=cfg.pattern == "burst-overflow")
+
+
+def replica_hourly_usd(cfg: StackConfig) -> float:
+    """One serving replica's share of its instance's on-demand price in the stack's region (the dashboard's cost line)."""
+    s = cfg.self_hosted
+    instance = next(i for i in catalog.instances_in(cfg.cloud, cfg.region, "compute") if i.instance_type == s.instance_type)
+    gpus = catalog.instance_shapes.for_cloud(cfg.cloud)[s.instance_type].gpu_count
+    return instance.on_demand_hourly * s.gpus_per_replica / gpus
+
+
+@dataclass
+class ClusterWatch:
+    """The monitoring and autoscaling chain on a cluster: what the model server's scaler and monitors need."""
+    prometheus_url: str
+    custom_resource_dependencies: list  # the releases that install the CRDs (the Prometheus operator, KEDA)
+
+
+def cluster_addons(cfg: StackConfig, cluster, nodes, ctx: AlertContext, sns_topic_arn=None) -> tuple[MonitoringStack, Keda]:
+    """Prometheus (with the stack's alert rules and dashboard), KEDA and the GPU exporter, on the cluster's system pool."""
+    opts = pulumi.ResourceOptions(provider=cluster.provider)
+    dashboard = json.dumps(grafana_dashboard(ctx, usd_per_replica_hour=replica_hourly_usd(cfg)), sort_keys=True)
+    monitoring = MonitoringStack("monitoring", MonitoringStackArgs(
+        stack=stack, cloud=cfg.cloud, region=cfg.region, registry=cfg.registry, versions=versions,
+        node_selector=system_node_labels("system"), sns_topic_arn=sns_topic_arn,
+        dashboards={f"llm-hosting-{stack}": dashboard},
+        rules={f"llm-hosting-{stack}": prometheus_rule(ctx, name=f"llm-hosting-{stack}", labels={"llm-hosting/stack": stack})}),
+        opts=opts)
+    keda = Keda("keda", KedaArgs(registry=cfg.registry, versions=versions, node_selector=system_node_labels("system")),
+                opts=opts)
+    DcgmExporter("dcgm-exporter", DcgmExporterArgs(
+        cloud=cfg.cloud, registry=cfg.registry, versions=versions, gpu_node_selector=nodes.gpu_node_selector,
+        service_monitor_crds=monitoring.release), opts=opts)  # its ServiceMonitor waits for the operator's CRDs
+    return monitoring, keda
+
+
+def eks_watch(cfg: StackConfig, cluster: EksCluster, nodes: EksGpuNodeGroups) -> ClusterWatch:
+    """EKS: alerts to an SNS topic, node groups scaled by cluster-autoscaler, container logs to CloudWatch Logs."""
+    tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
+    topic = AwsAlertTopic("alerts", AwsAlertTopicArgs(stack=stack, tags=tags, protect=cfg.protect))
+    monitoring, keda = cluster_addons(cfg, cluster, nodes, alert_context(cfg), sns_topic_arn=topic.topic_arn)
+    # Alertmanager publishes with SigV4 as its own service account: sns:Publish on this topic and the key it encrypts with.
+    EksPodIdentity("alertmanager", EksPodIdentityArgs(
+        stack=stack, cluster_name=cluster.cluster_name, namespace="monitoring",
+        service_account=monitoring.alertmanager_service_account, statements=topic.publish_statements, tags=tags))
+    # Pending GPU pods get nodes from the spot groups first, then the on-demand group, within each group's maximum.
+    ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
+        stack=stack, cluster_name=cluster.cluster_name, region=cfg.region, registry=cfg.registry, versions=versions,
+        node_selector=system_node_labels("system"), spot_node_groups=nodes.spot_group_names,
+        on_demand_node_groups=nodes.on_demand_group_names, wait_for=[nodes.system_node_group], tags=tags),
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
+    EksContainerLogs("container-logs", EksContainerLogsArgs(
+        stack=stack, cluster_name=cluster.cluster_name, region=cfg.region, kms_key_arn=cluster.kms_key_arn,
+        retention_days=cfg.observability.log_retention_days, addon_version=versions.cloudwatch_observability_addon,
+        wait_for=[nodes.system_node_group], tags=tags, protect=cfg.protect))
+    pulumi.export("alerts_topic", topic.topic_arn)
+    return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release])
+
+
+def gke_watch(cfg: StackConfig, cluster: GkeCluster, nodes: GkeGpuNodePools) -> ClusterWatch:
+    """GKE: firing alerts forwarded to Cloud Monitoring and a Pub/Sub channel; workload logs to an in-region bucket.
+    The pools' own autoscaling (GKE's cluster autoscaler) scales the nodes."""
+    labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
+    channel = GcpAlertChannel("alerts", GcpAlertChannelArgs(
+        stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=cluster.kms_key_id, labels=labels,
+        protect=cfg.protect))
+    ctx = alert_context(cfg)
+    monitoring, keda = cluster_addons(cfg, cluster, nodes, ctx)
+    GkeAlertForwarding("alert-forwarding", GkeAlertForwardingArgs(
+        stack=stack, project=cfg.gcp_project, cluster_name=cluster.cluster_name,
+        prometheus_pod_labels=monitoring.prometheus_pod_labels, notification_channels=[channel.channel_name],
+        runbooks=runbooks(ctx)), opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[monitoring.release]))
+    GcpLogBucket("logs", GcpLogBucketArgs(
+        stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=cluster.kms_key_id,
+        retention_days=cfg.observability.log_retention_days, cluster_name=cluster.cluster_name, labels=labels,
+        protect=cfg.protect))
+    pulumi.export("alerts_topic", channel.topic_id)
+    return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release])
+
+
+def build_serving(cfg: StackConfig, provider, nodes, watch: ClusterWatch, identity_annotations=None, wait_for=()) -> ModelServer:
+    """The vLLM/TGI workload on the cluster the tier just built, through that cluster's kubernetes.Provider.
+
+    `nodes` is the node-pool component: the pods select what it labels. `watch` is the cluster's monitoring chain: KEDA
+    scales the pods on what its Prometheus scrapes. `wait_for` holds what the pods need at admission (the Pod Identity
+    association)."""
+    s, model = cfg.self_hosted, cfg.model
+    weights = weights_gb(catalog, model.size_class, s.precision)
+    spec = engine_spec(cfg)
     size = pod_size(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, weights)
     return ModelServer("model-server", ModelServerArgs(
         name=s.engine, spec=spec, min_replicas=s.min_replicas, max_replicas=s.max_replicas, gpus_per_replica=s.gpus_per_replica,
@@ -106,11 +220,12 @@ def build_serving(cfg: StackConfig, provider, nodes, identity_annotations=None, 
         node_provisioning_seconds=catalog.serving.gpu_node_provisioning_seconds,
         image_pull_seconds=catalog.serving.image_pull_seconds, wait_for=list(wait_for),
         cache_size_gib=size.cache_gib, namespace=SERVING_NAMESPACE, service_account_annotations=identity_annotations or {},
-        model_volume_claim=s.model_volume_claim, labels={"llm-hosting/stack": stack}),
+        model_volume_claim=s.model_volume_claim, labels={"llm-hosting/stack": stack},
+        prometheus_url=watch.prometheus_url, custom_resource_dependencies=watch.custom_resource_dependencies),
         opts=pulumi.ResourceOptions(provider=provider))
 
 
-def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer]:
+def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer, ClusterWatch]:
     s, model = cfg.self_hosted, cfg.model
     tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
     net = aws_network(cfg)
@@ -129,15 +244,17 @@ def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer]:
     NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(image=versions.device_plugin_image(cfg.registry)),
                        opts=pulumi.ResourceOptions(provider=cluster.provider))
     wait_for = []
-    if model.weights_uri and s.engine == "vllm":
-        # vLLM streams the weights from S3 as the pod's own identity (Pod Identity), never node credentials.
+    if model.weights_uri:
+        # vLLM streams the weights from S3, TGI's init container copies them, as the pod's own identity (Pod Identity),
+        # never node credentials.
         wait_for.append(EksPodIdentity("weights-reader", EksPodIdentityArgs(
             stack=stack, cluster_name=cluster.cluster_name, namespace=SERVING_NAMESPACE, service_account=s.engine,
             weights_uri=model.weights_uri, tags=tags)).association)
-    return cluster, build_serving(cfg, cluster.provider, nodes, wait_for=wait_for)
+    watch = eks_watch(cfg, cluster, nodes)
+    return cluster, build_serving(cfg, cluster.provider, nodes, watch, wait_for=wait_for), watch
 
 
-def in_cluster_contract(cfg: StackConfig, cluster, server: ModelServer) -> TierOutputs:
+def in_cluster_contract(cfg: StackConfig, cluster, server: ModelServer, _watch: ClusterWatch) -> TierOutputs:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
     return TierOutputs(endpoint_url=server.service_url,
@@ -167,6 +284,10 @@ def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
     service_class = VertexEndpoint.psc_service_class
     net = gcp_network(cfg, psc_service_classes=(service_class,) if private else ())
     token = pulumi.Config().require_secret(model.hugging_face_token_config) if model.hugging_face_token_config else None
+    channel = GcpAlertChannel("alerts", GcpAlertChannelArgs(
+        stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=None,
+        labels=gcp_labels(stack, cfg.tier, cfg.residency.classification), protect=cfg.protect))
+    pulumi.export("alerts_topic", channel.topic_id)
     return VertexEndpoint("vertex", VertexEndpointArgs(
         stack=stack, region=cfg.region, project=cfg.gcp_project, model_id=model.id,
         image_uri=versions.vllm_serving_image(cfg.registry), weights_uri=model.weights_uri, machine_type=m.instance_type,
@@ -176,10 +297,11 @@ def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
         service_connection_policy=net.service_connection_policies.get(service_class),
         accept_eula=bool(model.accept_eula), hugging_face_token=token,
         allow_single_replica=m.allow_single_instance, protect=cfg.protect,
+        notification_channels=[channel.channel_name], latency_alert_ms=cfg.observability.ttft_p95_ms,
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
 
 
-def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer]:
+def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer, ClusterWatch]:
     s, model = cfg.self_hosted, cfg.model
     labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
     net = gcp_network(cfg, control_plane_cidr=GKE_MASTER_CIDR)
@@ -199,13 +321,15 @@ def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer]:
         protect=cfg.protect, labels=labels))
     # GKE installs the NVIDIA driver and device plugin itself (gpu_driver_installation_config).
     annotations, wait_for = None, []
-    if model.weights_uri and s.engine == "vllm":
-        # vLLM streams the weights from GCS as the pod's own Google identity (Workload Identity).
+    if model.weights_uri:
+        # vLLM streams the weights from GCS, TGI's init container copies them, as the pod's own Google identity
+        # (Workload Identity).
         identity = GkeWorkloadIdentity("weights-reader", GkeWorkloadIdentityArgs(
             stack=stack, project=cfg.gcp_project, namespace=SERVING_NAMESPACE, service_account=s.engine,
             weights_uri=model.weights_uri, workload_pool=cluster.workload_pool))
         annotations, wait_for = identity.annotations, [identity.binding]
-    return cluster, build_serving(cfg, cluster.provider, nodes, annotations, wait_for)
+    watch = gke_watch(cfg, cluster, nodes)
+    return cluster, build_serving(cfg, cluster.provider, nodes, watch, annotations, wait_for), watch
 
 
 def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
@@ -217,7 +341,7 @@ def build_hybrid(cfg: StackConfig) -> TierOutputs:
     unbuilt = cfg.unbuilt()  # the same predicate the planner drops candidates by
     if unbuilt:
         raise pulumi.RunError(f"{source}: {PROJECT}:{unbuilt[0]}: {unbuilt[1]}")
-    cluster, server = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
+    cluster, server, watch = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
     build_api(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
     config = pulumi.Config()
     # Burst overflow keys off the running replicas themselves: each one refuses what it cannot hold (shed_when_full in
@@ -228,7 +352,8 @@ def build_hybrid(cfg: StackConfig) -> TierOutputs:
         image=versions.gateway_image(cfg.registry),
         api_keys={api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)},
         master_key=config.require_secret(GATEWAY_MASTER_KEY), namespace=server.namespace,
-        labels={"llm-hosting/stack": stack}), opts=pulumi.ResourceOptions(provider=cluster.provider))
+        labels={"llm-hosting/stack": stack}, pod_monitor=True,
+        custom_resource_dependencies=watch.custom_resource_dependencies), opts=pulumi.ResourceOptions(provider=cluster.provider))
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
     return TierOutputs(endpoint_url=gateway.service_url,

@@ -23,10 +23,15 @@ class AwsKmsKeyArgs:
     # EBS volumes of Auto Scaling groups (EKS managed node groups) are encrypted by the Auto Scaling service-linked
     # role, which needs the key policy's grant: IAM alone cannot give a service-linked role a customer key.
     for_autoscaling_ebs: bool = False
+    # AWS services that publish to an SNS topic (or SQS queue) encrypted with this key, e.g. cloudwatch.amazonaws.com
+    # for alarm actions: the publishing service itself must be able to make the data key, and IAM cannot grant a
+    # service principal anything, so only the key policy can.
+    publishing_services: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def key_policy(account_id: str, partition: str, logs_region: Optional[str], autoscaling_ebs: bool = False) -> dict:
+def key_policy(account_id: str, partition: str, logs_region: Optional[str], autoscaling_ebs: bool = False,
+               publishing_services: tuple[str, ...] = ()) -> dict:
     statements = [{
         # Root-of-account statement: access is then governed by IAM policies, which stay least-privilege.
         "Sid": "EnableIamPolicies",
@@ -62,6 +67,17 @@ def key_policy(account_id: str, partition: str, logs_region: Optional[str], auto
             "Resource": "*",
             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
         })
+    if publishing_services:
+        statements.append({
+            # What SNS needs of a publisher to an encrypted topic: a data key to encrypt the message, nothing more.
+            # No source condition: AWS does not document one that CloudWatch's publish path sets, and the kit gives
+            # such a key to one topic only.
+            "Sid": "AllowServicesToPublishEncrypted",
+            "Effect": "Allow",
+            "Principal": {"Service": sorted(publishing_services)},
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Resource": "*",
+        })
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -76,7 +92,8 @@ class AwsKmsKey(pulumi.ComponentResource):
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # Root-of-account statement only: access is then governed by IAM policies, which stay least-privilege.
         policy = pulumi.Output.all(identity.account_id, partition.partition).apply(
-            lambda a: json.dumps(key_policy(a[0], a[1], args.cloudwatch_logs_region, args.for_autoscaling_ebs)))
+            lambda a: json.dumps(key_policy(a[0], a[1], args.cloudwatch_logs_region, args.for_autoscaling_ebs,
+                                     tuple(args.publishing_services))))
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         self._key = aws.kms.Key(
             f"{name}-key",

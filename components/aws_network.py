@@ -20,9 +20,11 @@ from .aws_kms_key import AwsKmsKey, AwsKmsKeyArgs
 
 # What a private EKS/SageMaker workload needs to pull images, get credentials, write logs, decrypt secrets,
 # register nodes and serve endpoints without internet access. S3 is a gateway endpoint, added separately.
+# `monitoring` is CloudWatch metrics (the CloudWatch agent's PutMetricData); `sns` lets Alertmanager publish to the
+# stack's alert topic. (CloudWatch alarms publish from the service side and need no endpoint.)
 DEFAULT_INTERFACE_ENDPOINTS: tuple[str, ...] = (
     "ecr.api", "ecr.dkr", "sts", "ec2", "logs", "secretsmanager", "kms", "eks", "eks-auth",
-    "elasticloadbalancing", "autoscaling", "sagemaker.api", "sagemaker.runtime",
+    "elasticloadbalancing", "autoscaling", "sagemaker.api", "sagemaker.runtime", "monitoring", "sns",
 )
 VARIANTS = ("public", "private", "airgapped")
 MIN_AZ_COUNT = 3  # an EKS control plane and any HA serving fleet want three zones

@@ -11,6 +11,9 @@ import pulumi_aws as aws
 
 from .node_labels import ON_DEMAND, PREFERRED_ON_DEMAND, SPOT, gpu_node_labels, gpu_node_selector, system_node_labels
 
+# Node group names (also the `llm-hosting/pool` label and part of the ASG name cluster-autoscaler's expander matches).
+ON_DEMAND_GROUP = "gpu-on-demand"
+SPOT_GROUP = "gpu-spot"
 GPU_TAINT = aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")
 # AWS-managed policies a node needs; none is a *FullAccess policy.
 NODE_POLICIES = {
@@ -51,6 +54,8 @@ class EksGpuNodeGroups(pulumi.ComponentResource):
     gpu_node_selector: dict[str, str]  # what GPU workloads select: matches both GPU groups' labels
     preferred_node_labels: dict[str, str]  # the on-demand group's labels, preferred by serving replicas
     system_node_group: aws.eks.NodeGroup  # where cluster add-ons that run as pods (coredns) go
+    spot_group_names: list[str]  # node group names by capacity, for cluster-autoscaler's priority expander
+    on_demand_group_names: list[str]
 
     def __init__(self, name: str, args: EksGpuNodeGroupsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:EksGpuNodeGroups", name, None, opts)
@@ -84,7 +89,10 @@ class EksGpuNodeGroups(pulumi.ComponentResource):
             labels = system_node_labels(pool)
             if gpu:
                 labels = {**gpu_node_labels(pool, args.gpu, SPOT if capacity == "SPOT" else ON_DEMAND),
-                          "nvidia.com/gpu.present": "true"}
+                          "nvidia.com/gpu.present": "true",
+                          # cluster-autoscaler's AWS GPU label: a new GPU node counts as not ready until the device
+                          # plugin advertises its GPUs, so pending pods do not make it add more nodes meanwhile.
+                          "k8s.amazonaws.com/accelerator": args.gpu}
             return aws.eks.NodeGroup(
                 f"{name}-{pool}",
                 cluster_name=args.cluster_name,
@@ -109,14 +117,16 @@ class EksGpuNodeGroups(pulumi.ComponentResource):
         gpu_lt = template("gpu", args.root_volume_gb)
         groups = [
             group("system", system_lt, [args.system_instance_type], "ON_DEMAND", 2, 4, gpu=False),
-            group("gpu-on-demand", gpu_lt, [args.instance_type], "ON_DEMAND", args.on_demand_min_nodes,
+            group(ON_DEMAND_GROUP, gpu_lt, [args.instance_type], "ON_DEMAND", args.on_demand_min_nodes,
                   args.on_demand_max_nodes, gpu=True),
         ]
         if args.spot_max_nodes:
-            groups.append(group("gpu-spot", gpu_lt, list(args.spot_instance_types), "SPOT", 0, args.spot_max_nodes, gpu=True))
+            groups.append(group(SPOT_GROUP, gpu_lt, list(args.spot_instance_types), "SPOT", 0, args.spot_max_nodes, gpu=True))
         self.gpu_node_selector = gpu_node_selector(args.gpu)
         self.preferred_node_labels = dict(PREFERRED_ON_DEMAND)
         self.system_node_group = groups[0]
+        self.spot_group_names = [SPOT_GROUP] if args.spot_max_nodes else []
+        self.on_demand_group_names = [ON_DEMAND_GROUP]
         self.node_role_arn = role.arn
         self.node_group_names = pulumi.Output.all(*[g.node_group_name for g in groups])
         self.register_outputs({"node_role_arn": self.node_role_arn, "node_group_names": self.node_group_names})

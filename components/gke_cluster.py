@@ -15,6 +15,9 @@ from .gcp_kms_keys import GcpKmsKeys, GcpKmsKeysArgs
 VARIANTS = ("public", "private", "airgapped")
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
 SYSTEM_COMPONENTS = ["SYSTEM_COMPONENTS"]
+# Workload logs too: the model server's and gateway's stdout is what an incident is diagnosed from. Where they are
+# kept (region, key, retention) is GcpLogBucket's job.
+LOGGING_COMPONENTS = ["SYSTEM_COMPONENTS", "WORKLOADS"]
 AUTH_PLUGIN = "gke-gcloud-auth-plugin"
 
 
@@ -108,8 +111,12 @@ class GkeCluster(pulumi.ComponentResource):
             # Dataplane V2 (eBPF) enforces NetworkPolicy itself; the Calico network_policy addon must stay off.
             datapath_provider="ADVANCED_DATAPATH",
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
-            logging_config=gcp.container.ClusterLoggingConfigArgs(enable_components=SYSTEM_COMPONENTS),
-            monitoring_config=gcp.container.ClusterMonitoringConfigArgs(enable_components=SYSTEM_COMPONENTS),
+            logging_config=gcp.container.ClusterLoggingConfigArgs(enable_components=LOGGING_COMPONENTS),
+            # Managed Service for Prometheus (managed collection): its collectors carry the in-cluster Prometheus's
+            # firing alerts to Cloud Monitoring (GkeAlertForwarding), over the same API as the system metrics.
+            monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
+                enable_components=SYSTEM_COMPONENTS,
+                managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True)),
             resource_labels=args.labels,
             deletion_protection=args.protect,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=keys.grants),

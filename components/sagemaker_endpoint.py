@@ -48,6 +48,18 @@ PROVISIONING_MARGIN_SECONDS = 1800  # getting GPU instances and pulling a multi-
 # and load (minutes) to bring back, while extra minutes of an idle instance cost little.
 SCALE_OUT_COOLDOWN_SECONDS = 300
 SCALE_IN_COOLDOWN_SECONDS = 1800
+# Target tracking metrics. The concurrency one is what AWS recommends for LLM endpoints: SageMaker emits
+# ConcurrentRequestsPerModel every 10 s (InvocationsPerInstance once a minute), it counts requests queued in the
+# container, and a streamed response counts until its last token, so it follows an LLM's real load where a
+# per-minute request count does not. It is a real-time endpoint metric: the variant has one model (no inference
+# components) and the endpoint is neither serverless nor asynchronous, which is how this component deploys it; with
+# one model copy per instance, "per model" is "per instance". It scales in no faster than the standard metric.
+INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
+CONCURRENCY_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+# Alerting: the fleet at its maximum for this long means target tracking wants more than it may have.
+AT_MAX_PERIOD_SECONDS = 300
+AT_MAX_PERIODS = 3
+SLA_PERIODS = 5  # one-minute periods of p95 above the SLA before anyone is paged
 
 
 def instance_family(instance_type: str) -> str:
@@ -94,6 +106,14 @@ class SageMakerEndpointArgs:
     airgapped: bool = False
     allow_single_instance: bool = False
     latency_alarm_ms: int = 30000  # p95 ModelLatency that triggers rollback
+    # The stack's alert topic (AwsAlertTopic.topic_arn): every alarm notifies it on ALARM and OK, and the
+    # instances-at-maximum alarm is created. None: the alarms only guard deployments.
+    alarm_topic_arn: Optional[pulumi.Input[str]] = None
+    # Concurrent requests per instance to hold (target tracking on CONCURRENCY_METRIC); None keeps
+    # target_invocations_per_instance on the per-minute invocations metric.
+    target_concurrent_requests_per_instance: Optional[float] = None
+    latency_sla_ms: Optional[int] = None  # p95 ModelLatency promised to callers: above it for 5 minutes alerts
+    dashboard: bool = False  # a CloudWatch dashboard of the endpoint (traffic, latency, errors, capacity, GPUs)
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -146,6 +166,11 @@ class SageMakerEndpointArgs:
                 raise ValueError(f"{name}: {value} is outside SageMaker's range of {low}..{high} seconds")
         if self.latency_alarm_ms <= 0:
             raise ValueError(f"latency_alarm_ms: {self.latency_alarm_ms} must be > 0")
+        if self.target_concurrent_requests_per_instance is not None and self.target_concurrent_requests_per_instance <= 0:
+            raise ValueError(f"target_concurrent_requests_per_instance: {self.target_concurrent_requests_per_instance} "
+                             "must be > 0 (concurrent requests per instance, e.g. the engine's batch size)")
+        if self.latency_sla_ms is not None and self.latency_sla_ms <= 0:
+            raise ValueError(f"latency_sla_ms: {self.latency_sla_ms} must be > 0")
 
     def _validate_image(self) -> None:
         match = ECR_IMAGE.match(self.image_uri)
@@ -237,6 +262,61 @@ def container_environment(args: SageMakerEndpointArgs) -> dict[str, str]:
         # Nothing may try the Hugging Face Hub (it would hang on timeouts in an isolated network).
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return env
+
+
+def instance_count_queries(endpoint_name: str, period: int) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs]:
+    """Metric math for the variant's instance count: Invocations / InvocationsPerInstance (sums over the period)."""
+    dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT}
+
+    def metric(id_: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+        return aws.cloudwatch.MetricAlarmMetricQueryArgs(id=id_, return_data=False, metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+            namespace="AWS/SageMaker", metric_name=metric_name, dimensions=dimensions, period=period, stat="Sum"))
+
+    return [
+        metric("invocations", "Invocations"),
+        metric("perinstance", "InvocationsPerInstance"),
+        aws.cloudwatch.MetricAlarmMetricQueryArgs(
+            id="instances", expression="IF(perinstance > 0, invocations / perinstance, 0)",
+            label="Instances (Invocations / InvocationsPerInstance)", return_data=True),
+    ]
+
+
+def dashboard_body(endpoint_name: str, region: str, max_instances: int) -> dict:
+    """One dashboard per endpoint: traffic and errors, latency, concurrency, instances, GPUs."""
+    dims = ["EndpointName", endpoint_name, "VariantName", VARIANT]
+    ns = "AWS/SageMaker"
+
+    def widget(title: str, metrics: list, x: int, y: int, **extra) -> dict:
+        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+                "properties": {"title": title, "region": region, "view": "timeSeries", "period": 60,
+                               "metrics": metrics, **extra}}
+
+    return {"widgets": [
+        widget("Invocations and errors (per minute)", [
+            [ns, "Invocations", *dims, {"stat": "Sum", "label": "Invocations"}],
+            [ns, "Invocation4XXErrors", *dims, {"stat": "Sum", "label": "4XX"}],
+            [ns, "Invocation5XXErrors", *dims, {"stat": "Sum", "label": "5XX"}],
+        ], 0, 0),
+        widget("Model latency (ms)", [
+            [{"expression": "p50 / 1000", "label": "p50", "id": "l50"}],
+            [{"expression": "p95 / 1000", "label": "p95", "id": "l95"}],
+            [ns, "ModelLatency", *dims, {"stat": "p50", "id": "p50", "visible": False}],
+            [ns, "ModelLatency", *dims, {"stat": "p95", "id": "p95", "visible": False}],
+        ], 12, 0),
+        widget("Concurrent requests per instance", [
+            [ns, "ConcurrentRequestsPerModel", *dims, {"stat": "Maximum", "label": "max"}],
+            [ns, "ConcurrentRequestsPerModel", *dims, {"stat": "Average", "label": "average"}],
+        ], 0, 6),
+        widget("Instances", [
+            [{"expression": "IF(perinstance > 0, invocations / perinstance, 0)", "label": "instances", "id": "count"}],
+            [ns, "Invocations", *dims, {"stat": "Sum", "id": "invocations", "visible": False}],
+            [ns, "InvocationsPerInstance", *dims, {"stat": "Sum", "id": "perinstance", "visible": False}],
+        ], 12, 6, annotations={"horizontal": [{"label": "max_instances", "value": max_instances}]}),
+        widget("GPU utilisation and memory (%, average over instances)", [
+            [INSTANCE_METRICS_NAMESPACE, "GPUUtilization", *dims, {"stat": "Average", "label": "GPU utilisation"}],
+            [INSTANCE_METRICS_NAMESPACE, "GPUMemoryUtilization", *dims, {"stat": "Average", "label": "GPU memory"}],
+        ], 0, 12),
+    ]}
 
 
 class SageMakerEndpoint(pulumi.ComponentResource):
@@ -346,6 +426,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         )
 
         alarm_dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT}
+        # Alarm and recovery both notify: an OK tells the on-call that a page resolved itself.
+        actions = [args.alarm_topic_arn] if args.alarm_topic_arn is not None else None
         # Any 5XX in two consecutive minutes: one stray error does not roll back, a broken canary does quickly.
         errors = aws.cloudwatch.MetricAlarm(
             f"{name}-5xx",
@@ -362,6 +444,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             comparison_operator="GreaterThanThreshold",
             threshold=0,
             treat_missing_data="notBreaching",  # no traffic is not an error
+            alarm_actions=actions,
+            ok_actions=actions,
             tags=args.tags,
             opts=child,
         )
@@ -381,9 +465,57 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             comparison_operator="GreaterThanThreshold",
             threshold=args.latency_alarm_ms * 1000,
             treat_missing_data="notBreaching",
+            alarm_actions=actions,
+            ok_actions=actions,
             tags=args.tags,
             opts=child,
         )
+        if args.latency_sla_ms is not None:
+            # Alerting only, never a rollback: a slow period under load is for people to look at, not a bad release.
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-latency-sla",
+                name=f"{endpoint_name}-p95-latency-above-sla",
+                alarm_description=f"{endpoint_name}: p95 ModelLatency above the {args.latency_sla_ms} ms SLA for "
+                                  f"{SLA_PERIODS} minutes",
+                namespace="AWS/SageMaker",
+                metric_name="ModelLatency",
+                dimensions=alarm_dimensions,
+                extended_statistic="p95",
+                period=60,
+                evaluation_periods=SLA_PERIODS,
+                datapoints_to_alarm=SLA_PERIODS,
+                comparison_operator="GreaterThanThreshold",
+                threshold=args.latency_sla_ms * 1000,
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+                ok_actions=actions,
+                tags=args.tags,
+                opts=child,
+            )
+        if actions and args.max_instances > args.min_instances:
+            # SageMaker publishes no instance-count metric for a variant, but InvocationsPerInstance adds
+            # 1/<instances> per request (API reference, ScalingPolicyMetric), so Invocations / InvocationsPerInstance
+            # is the instance count whenever there is traffic. At the maximum for 15 minutes, target tracking wants
+            # more than max_instances allows: raise it (quota permitting) or expect queueing.
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-at-max",
+                name=f"{endpoint_name}-instances-at-maximum",
+                alarm_description=f"{endpoint_name}: the variant has run at its maximum of {args.max_instances} "
+                                  f"instances for {AT_MAX_PERIOD_SECONDS * AT_MAX_PERIODS // 60} minutes; "
+                                  "autoscaling cannot add capacity",
+                metric_queries=instance_count_queries(endpoint_name, AT_MAX_PERIOD_SECONDS),
+                evaluation_periods=AT_MAX_PERIODS,
+                datapoints_to_alarm=AT_MAX_PERIODS,
+                comparison_operator="GreaterThanThreshold",
+                # Half an instance below the maximum: the ratio is exact at a steady count, and a scale-in or
+                # scale-out inside the period gives a value between two counts.
+                threshold=args.max_instances - 0.5,
+                treat_missing_data="notBreaching",  # no traffic: nothing to be short of
+                alarm_actions=actions,
+                ok_actions=actions,
+                tags=args.tags,
+                opts=child,
+            )
 
         if args.min_instances >= 2:
             # One instance first: at most 50% of the new fleet, as SageMaker requires of a canary.
@@ -430,22 +562,33 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        if args.target_concurrent_requests_per_instance is not None:
+            metric, policy_name = CONCURRENCY_METRIC, f"{endpoint_name}-concurrent-requests-per-model"
+            target_value = args.target_concurrent_requests_per_instance
+        else:
+            metric, policy_name = INVOCATIONS_METRIC, f"{endpoint_name}-invocations-per-instance"
+            target_value = args.target_invocations_per_instance
         aws.appautoscaling.Policy(
             f"{name}-scaling-policy",
-            name=f"{endpoint_name}-invocations-per-instance",
+            name=policy_name,
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             resource_id=target.resource_id,
             scalable_dimension=target.scalable_dimension,
             target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
                 predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"),
-                target_value=args.target_invocations_per_instance,
+                    predefined_metric_type=metric),
+                target_value=target_value,
                 scale_out_cooldown=SCALE_OUT_COOLDOWN_SECONDS,
                 scale_in_cooldown=SCALE_IN_COOLDOWN_SECONDS,
             ),
             opts=child,
         )
+
+        if args.dashboard:
+            aws.cloudwatch.Dashboard(
+                f"{name}-dashboard", dashboard_name=endpoint_name,
+                dashboard_body=json.dumps(dashboard_body(endpoint_name, args.region, args.max_instances)), opts=child)
 
         self.endpoint_name = endpoint.name
         self.endpoint_arn = endpoint.arn

@@ -27,9 +27,28 @@ class ComponentVersions:
     # Text Generation Inference; upstream calls it maintenance mode, the kit keeps it for existing TGI users.
     tgi_image: str = "ghcr.io/huggingface/text-generation-inference"
     tgi_tag: str = "3.3.5"
+    # What fills a TGI pod's model volume from the weights bucket (TGI reads only local directories or the hub): the
+    # clouds' own CLIs, run as an init container with the pod's identity (EKS Pod Identity needs aws-cli >= 2.15).
+    aws_cli_image: str = "docker.io/amazon/aws-cli"
+    aws_cli_tag: str = "2.21.3"
+    cloud_sdk_image: str = "docker.io/google/cloud-sdk"
+    cloud_sdk_tag: str = "530.0.0-slim"
     # The LiteLLM proxy that fronts the tiers; the tests run the same release from PyPI (litellm[proxy]==1.106.2).
     litellm_image: str = "ghcr.io/berriai/litellm"
     litellm_tag: str = "main-v1.106.2"
+    # Helm charts of the monitoring and autoscaling chain. The versions match the CRDs and values.yaml files the tests
+    # validate against (tests/test_charts.py); an air-gapped stack pulls the same chart versions from its own registry
+    # (oci://<registry>/charts/<name>) and every image from the same registry (see README, "Mirroring for air gaps").
+    kube_prometheus_stack_chart: str = "88.5.3"  # Prometheus operator v0.93.1, Prometheus, Alertmanager, Grafana
+    keda_chart: str = "2.20.2"  # KEDA 2.20.2: ScaledObject with the prometheus trigger
+    dcgm_exporter_chart: str = "4.8.2"  # NVIDIA DCGM exporter 4.8.2 (GPU utilisation, memory, tensor activity)
+    cluster_autoscaler_chart: str = "9.59.0"
+    # cluster-autoscaler's minor must match the cluster's Kubernetes minor (eks_version), not the chart's default app.
+    cluster_autoscaler_tag: str = "v1.33.0"
+    # The EKS add-on that ships container logs (Fluent Bit) to CloudWatch Logs; its images come from EKS's regional
+    # registry, so air-gapped stacks reach them through the VPC endpoints. Check with
+    # `aws eks describe-addon-versions --addon-name amazon-cloudwatch-observability --kubernetes-version <eks_version>`.
+    cloudwatch_observability_addon: str = "v4.10.3-eksbuild.1"
 
     def with_overrides(self, overrides: Optional[dict[str, str]]) -> "ComponentVersions":
         return replace(self, **overrides) if overrides else self
@@ -51,6 +70,14 @@ class ComponentVersions:
             return f"{registry.rstrip('/')}/text-generation-inference{_ref(self.tgi_image, self.tgi_tag)}"
         return f"{_repo(self.tgi_image)}{_ref(self.tgi_image, self.tgi_tag)}"
 
+    def weights_fetch_image(self, cloud: str, registry: Optional[str]) -> str:
+        """The CLI that copies the weights prefix from `cloud`'s object store (aws: aws-cli, gcp: the Cloud SDK):
+        upstream, or the same reference in the stack's registry mirror."""
+        image, tag = {"aws": (self.aws_cli_image, self.aws_cli_tag), "gcp": (self.cloud_sdk_image, self.cloud_sdk_tag)}[cloud]
+        if registry:
+            return f"{registry.rstrip('/')}/{_repo(image).rsplit('/', 1)[-1]}{_ref(image, tag)}"
+        return f"{_repo(image)}{_ref(image, tag)}"
+
     def gateway_image(self, registry: Optional[str]) -> str:
         if registry:
             return f"{registry.rstrip('/')}/litellm{_ref(self.litellm_image, self.litellm_tag)}"
@@ -62,6 +89,41 @@ class ComponentVersions:
         if registry:
             return f"{registry.rstrip('/')}/{self.sagemaker_lmi_repository}{ref}"
         return f"{AWS_DLC_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{self.sagemaker_lmi_repository}{ref}"
+
+
+# Public chart repositories, used where the stack is not air-gapped.
+CHART_REPOSITORIES = {
+    "kube-prometheus-stack": "https://prometheus-community.github.io/helm-charts",
+    "keda": "https://kedacore.github.io/charts",
+    "dcgm-exporter": "https://nvidia.github.io/dcgm-exporter/helm-charts",
+    "cluster-autoscaler": "https://kubernetes.github.io/autoscaler",
+}
+
+
+@dataclass(frozen=True)
+class ChartSource:
+    """Where Helm fetches a chart: `chart` and `repo` as helm.v3.Release takes them (repo None for an OCI reference)."""
+    chart: str
+    version: str
+    repo: Optional[str]
+
+
+def chart_source(name: str, version: str, registry: Optional[str]) -> ChartSource:
+    """The public repository's chart, or the same chart version from the stack's registry as an OCI artifact."""
+    if registry:
+        return ChartSource(chart=f"oci://{registry.rstrip('/')}/charts/{name}", version=version, repo=None)
+    return ChartSource(chart=name, version=version, repo=CHART_REPOSITORIES[name])
+
+
+def mirror_registry(image: str, upstream: str) -> Optional[str]:
+    """The registry `image` (a reference this module made from the repository `upstream`) was mirrored to, or None when
+    it is the upstream reference: a pod's other images then come from the same place as its serving image."""
+    name = image.split("@", 1)[0]
+    if name.rfind(":") > name.rfind("/"):  # drop the tag, not a registry's port
+        name = name[: name.rfind(":")]
+    if name == _repo(upstream):
+        return None
+    return name.rsplit("/", 1)[0]
 
 
 def _repo(image: str) -> str:

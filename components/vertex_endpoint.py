@@ -69,6 +69,28 @@ G2_GPUS = {"g2-standard-4": 1, "g2-standard-8": 1, "g2-standard-12": 1, "g2-stan
 N1_GPU_COUNTS = (1, 2, 4, 8)
 
 DUTY_CYCLE_METRIC = "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle"
+# The endpoint's own metrics (monitored resource aiplatform.googleapis.com/Endpoint) its alert policies read.
+ENDPOINT_RESOURCE = "aiplatform.googleapis.com/Endpoint"
+LATENCY_METRIC = "aiplatform.googleapis.com/prediction/online/prediction_latencies"  # distribution, ms
+ERROR_METRIC = "aiplatform.googleapis.com/prediction/online/error_count"
+PREDICTION_METRIC = "aiplatform.googleapis.com/prediction/online/prediction_count"
+REPLICAS_METRIC = "aiplatform.googleapis.com/prediction/online/replicas"  # active replicas of the deployed model
+ALERT_WINDOW = "300s"  # each policy looks at 5-minute windows...
+ALERT_DURATION = "300s"  # ...and fires when the condition holds for 5 minutes
+SATURATION_DURATION = "900s"  # at the ceiling for 15 minutes: not a burst the autoscaler is riding out
+ERROR_RATIO = 0.05  # failed predictions per successful one
+# What the on-call does first, quoted in each notification.
+RUNBOOKS = {
+    "latency": ("p95 request latency is above the stack's TTFT SLA. Check the replica count against max_replicas "
+                "(scale-out blocked or at the ceiling?), GPU duty cycle, and prompt lengths in the request logs; "
+                "raise max_replicas or move to a larger machine if load, not a fault, is the cause."),
+    "errors": (f"More than {ERROR_RATIO:.0%} of predictions fail. Read the endpoint's container logs (resource "
+               "aiplatform.googleapis.com/Endpoint) for vLLM errors (out of memory, context too long, engine dead); "
+               "a recent deployment or image change is the first suspect."),
+    "saturation": ("The deployed model has run at max_replicas for 15 minutes: the autoscaler cannot add capacity, "
+                   "so queueing and latency will grow. Raise max_replicas (and the GPU quota in the region) or shed "
+                   "load."),
+}
 CONTAINER_PORT = 8080  # Vertex AI's default AIP_HTTP_PORT; vLLM listens where --port says
 HEALTH_ROUTE = "/health"  # vLLM's OpenAI server answers 200 here once the engine is up
 PREDICT_ROUTE = "/v1/chat/completions"  # where :predict/:rawPredict bodies go; chat.completions reaches it as well
@@ -175,6 +197,10 @@ class VertexEndpointArgs:
     # A Hugging Face read token as a Pulumi secret (Config.require_secret): Model Garden then downloads from the Hub
     # instead of deploying Google's cached copy.
     hugging_face_token: Optional[pulumi.Input[str]] = None
+    # Cloud Monitoring channels (GcpAlertChannel.channel_name) the endpoint's alert policies notify; none = no policies.
+    notification_channels: list[pulumi.Input[str]] = field(default_factory=list)
+    # The profile's p95 TTFT SLA (observability.ttftP95Ms): the latency policy fires above it. None = no latency policy.
+    latency_alert_ms: Optional[int] = None
 
     def __post_init__(self):
         if not self.stack:
@@ -207,6 +233,8 @@ class VertexEndpointArgs:
                              "allow_single_replica=True to accept that")
         if self.max_replicas < self.min_replicas:
             raise ValueError(f"max_replicas: {self.max_replicas} must be >= min_replicas ({self.min_replicas})")
+        if self.latency_alert_ms is not None and self.latency_alert_ms < 1:
+            raise ValueError(f"latency_alert_ms: {self.latency_alert_ms} must be a positive number of milliseconds")
         if not 1 <= self.autoscaling_target_gpu_duty_cycle <= 100:
             raise ValueError(f"autoscaling_target_gpu_duty_cycle: {self.autoscaling_target_gpu_duty_cycle} is outside "
                              "Vertex AI's 1..100 percent")
@@ -332,6 +360,7 @@ class VertexEndpoint(pulumi.ComponentResource):
     kms_key_ids: pulumi.Output[dict]
     psc_ip_address: Optional[pulumi.Output[Optional[str]]]  # the PSC forwarding rule's address (private variants)
     psc_dns_name: Optional[pulumi.Output[str]]  # the name callers in the VPC use for it (private variants)
+    alert_policy_names: list[pulumi.Output[str]]  # the endpoint's alert policies (empty without channels)
     contract: TierOutputs
 
     psc_service_class = PSC_SERVICE_CLASS  # what the network's service connection policy must name
@@ -455,9 +484,81 @@ class VertexEndpoint(pulumi.ComponentResource):
         self.contract = TierOutputs(endpoint_url=endpoint_url,
                                     api_key_secret="google-oauth (IAM aiplatform.endpoints.predict)",
                                     model=args.model_id, tier="managed")
+        policies = _alert_policies(name, args, deployment.endpoint, self) if args.notification_channels else []
+        self.alert_policy_names = [p.name for p in policies]
         self.register_outputs({"endpoint_id": self.endpoint_id, "endpoint_name": self.endpoint_name,
                                "kms_key_ids": self.kms_key_ids, "endpoint_url": endpoint_url,
-                               "psc_dns_name": self.psc_dns_name})
+                               "psc_dns_name": self.psc_dns_name, "alert_policy_names": self.alert_policy_names})
+
+
+def endpoint_filter(metric: str, endpoint_id: str, region: str) -> str:
+    """A Cloud Monitoring filter for one of this endpoint's metrics."""
+    return (f'resource.type="{ENDPOINT_RESOURCE}" AND resource.labels.endpoint_id="{endpoint_id}" '
+            f'AND resource.labels.location="{region}" AND metric.type="{metric}"')
+
+
+def _alert_policies(name: str, args: VertexEndpointArgs, endpoint_id: pulumi.Output[str],
+                    parent: pulumi.Resource) -> list[gcp.monitoring.AlertPolicy]:
+    """Alert policies on the endpoint's own metrics: latency above the SLA, failing predictions, no headroom left."""
+    def threshold_policy(key: str, title: str, what: str, **threshold) -> gcp.monitoring.AlertPolicy:
+        return gcp.monitoring.AlertPolicy(
+            f"{name}-alert-{key}",
+            project=args.project,
+            display_name=f"llm-hosting {args.stack}: Vertex AI endpoint {title}",
+            combiner="OR",
+            conditions=[gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=title, condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1), **threshold))],
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                subject=f"llm-hosting {args.stack}: Vertex AI endpoint {title}",
+                content=f"{what}\n\nRunbook: {RUNBOOKS[key]}", mime_type="text/markdown"),
+            alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(notification_prompts=["OPENED", "CLOSED"]),
+            notification_channels=list(args.notification_channels),
+            user_labels=args.labels,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
+    def metric(m: str) -> pulumi.Output[str]:
+        return endpoint_id.apply(lambda e: endpoint_filter(m, e, args.region))
+
+    policies = []
+    if args.latency_alert_ms is not None:
+        # The deployed model's p95 request latency. Vertex AI measures whole requests, not the first token: a
+        # request's latency is at least its TTFT, so a breach of the TTFT SLA always shows here, and a long
+        # non-streamed completion can show here without one (the runbook says where to look).
+        policies.append(threshold_policy(
+            "latency", f"p95 latency above {args.latency_alert_ms} ms",
+            f"The p95 prediction latency of `{args.model_id}` has been above the stack's TTFT SLA "
+            f"({args.latency_alert_ms} ms) for 5 minutes.",
+            filter=metric(LATENCY_METRIC).apply(lambda f: f'{f} AND metric.labels.latency_type="total"'),
+            aggregations=[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                alignment_period=ALERT_WINDOW, per_series_aligner="ALIGN_PERCENTILE_95")],
+            comparison="COMPARISON_GT", threshold_value=args.latency_alert_ms, duration=ALERT_DURATION))
+    count = gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+        alignment_period=ALERT_WINDOW, per_series_aligner="ALIGN_DELTA", cross_series_reducer="REDUCE_SUM",
+        group_by_fields=["resource.label.endpoint_id"])
+    policies.append(threshold_policy(
+        "errors", f"errors above {ERROR_RATIO:.0%} of predictions",
+        f"More than {ERROR_RATIO:.0%} of `{args.model_id}`'s predictions have failed for 5 minutes.",
+        filter=metric(ERROR_METRIC), aggregations=[count],
+        denominator_filter=metric(PREDICTION_METRIC), denominator_aggregations=[
+            gcp.monitoring.AlertPolicyConditionConditionThresholdDenominatorAggregationArgs(
+                alignment_period=ALERT_WINDOW, per_series_aligner="ALIGN_DELTA", cross_series_reducer="REDUCE_SUM",
+                group_by_fields=["resource.label.endpoint_id"])],
+        comparison="COMPARISON_GT", threshold_value=ERROR_RATIO, duration=ALERT_DURATION))
+    if args.max_replicas > args.min_replicas:
+        # Pinned deployments (min == max) always run at the ceiling; there it says nothing. Threshold conditions
+        # compare only greater/less than, so "at max" is "above max - 0.5".
+        policies.append(threshold_policy(
+            "saturation", f"at max_replicas ({args.max_replicas})",
+            f"`{args.model_id}` has run at its max_replicas ({args.max_replicas}) for 15 minutes.",
+            filter=metric(REPLICAS_METRIC),
+            aggregations=[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                alignment_period=ALERT_WINDOW, per_series_aligner="ALIGN_MIN", cross_series_reducer="REDUCE_SUM",
+                # Spot and on-demand replicas are separate series (the `spot` label): their sum is the model's.
+                group_by_fields=["metric.label.deployed_model_id"])],
+            comparison="COMPARISON_GT", threshold_value=args.max_replicas - 0.5, duration=SATURATION_DURATION))
+    return policies
 
 
 def _automation(config):

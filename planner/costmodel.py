@@ -14,6 +14,10 @@ The formulas, in one place:
   (Little's law); plus one spare at very high availability targets, and never below the failover floor.
 - compute = on-demand instances for the floor (at least two nodes when failover is needed) + spot instances
   for the rest where spot is allowed and priced, x hours per month.
+- a managed endpoint scales whole instances on demand between the replicas the off-peak level needs (never below the
+  failover floor) and the replicas the peak needs (`PeakShape`, `GpuOption.fleet`). Like our own nodes (which the
+  cluster autoscaler also shrinks off-peak) it is charged as provisioned for the peak all month, so every GPU tier
+  is compared on the same, conservative footing; what following the day would save is reported beside it.
 - staffing = FTE for the tier and the team's ML-ops capacity x annual cost / 12.
 - crossover with an API = the lowest volume from which a GPU tier's all-in cost, planned afresh at each volume,
   stays at or below the API's; found by walking the tier's step-shaped cost curve (`CostCurve`).
@@ -22,7 +26,7 @@ The formulas, in one place:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from .catalog import ApiModel, Catalog, Instance, Throughput
@@ -81,6 +85,10 @@ class Volume:
         return self.daily_requests * self.peak_to_average / 86400.0
 
     @property
+    def shape(self) -> "PeakShape":
+        return PeakShape(self.peak_to_average, self.peak_hours_per_day)
+
+    @property
     def offpeak_output_tok_s(self) -> float:
         """The level outside the daily peak that keeps the daily average: 24 avg = H peak + (24 - H) off-peak."""
         h = self.peak_hours_per_day
@@ -96,6 +104,29 @@ class Volume:
     def with_monthly_requests(self, monthly_requests: float) -> "Volume":
         return Volume(monthly_requests / self.days_per_month, self.avg_input_tokens, self.avg_output_tokens,
                       self.peak_to_average, self.peak_hours_per_day, self.days_per_month)
+
+
+@dataclass(frozen=True)
+class PeakShape:
+    """How a day's load moves: `peak_to_average` x the average for `peak_hours_per_day` hours, and the level that
+    keeps the daily average for the rest of the day (`Volume.offpeak_output_tok_s`). The default is a flat day."""
+
+    peak_to_average: float = 1.0
+    peak_hours_per_day: float = 24.0
+
+    @property
+    def offpeak_share(self) -> float:
+        """The off-peak level as a share of the peak: 24 avg = H peak + (24 - H) off-peak, peak = k avg."""
+        h, k = self.peak_hours_per_day, self.peak_to_average
+        if h >= 24 or k <= 1:
+            return 1.0
+        return min(1.0, max(0.0, (24 - h * k) / ((24 - h) * k)))
+
+    def peak_hours_per_month(self, hours_per_month: float) -> float:
+        return hours_per_month * min(self.peak_hours_per_day, 24.0) / 24.0
+
+
+FLAT_DAY = PeakShape()
 
 
 def project_daily_requests(daily_requests: float, growth_monthly_percent: float, months: float) -> float:
@@ -370,6 +401,16 @@ class Fleet:
     on_demand_replicas: int
     spot_replicas: int
     monthly_compute_usd: float
+    # The fewest replicas the fleet runs (the autoscaler's floor): the redundancy floor on our own nodes; on a managed
+    # endpoint also what the off-peak level needs, since it scales whole instances between the two.
+    min_replicas: int = 0
+    # What the fleet would cost if it followed the day (the floor off-peak, the peak fleet for the peak hours): below
+    # `monthly_compute_usd` only where it scales. Reported, never charged: scale-out lags the load and may not happen.
+    scaled_monthly_compute_usd: float = 0.0
+
+    @property
+    def scales(self) -> bool:
+        return self.min_replicas < self.replicas
 
     @property
     def spot_share(self) -> float:
@@ -433,7 +474,32 @@ class GpuOption:
             ttft = c.ttft_ms(load_tok_s / c.avg_output_tokens / serving)
         return Sizing(replicas, limited_by, bounds, ttft)
 
-    def fleet(self, replicas: int, floor_replicas: int, hours_per_month: float) -> Fleet:
+    @property
+    def scales_per_instance(self) -> bool:
+        """A managed endpoint adds and removes whole instances and bills each by the hour, so its fleet follows the
+        day; on our own nodes the fleet is charged as provisioned for the peak (its floor on-demand, the rest spot)."""
+        return self.service != "compute"
+
+    def planned_concurrency(self) -> Optional[float]:
+        """Requests one replica carries at once at its planned utilisation (Little's law: the planned request rate x
+        the mean request duration, TTFT at that load plus the decode), or None without a prompt/output split."""
+        c = self.capacity
+        if c is None:
+            return None
+        return c.in_flight(self.tok_s_per_replica / c.avg_output_tokens)
+
+    def fleet(self, replicas: int, floor_replicas: int, hours_per_month: float, min_replicas: Optional[int] = None,
+              peak_hours_per_month: Optional[float] = None) -> Fleet:
+        """The fleet of `replicas` at peak over a month of `hours_per_month`. Where the option scales per instance,
+        `min_replicas` (default: the peak fleet, flat) run outside the `peak_hours_per_month` and `replicas` during them;
+        the fleet is charged for `replicas` all month either way."""
+        if self.scales_per_instance and min_replicas is not None and peak_hours_per_month is not None:
+            low = max(floor_replicas, min(min_replicas, replicas))
+            flat = self.fleet(replicas, floor_replicas, hours_per_month)
+            base = self.fleet(low, floor_replicas, hours_per_month)
+            peak_share = min(max(peak_hours_per_month / hours_per_month, 0.0), 1.0) if hours_per_month else 1.0
+            following = base.monthly_compute_usd * (1 - peak_share) + flat.monthly_compute_usd * peak_share
+            return replace(flat, min_replicas=low, scaled_monthly_compute_usd=following)
         rpi = self.replicas_per_instance
         # The floor runs on on-demand capacity and on separate nodes, so one node loss leaves a replica serving.
         od_instances = max(math.ceil(floor_replicas / rpi), min(floor_replicas, self.failover_nodes))
@@ -446,7 +512,8 @@ class GpuOption:
             od_replicas, spot_replicas, spot_instances = replicas, 0, 0
         hourly = od_instances * self.instance.on_demand_hourly + spot_instances * (self.instance.spot_hourly or 0.0)
         return Fleet(replicas, floor_replicas, od_instances, spot_instances, od_replicas, spot_replicas,
-                     hourly * hours_per_month)
+                     hourly * hours_per_month, min_replicas=min(floor_replicas, replicas),
+                     scaled_monthly_compute_usd=hourly * hours_per_month)
 
     def marginal_cost_per_replica_hour(self) -> float:
         """What one more replica costs per hour once the floor is paid: spot where allowed."""
@@ -527,18 +594,29 @@ class GpuPlan:
     load_tok_s: float
     fleet: Fleet
     sizing: Optional[Sizing] = None
+    shape: "PeakShape" = FLAT_DAY  # how the load moves over the day: a re-plan of the same load keeps it
 
     @property
     def monthly_compute_usd(self) -> float:
         return self.fleet.monthly_compute_usd
 
 
-def cheapest_plan(catalog: Catalog, options: list[GpuOption], load_tok_s: float, availability_target: float) -> Optional[GpuPlan]:
+def cheapest_plan(catalog: Catalog, options: list[GpuOption], load_tok_s: float, availability_target: float,
+                  shape: PeakShape = FLAT_DAY) -> Optional[GpuPlan]:
+    """The cheapest option for a peak of `load_tok_s` output tok/s. `shape` is how the load moves over the day: a
+    managed endpoint runs what the off-peak level needs outside the peak hours (never below the failover floor)."""
     floor = floor_replicas(catalog, availability_target)
+    hours = catalog.serving.hours_per_month
     best: Optional[GpuPlan] = None
     for opt in options:
         sizing = opt.sizing(load_tok_s, floor)
-        plan = GpuPlan(opt, load_tok_s, opt.fleet(sizing.replicas, floor, catalog.serving.hours_per_month), sizing)
+        if opt.scales_per_instance:
+            low = opt.sizing(load_tok_s * shape.offpeak_share, floor).replicas
+            fleet = opt.fleet(sizing.replicas, floor, hours, min_replicas=low,
+                              peak_hours_per_month=shape.peak_hours_per_month(hours))
+        else:
+            fleet = opt.fleet(sizing.replicas, floor, hours)
+        plan = GpuPlan(opt, load_tok_s, fleet, sizing, shape)
         if best is None or plan.monthly_compute_usd < best.monthly_compute_usd - 1e-9:
             best = plan
     return best
@@ -759,6 +837,6 @@ def crossover(catalog: Catalog, tier: str, option: GpuOption, fixed_monthly_usd:
 
     def cost_at(monthly_requests: float) -> float:
         load = volume.with_monthly_requests(monthly_requests).peak_output_tok_s
-        return fixed_monthly_usd + cheapest_plan(catalog, [option], load, availability_target).monthly_compute_usd
+        return fixed_monthly_usd + cheapest_plan(catalog, [option], load, availability_target, volume.shape).monthly_compute_usd
 
     return crossover_on_curve(tier, CostCurve(cost_at), api, volume)

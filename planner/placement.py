@@ -43,7 +43,7 @@ def prefer_home(catalog: Catalog, profile: "Profile", options: list[GpuOption], 
     if plan is None or plan.option.region == profile.home_region or not home_is_competitive(profile, options)[0]:
         return plan
     return cheapest_plan(catalog, [o for o in options if o.region == profile.home_region], plan.load_tok_s,
-                         profile.availability_target)
+                         profile.availability_target, plan.shape)
 
 
 def home_region_note(catalog: Catalog, profile: "Profile", service: str, options: list[GpuOption], plan: GpuPlan,
@@ -60,7 +60,8 @@ def home_region_note(catalog: Catalog, profile: "Profile", service: str, options
         why = [p for p in passed_over if f"({home})" in p]
         return (f"{head}: no {service} instance in {home} can serve {size} with a price and throughput figure in the catalog"
                 + (f" ({'; '.join(why[:3])})" if why else " (the catalog prices none there)"))
-    at_home = cheapest_plan(catalog, [o for o in options if o.region == home], plan.load_tok_s, profile.availability_target)
+    at_home = cheapest_plan(catalog, [o for o in options if o.region == home], plan.load_tok_s, profile.availability_target,
+                            plan.shape)
     more = at_home.monthly_compute_usd - plan.monthly_compute_usd
     return (f"{head}: capacity in {home} costs {premium:.0%} more per token than in {where}, above the "
             f"{HOME_REGION_MARGIN:.0%} a plan gives up to stay at home (the cheapest {service} option in {home}, "

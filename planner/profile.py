@@ -76,6 +76,11 @@ class ModelSpec(_Strict):
     fine_tuned: bool = Field(default=False, description="true means our own weights, which no API serves")
     max_context_tokens: int = Field(default=8192, gt=0, description="context length the server must hold per sequence")
     weights_uri: Optional[str] = Field(default=None, description="s3:// or gs:// location of the weights, in an allowed region")
+    engine: Literal["vllm", "tgi"] = Field(
+        default="vllm", description="the serving engine of a self-hosted (or hybrid) tier: vllm streams weights from "
+                                    "weights_uri; tgi (Text Generation Inference) has them copied from weights_uri into "
+                                    "the pod before it starts. Managed endpoints run their own vLLM container, so tgi "
+                                    "rules them out")
     accept_eula: bool = Field(default=False, description="true records that you accept the model's licence; a gated "
                                                          "model (meta-llama, google, mistralai) needs it on Vertex AI")
     hugging_face_token_config: Optional[str] = Field(

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from .costmodel import tokens_label
 
 if TYPE_CHECKING:
-    from .rules import Decision
+    from .profile import Profile
+    from .rules import Candidate, Decision
     from .stack_config import StackConfig
 
 
@@ -44,6 +45,30 @@ def _capacity_lines(c) -> list[str]:
     return lines
 
 
+def _scaling_lines(c: "Candidate", p: "Profile") -> list[str]:
+    """Why a managed endpoint's replica range is what it is, and what following the day would save."""
+    o, f = c.plan.option, c.plan.fleet
+    if not o.scales_per_instance:
+        return []
+    t = p.traffic
+    hours = t.peak_hours_per_day if f.scales else 24
+    concurrency = o.planned_concurrency()
+    target = (f" Target tracking holds each instance near {concurrency:.1f} concurrent requests (the planned "
+              f"{o.tok_s_per_replica / o.capacity.avg_output_tokens:.2f} requests/s x their mean duration, Little's law)."
+              if concurrency is not None else "")
+    if not f.scales:
+        why = ("peak_to_average is 1, so the off-peak level is the peak" if t.peak_to_average <= 1 else
+               f"the off-peak level already needs the {f.replicas} replica(s) the peak needs" if f.replicas > f.floor_replicas else
+               f"the peak fits in the failover floor of {f.floor_replicas}")
+        return [f"- The endpoint runs {f.replicas} instance(s) all day ({why}).{target}"]
+    offpeak = c.plan.load_tok_s * c.plan.shape.offpeak_share
+    return [f"- The endpoint scales between {f.min_replicas} and {f.replicas} instances: {f.min_replicas} carry the off-peak "
+            f"{offpeak:,.0f} output tok/s (never fewer than the failover floor of {f.floor_replicas}) and {f.replicas} the "
+            f"{c.plan.load_tok_s:,.0f} tok/s peak, which lasts {hours:g} h a day (peak_to_average {t.peak_to_average:g}). "
+            f"The plan charges {_usd(f.monthly_compute_usd)}/month for {f.replicas} instances all day, as it does our own "
+            f"nodes; following the day the endpoint would cost about {_usd(f.scaled_monthly_compute_usd)}.{target}"]
+
+
 def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: str) -> str:
     p, c = d.profile, d.chosen
     lines = [f"# Hosting decision: {stack}", "",
@@ -76,6 +101,12 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
                      if o.capacity is not None else "") + f"; floor {f.floor_replicas} on on-demand capacity; "
                   f"{f.on_demand_instances} on-demand + {f.spot_instances} spot {o.instance.instance_type} instance(s) "
                   f"({o.replicas_per_instance} replica(s) each).",
+                  *_scaling_lines(c, p),
+                  *([f"- Engine: {cfg.self_hosted.engine} (model.engine)"
+                     + (f"; TGI cannot read a bucket, so an init container copies {cfg.model.weights_uri} into the pod's "
+                        "model volume, as the pod's own identity, before TGI starts (the startup budget's download part)"
+                        if cfg.self_hosted.engine == "tgi" and cfg.model.weights_uri and not cfg.self_hosted.model_volume_claim
+                        else "") + "."] if cfg.self_hosted is not None else []),
                   f"- Throughput source: {o.throughput.source}.",
                   f"- Price source: {o.instance.source or o.instance.basis}."]
     lines += ["", "## Candidates", "", "| tier | option | monthly cost | feasible | reasons |", "|---|---|---|---|---|"]

@@ -17,7 +17,9 @@ from .costmodel import (
     CostCurve,
     Crossover,
     GpuOption,
+    FLAT_DAY,
     GpuPlan,
+    PeakShape,
     Volume,
     api_cost_per_request_usd,
     api_monthly_cost_usd,
@@ -89,6 +91,7 @@ class Candidate:
                 "gpus_per_replica": o.fit.gpus_per_replica,
                 "precision": o.fit.precision,
                 "replicas": f.replicas,
+                "min_replicas": f.min_replicas,
                 "floor_replicas": f.floor_replicas,
                 "on_demand_instances": f.on_demand_instances,
                 "spot_instances": f.spot_instances,
@@ -223,6 +226,10 @@ def _check_open_model(profile: Profile, catalog: Catalog, cand: Candidate, quali
         why = "an air-gapped endpoint cannot pull the model from the hub" if profile.air_gapped else "fine-tuned weights live in our bucket"
         cand.reject(f"P1 provider gap: Vertex AI through pulumi-gcp cannot load weights from a GCS prefix (no model artifact or "
                     f"service-account field on the Model Garden deployment), and {why}")
+    if cand.tier == "managed" and profile.model and profile.model.engine != "vllm":
+        service = MANAGED_SERVICE[profile.cloud]
+        cand.reject(f"E1 engine: model.engine {profile.model.engine} runs only on our own cluster; a {service} endpoint "
+                    f"serves the model with its own vLLM-based container (set model.engine: vllm to allow it)")
     if cand.tier == "self-hosted" and profile.team.ml_ops_capacity != "dedicated":
         cand.reject(f"O1 ops: self-hosting needs a dedicated ML-ops team "
                     f"({catalog.staffing.fte('self-hosted', 'dedicated'):g} FTE); team.ml_ops_capacity is {profile.team.ml_ops_capacity}")
@@ -240,9 +247,12 @@ def _gpu_options_for(profile: Profile, catalog: Catalog, volume: Volume, service
                        ttft_sla_ms=profile.latency_sla_ms)
 
 
-def _gpu_plan(profile: Profile, catalog: Catalog, options: list[GpuOption], load_tok_s: float) -> Optional[GpuPlan]:
-    """The plan a GPU candidate runs for `load_tok_s`: shared by the candidate and its cost curve."""
-    return prefer_home(catalog, profile, options, cheapest_plan(catalog, options, load_tok_s, profile.availability_target))
+def _gpu_plan(profile: Profile, catalog: Catalog, options: list[GpuOption], load_tok_s: float,
+              shape: PeakShape) -> Optional[GpuPlan]:
+    """The plan a GPU candidate runs for a peak of `load_tok_s` moving over the day as `shape`: shared by the
+    candidate and its cost curve."""
+    return prefer_home(catalog, profile, options,
+                       cheapest_plan(catalog, options, load_tok_s, profile.availability_target, shape))
 
 
 def _gpu_costs(profile: Profile, catalog: Catalog, tier: str, plan: GpuPlan) -> dict[str, float]:
@@ -251,7 +261,10 @@ def _gpu_costs(profile: Profile, catalog: Catalog, tier: str, plan: GpuPlan) -> 
             "staffing_usd": staffing_monthly_usd(catalog, tier, profile.team.ml_ops_capacity)}
 
 
-def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str, load_tok_s: float) -> Candidate:
+def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str, load_tok_s: float,
+                   shape: Optional[PeakShape] = None) -> Candidate:
+    """The `tier` candidate for a peak of `load_tok_s`, its load moving over the day as `shape` (default: as the
+    profile's traffic does; a fleet that carries a flat base while an API takes the peak passes `FLAT_DAY`)."""
     cloud = profile.cloud
     service = "compute" if tier == "self-hosted" else MANAGED_SERVICE[cloud]
     provider = CLUSTER_SERVICE[cloud] if tier == "self-hosted" else MANAGED_SERVICE[cloud]
@@ -260,7 +273,7 @@ def _gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str
         cand.reject("needs an open-weight model: set `model` (id and size_class) in the profile")
         return cand
     options, passed_over = _gpu_options_for(profile, catalog, volume, service)
-    plan = _gpu_plan(profile, catalog, options, load_tok_s)
+    plan = _gpu_plan(profile, catalog, options, load_tok_s, volume.shape if shape is None else shape)
     if plan is None:
         cand.reject(f"no {service} instance in {', '.join(profile.residency.allowed_regions)} can serve "
                     f"{profile.model.size_class} with a throughput figure in the catalog"
@@ -383,16 +396,17 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile", catalog_
 _REGISTRY_REGION = {"aws": r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(/|$)", "gcp": r"^([a-z0-9-]+)-docker\.pkg\.dev/"}
 
 
-def _placed_gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str, load_tok_s: float) -> Candidate:
+def _placed_gpu_candidate(profile: Profile, catalog: Catalog, volume: Volume, tier: str, load_tok_s: float,
+                          shape: Optional[PeakShape] = None) -> Candidate:
     """A GPU candidate placed where it can be built: the stack pulls its images from `private_registry`, which must be
     in the stack's region, so with a registry in one of the allowed regions the fleet is planned there. (A registry
     elsewhere is left to the stack check, which drops the candidate naming private_registry.)"""
     found = re.match(_REGISTRY_REGION[profile.cloud], profile.private_registry or "")
     region = found.group(1) if found else None
     if region not in profile.residency.allowed_regions or len(profile.residency.allowed_regions) == 1:
-        return _gpu_candidate(profile, catalog, volume, tier, load_tok_s)
+        return _gpu_candidate(profile, catalog, volume, tier, load_tok_s, shape)
     placed = profile.model_copy(update={"residency": profile.residency.model_copy(update={"allowed_regions": [region]})})
-    cand = _gpu_candidate(placed, catalog, volume, tier, load_tok_s)
+    cand = _gpu_candidate(placed, catalog, volume, tier, load_tok_s, shape)
     if cand.plan and region != profile.home_region:
         cand.region_note = (f"runs in {region}, not the home region {profile.home_region} (the first of "
                             f"residency.allowed_regions): its images come from private_registry, which is in {region}")
@@ -420,7 +434,7 @@ def _unbuildable(profile: Profile, catalog: Catalog, cand: Candidate, source: st
 
 # The profile field behind each rule that rules a candidate out (B1 reasons name theirs).
 _RULE_FIELD = {"H1": "air_gapped", "H2": "data_sensitivity", "H3": "model.fine_tuned", "H4": "residency.allowed_regions",
-               "L1": "latency_sla_ms", "L2": "latency_sla_ms", "O1": "team.ml_ops_capacity", "Q1": "quality",
+               "L1": "latency_sla_ms", "L2": "latency_sla_ms", "E1": "model.engine", "O1": "team.ml_ops_capacity", "Q1": "quality",
                "Q2": "model.size_class"}
 
 
@@ -482,6 +496,8 @@ def _relaxations(profile: Profile, catalog: Catalog, source: str,
             trial("model.weights_uri", f"{prefix} (the key prefix holding the weights)" if uri else
                   f"set it to the in-region prefix the weights were copied to, e.g. {prefix}",
                   model={**base["model"], "weights_uri": prefix})
+        if profile.model.engine != "vllm":
+            trial("model.engine", f"vllm instead of {profile.model.engine}", model={**base["model"], "engine": "vllm"})
         if profile.model.max_context_tokens > 4096:
             trial("model.max_context_tokens", f"4096 instead of {profile.model.max_context_tokens}", model={**base["model"], "max_context_tokens": 4096})
     else:
@@ -560,13 +576,13 @@ def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: lis
 
     def combine(pattern: str, boundary_classes: list[Workload], boundary_load: float,
                 api_volume: Callable[[Optional[GpuPlan]], Volume], api_quality: str,
-                why: str | Callable[[Optional[GpuPlan]], str]) -> Candidate:
+                why: str | Callable[[Optional[GpuPlan]], str], shape: Optional[PeakShape] = None) -> Candidate:
         # `api_volume` and `why` take the in-boundary plan: what overflows depends on what the fleet carries.
         # The in-boundary part runs on the cheapest allowed tier that the program builds a hybrid on.
         quality = max((c.quality for c in boundary_classes), key=lambda q: QUALITY_RANK[q])
         parts, unbuilt = [], []
         for tier in ("managed", "self-hosted"):
-            p = _placed_gpu_candidate(profile, catalog, projected, tier, boundary_load)
+            p = _placed_gpu_candidate(profile, catalog, projected, tier, boundary_load, shape)
             _check_open_model(profile, catalog, p, quality)
             # Only a boundary tier the program builds a hybrid on (the gateway needs a cluster): the shared predicate.
             refusal = unbuilt_refusal("hybrid", tier)
@@ -669,7 +685,8 @@ def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: lis
             return (f"the fleet carries the off-peak {base:,.0f} output tok/s{cap}; the {projected.peak_hours_per_day:g} h daily "
                     f"peak ({peak:,.0f} tok/s) overflows to an API ({overflow_share(plan):.1%} of requests)")
 
-        cand = combine("burst-overflow", classes, base, burst, api_quality, why)
+        # The fleet carries the off-peak base all day (the API takes the peak above it): a flat day for the fleet.
+        cand = combine("burst-overflow", classes, base, burst, api_quality, why, FLAT_DAY)
         whole = alone(cand.boundary_tier)
         if cand.feasible:
             cap = _fleet_capacity_tok_s(cand.plan)
@@ -742,7 +759,7 @@ def gpu_cost_curve(profile: Profile, catalog: Catalog, volume: Volume, tier: str
 
     def gpu_monthly_cost_at(monthly_requests: float) -> float:
         load = volume.with_monthly_requests(monthly_requests).peak_output_tok_s
-        return sum(_gpu_costs(profile, catalog, tier, _gpu_plan(profile, catalog, options, load)).values())
+        return sum(_gpu_costs(profile, catalog, tier, _gpu_plan(profile, catalog, options, load, volume.shape)).values())
 
     return CostCurve(gpu_monthly_cost_at, scale=volume.monthly_requests)
 
@@ -774,6 +791,13 @@ def _numbers(profile: Profile, catalog: Catalog, now: Volume, projected: Volume,
         else:
             avg_load = chosen.plan.load_tok_s / profile.traffic.peak_to_average
         n["fleet_planned_tok_s"] = round(f.replicas * o.tok_s_per_replica, 1)
+        if o.scales_per_instance and f.scales:
+            # A managed endpoint scales between the off-peak level's replicas and the peak's (charged at the peak's).
+            share = chosen.plan.shape.offpeak_share
+            n["offpeak_output_tok_s_projected"] = round(chosen.plan.load_tok_s * share, 2)
+            n["fleet_min_replicas"] = f.min_replicas
+            n["fleet_max_replicas"] = f.replicas
+            n["fleet_following_the_day_monthly_usd"] = round(f.scaled_monthly_compute_usd, 2)
         n["fleet_average_load_tok_s"] = round(avg_load, 1)
         # Idle capacity is paid for: the share of saturated throughput the fleet uses on average.
         n["fleet_average_utilisation"] = round(avg_load / saturated, 3) if saturated else None

@@ -96,6 +96,10 @@ class ManagedConfig(GpuFleetConfig):
     startup_timeout_seconds: int = Field(default=1800, gt=0)
     download_timeout_seconds: int = Field(default=1800, gt=0)
     target_invocations_per_instance: float = Field(default=60.0, gt=0, description="per minute, for target tracking")
+    target_concurrent_requests: Optional[float] = Field(
+        default=None, gt=0, description="requests one instance carries at once at the planned utilisation (Little's law: "
+                                        "planned requests/s x mean request duration); SageMaker target tracking holds the "
+                                        "high-resolution concurrency metric near it")
     allow_single_instance: bool = Field(default=False, description="opt out of the two-instance failover floor")
 
 
@@ -132,6 +136,26 @@ class GeneratedBy(_Camel):
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
 
+class ObservabilityConfig(_Camel):
+    """What the stack's alerts and logs are held to: the profile's latency SLA and how long logs are kept."""
+
+    ttft_p95_ms: int = Field(gt=0, description="p95 time to first token the users need (the profile's latency_sla_ms); "
+                                               "the TTFT alert fires above it")
+    log_retention_days: int = Field(default=30, description="how long workload and endpoint logs are kept, in-region")
+
+    @model_validator(mode="after")
+    def _retention_the_clouds_offer(self):
+        # CloudWatch Logs takes only these values; a Cloud Logging bucket takes 1..3650 days, so the kit keeps to both.
+        if self.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
+            raise _Field("observability.logRetentionDays", f"{self.log_retention_days} is not a retention CloudWatch Logs "
+                                                           f"offers; use one of {', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))}")
+        return self
+
+
+CLOUDWATCH_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                             2922, 3288, 3653)
+
+
 class StackConfig(_Camel):
     """Everything under the `llm-hosting:` namespace, plus the provider region."""
 
@@ -146,6 +170,8 @@ class StackConfig(_Camel):
     api: Optional[ApiConfig] = None
     managed: Optional[ManagedConfig] = None
     self_hosted: Optional[SelfHostedConfig] = None
+    observability: Optional[ObservabilityConfig] = Field(
+        default=None, description="alert thresholds and log retention; required where the stack runs a model")
     protect: bool = Field(default=True, description="protect stateful resources (keys, secrets, clusters) from deletion")
     registry: Optional[str] = Field(default=None, description="in-region private registry the images are mirrored to")
     vpc: VpcConfig = Field(default_factory=VpcConfig)
@@ -176,6 +202,9 @@ class StackConfig(_Camel):
             raise _Field("pattern", f"only hybrid stacks have a pattern (tier is {self.tier})")
         if self.tier in ("managed", "self-hosted", "hybrid") and self.model is None:
             raise _Field("model", f"is required for tier {self.tier} (the open-weight model to serve)")
+        if self.tier in ("managed", "self-hosted", "hybrid") and self.observability is None:
+            raise _Field("observability", f"is required for tier {self.tier}: observability.ttftP95Ms (the latency SLA "
+                                          "the alerts hold the model to)")
         # Contradictions, refused with the reason.
         if self.api is not None and self.network == "airgapped":
             raise _Field("api", "an air-gapped stack has no route to a third-party API; remove the api section or choose network private")
@@ -221,10 +250,12 @@ class StackConfig(_Camel):
                 where = "outside residency.allowedRegions" if region not in allowed else f"not in the stack's region {self.region}"
                 raise _Field(f"vpc.zones[{i}]", f"zone {zone!r} is {where} ({', '.join(allowed)}); use zones of {self.region}, "
                                                 f"e.g. {', '.join(load_regions().zones(self.cloud, self.region))}")
+        # TGI cannot stream weights from a bucket: the model server copies model.weightsUri into the pod's model volume
+        # before TGI starts, or mounts selfHosted.modelVolumeClaim. Both at once leave it unclear which copy serves.
         if self.self_hosted is not None and self.self_hosted.engine == "tgi" and self.model is not None \
-                and self.model.weights_uri and not self.self_hosted.model_volume_claim:
-            raise _Field("selfHosted.engine", "TGI cannot stream weights from a bucket; use engine vllm (which streams "
-                                              "model.weightsUri), or give selfHosted.modelVolumeClaim, a volume pre-filled with them")
+                and self.model.weights_uri and self.self_hosted.model_volume_claim:
+            raise _Field("selfHosted.modelVolumeClaim", "TGI reads its weights from one place: a volume pre-filled with "
+                                                        "them, or model.weightsUri copied into the pod; remove one of the two")
         if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
             raise _Field("selfHosted.publicAccessCidrs", f"the {self.network} network variant keeps the cluster endpoint private; "
                                                          "public access CIDRs apply to network public only")

@@ -55,6 +55,8 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
     }
     if p.private_registry and c.plan:  # only tiers that run images pull them from the registry (an API tier runs none)
         data["registry"] = p.private_registry
+    if c.plan:  # the tiers that run a model are watched against the profile's SLA
+        data["observability"] = {"ttftP95Ms": p.latency_sla_ms}
     if c.plan and p.model:
         vertex = p.cloud == "gcp" and c.plan.option.service == "vertex"
         # A licence is accepted by a person, in the profile; the planner carries the answer and never supplies it.
@@ -77,7 +79,7 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
     if c.plan:
         o, f = c.plan.option, c.plan.fleet
         fleet = {"instanceType": o.instance.instance_type, "gpu": o.fit.gpu, "gpusPerReplica": o.serving_gpus_per_replica,
-                 "precision": o.fit.precision, "minReplicas": f.floor_replicas, "maxReplicas": f.replicas,
+                 "precision": o.fit.precision, "minReplicas": f.min_replicas, "maxReplicas": f.replicas,
                  "onDemandReplicas": f.on_demand_replicas}
         weights = weights_gb(catalog, p.model.size_class, o.fit.precision)
         budget = startup_budget(catalog, weights)
@@ -89,9 +91,12 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
                                "startupTimeoutSeconds": clamp_sagemaker(budget.load_seconds),
                                "downloadTimeoutSeconds": clamp_sagemaker(budget.download_seconds),
                                "targetInvocationsPerInstance": round(per_minute, 1)}
+            concurrency = o.planned_concurrency()
+            if concurrency is not None:
+                data["managed"]["targetConcurrentRequests"] = round(concurrency, 1)
         else:
             spot_types = same_class_instance_types(catalog, p.cloud, o.instance.instance_type) if f.spot_replicas else []
-            data["selfHosted"] = {"cluster": c.provider, "engine": "vllm", **fleet, "spotReplicas": f.spot_replicas,
+            data["selfHosted"] = {"cluster": c.provider, "engine": p.model.engine, **fleet, "spotReplicas": f.spot_replicas,
                                   "spotInstanceTypes": spot_types,
                                   "rootVolumeGb": root_volume_gb(catalog, weights),
                                   "startupTimeoutSeconds": budget.total_seconds}
@@ -105,8 +110,10 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
 # Keys are matched on their leading path; the fleet sections are the planner's choice for the model and regions.
 _PROFILE_FIELD = {
     "registry": "private_registry",
+    "observability.ttftP95Ms": "latency_sla_ms",
     "model.acceptEula": "model.accept_eula",
     "model.weightsUri": "model.weights_uri",
+    "selfHosted.engine": "model.engine",
     "model.huggingFaceTokenConfig": "model.hugging_face_token_config",
     "model.maxContextTokens": "model.max_context_tokens",
     "model.kvCacheTokens": "model.max_context_tokens",

@@ -80,8 +80,8 @@ def render_markdown() -> str:
         "the pack runs in its own virtualenv without the planner or the catalog. Its shape is "
         "`{\"all\": \"mandatory\", \"<policy id>\": {<config>}}`; every policy declares its config schema, and a wrong "
         "key or value (unknown key, bad enum, missing required key) is rejected with the policy and key named.")
-    add("- The link policies of known gaps of the kit (node autoscaling on EKS, autoscaler metric sources, endpoint "
-        "reachability) are advisory in the generated config: every preview shows their findings without failing.")
+    add("- The link policy of a known gap of the kit (endpoint reachability) is advisory in the generated config: every "
+        "preview shows its findings without failing.")
     add("- A value Pulumi cannot know during preview (an output of a resource not created yet) is reported as "
         "*cannot verify <field>*: an advisory \"can't run policy ... during preview\" diagnostic, never a silent pass. "
         "The same check runs again with known values during `pulumi up`.")

@@ -148,9 +148,9 @@ LINK_FACT_KEYS = ("nodeShapes", "models", "gpuMemoryUtilization", "activationRes
 _LINK_FACTS = {"nodeShapes": NODE_SHAPES, "models": MODELS, "gpuMemoryUtilization": GPU_MEMORY_UTILIZATION,
                "activationReserveGbPerGpu": ACTIVATION_RESERVE, "nodeProvisioningSeconds": NODE_PROVISIONING_SECONDS,
                "imagePullSeconds": IMAGE_PULL_SECONDS}
-# Link checks whose findings are known gaps of the kit today (no node autoscaler on EKS, no metrics adapter, in-cluster
-# endpoints): the generated config keeps them advisory, visible in every preview without blocking it.
-ADVISORY_LINKS = ("LNK-003-node-pools-scaled", "LNK-004-metric-sources", "LNK-007-endpoint-reachable")
+# Link checks whose findings are known gaps of the kit today (endpoints reachable only inside their cluster): the
+# generated config keeps them advisory, visible in every preview without blocking it.
+ADVISORY_LINKS = ("LNK-007-endpoint-reachable",)
 
 
 def _schema(required: Iterable[str] = (), **properties: dict) -> dict[str, Any]:
@@ -219,8 +219,8 @@ def policy_config(facts: Mapping[str, Any]) -> dict[str, Any]:
     `planner.stackgen.link_facts`). Every policy gets the facts it checks against and nothing else;
     `"all": "mandatory"` is the level of every policy, with two exceptions. A stack that opted out of `protect`
     (llm-hosting:protect false) gets BAS-004-protect-stateful as advisory, so the opt-out stays visible without
-    blocking. The link checks of known gaps (`ADVISORY_LINKS`: node autoscaling on EKS, autoscaler metric sources,
-    endpoint reachability) are advisory until the kit closes those gaps.
+    blocking. The link checks of known gaps (`ADVISORY_LINKS`: endpoint reachability) are advisory until the kit
+    closes those gaps.
     """
     unknown = sorted(set(facts) - set(FACT_KEYS))
     problems = [f"{k}: unknown fact; valid: {', '.join(FACT_KEYS)}" for k in unknown]

@@ -62,6 +62,12 @@ class PreviewMocks(pulumi.runtime.Mocks):
         if token == "gcp:compute/getZones:getZones":
             r = args.args.get("region") or self.gcp_region
             return {"names": self.zones.get(r, []), "region": r, "project": self.gcp_project, "id": f"projects/{self.gcp_project}/regions/{r}"}, []
+        if token == "gcp:logging/getProjectCmekSettings:getProjectCmekSettings":
+            # The project's Cloud Logging service agent, which the API creates on this call; no project-level key.
+            project = args.args.get("project") or self.gcp_project
+            return {"id": f"projects/{project}/cmekSettings", "name": f"projects/{project}/cmekSettings",
+                    "project": project, "kmsKeyName": "", "kmsKeyVersionName": "",
+                    "serviceAccountId": f"service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"}, []
         raise NotImplementedError(f"the offline preview has no answer for invoke {token}; add one in preview/mocks.py")
 
     def _provider_region(self, provider_ref: str) -> str | None:

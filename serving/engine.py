@@ -41,6 +41,46 @@ SHED_QUEUE_REQUESTS = 2 * QUEUE_TARGET_PER_REPLICA
 
 
 @dataclass(frozen=True)
+class EngineMetrics:
+    """The Prometheus series an engine release exports, beyond its waiting-requests gauge (`EngineSpec.queue_metric`).
+
+    Names are as scraped (counters with their exposition suffix; histograms by base name, `_bucket`/`_sum`/`_count`
+    appended by the consumer). None means this engine has no such series: the scaler, the alerts and the dashboard
+    skip what needs it, and say so where they do.
+    """
+
+    running: Optional[str] = None  # gauge: requests in the running batch
+    kv_cache_usage: Optional[str] = None  # gauge: fraction (0-1) of the replica's KV-cache blocks in use
+    ttft_histogram: Optional[str] = None  # seconds from arrival to the first output token
+    inter_token_latency_histogram: Optional[str] = None  # seconds between output tokens
+    queue_time_histogram: Optional[str] = None  # seconds a request waited before running (a lower bound of TTFT)
+    prompt_tokens: Optional[str] = None  # counter of prompt (prefill) tokens
+    generation_tokens: Optional[str] = None  # counter of generated (output) tokens
+    request_success: Optional[str] = None  # counter of requests that finished normally
+    requests_total: Optional[str] = None  # counter of every request answered, the denominator of the error ratio
+    server_errors: Optional[str] = None  # counter of requests the server failed...
+    server_error_matchers: str = ""  # ...restricted by these label matchers (PromQL, without braces)
+    # Counter of requests refused on purpose because the replica is full (HTTP 503 by design, counted in
+    # server_errors): subtracted from the errors, since a full replica's refusal is what sends a request to overflow.
+    admission_rejections: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class WeightsFetch:
+    """A container that copies the weights prefix into the model volume before the engine starts, for an engine that
+    reads only local directories (TGI). It runs as the pod's own identity (EKS Pod Identity, GKE Workload Identity)."""
+
+    image: str  # the cloud's CLI, pinned in components/versions.py, from the stack's registry when it has one
+    command: list[str]
+    source_uri: str  # the s3:// or gs:// prefix copied
+    target_dir: str  # where the model volume is mounted (the engine's model_dir)
+    env: dict[str, str] = field(default_factory=dict)
+    name: str = "fetch-weights"
+    cpu: int = 2  # the copy is network- and disk-bound: a few cores keep the CLI's parallel transfers busy
+    memory_gib: int = 4
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     engine: Literal["vllm", "tgi"]
     version: str  # the image's tag or digest, for pinning metric names
@@ -58,3 +98,5 @@ class EngineSpec:
     model_dir: str  # where weights are read from inside the container
     secret_env: dict[str, tuple[str, str]] = field(default_factory=dict)  # env var -> (Secret name, key)
     read_only_root: bool = True  # whether the engine runs with a read-only root filesystem (caches on volumes)
+    metrics: EngineMetrics = field(default_factory=EngineMetrics)  # the other series, pinned per release like queue_metric
+    fetch: Optional[WeightsFetch] = None  # fills model_dir from the bucket before the engine starts (None: not needed)

@@ -50,6 +50,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from .monitoring import API_VERSION as MONITOR_API_VERSION, pod_monitor_spec
+
 Kind = Literal["self-hosted", "managed", "api"]
 Pattern = Literal["none", "burst-overflow", "tiered-by-sensitivity", "tiered-by-complexity"]
 
@@ -64,6 +66,8 @@ CONFIG_DIR = "/etc/litellm"
 CONFIG_FILE = "config.yaml"
 GUARD_FILE = "gateway_guard.py"
 GUARD_CALLBACK = "gateway_guard.guard"  # <module beside config.yaml>.<instance>
+METRICS_CALLBACK = "prometheus"  # LiteLLM's Prometheus integration: mounts /metrics on the proxy port
+METRICS_PATH = "/metrics"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 KEY_ENV_PATTERN = re.compile(r"^LLMHOST_[A-Z0-9_]+$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")
@@ -358,7 +362,9 @@ def render_config(routes: GatewayRoutes) -> dict[str, Any]:
             # Token counting on the error path would otherwise fetch a tokenizer from the Hugging Face hub (and stall
             # ~23 s retrying where egress is blocked); the bundled tiktoken encoding is enough for a proxy.
             "disable_hf_tokenizer_download": True,
-            "callbacks": [GUARD_CALLBACK],
+            # The request guard, and LiteLLM's Prometheus metrics on the proxy port's /metrics: requests, tokens and
+            # fallbacks per route, read by the alerts and the dashboard (serving/alerts.py).
+            "callbacks": [GUARD_CALLBACK, METRICS_CALLBACK],
             # Whole-request budget: every tier of the longest route timing out once, plus slack.
             "request_timeout": int(math.ceil(longest * (1 + routes.num_retries))) + 10,
         },
@@ -530,6 +536,10 @@ class GatewayArgs:
     memory_request: str = "1Gi"
     memory_limit: str = "2Gi"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # A PodMonitor has the stack's Prometheus scrape the proxy's /metrics (requests, tokens, fallbacks per route); it is
+    # created after what installs its CRD (the Prometheus operator release). Off when the cluster runs no Prometheus.
+    pod_monitor: bool = False
+    custom_resource_dependencies: list = field(default_factory=list)
 
     def __post_init__(self):
         tail = self.image.rsplit("/", 1)[-1]
@@ -726,6 +736,13 @@ class Gateway(pulumi.ComponentResource):
                 ports=[k8s.core.v1.ServicePortArgs(name="http", port=PORT, target_port="http", protocol="TCP")]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]))
 
+        if args.pod_monitor:
+            k8s.apiextensions.CustomResource(
+                f"{name}-podmonitor", api_version=MONITOR_API_VERSION, kind="PodMonitor", metadata=meta(args.name),
+                # LiteLLM answers /metrics only with a valid key: the scrape sends the master key by reference to the
+                # gateway's own Secret, so the page stays closed to the rest of the cluster.
+                spec=pod_monitor_spec(selector, METRICS_PATH, bearer_secret=(secret_name, MASTER_KEY_ENV)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, *args.custom_resource_dependencies]))
         self.service_name = service.metadata.name
         self.namespace = service.metadata.namespace
         self.service_url = pulumi.Output.all(service.metadata.name, service.metadata.namespace).apply(

@@ -6,7 +6,9 @@
   replica is never killed; liveness only starts once the startup probe has passed.
 - Drain: a preStop sleep lets the Service drop the pod before SIGTERM, the engine then finishes in-flight requests
   for its shutdown timeout, and the grace period is longer than both.
-- Autoscaling on queue depth (the engine's waiting-requests gauge, name pinned per engine version).
+- Autoscaling on queue depth: a KEDA ScaledObject whose Prometheus triggers read the engine's waiting-requests gauge
+  and KV-cache usage (names pinned per engine version) from the stack's Prometheus, which scrapes the pods through
+  this component's PodMonitor; a fallback replica count holds when Prometheus cannot be read, and scale-down is slow.
 - GPUs requested and limited; non-root, no privilege escalation, read-only root where the engine allows it.
 - Scanned with checkov's Kubernetes checks (tests/test_manifests.py): a check that cannot hold is waived on the
   object with a `checkov.io/skipN: CHECK=reason` annotation (checkov reads them from the object's own metadata).
@@ -21,6 +23,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .autoscaling import scaled_object
+from .monitoring import API_VERSION as MONITOR_API_VERSION, pod_monitor_spec
 from .engine import QUEUE_TARGET_PER_REPLICA, EngineSpec
 
 ZONE_KEY = "topology.kubernetes.io/zone"
@@ -74,6 +78,12 @@ class ModelServerArgs:
     # Resources the pods need at admission, e.g. the Pod Identity association: a pod admitted before it exists gets
     # no credentials injected, and IMDS is closed to pods (hop limit 1), so it could never read its weights.
     wait_for: list = field(default_factory=list)
+    # The stack's Prometheus (MonitoringStack.prometheus_url): KEDA's triggers query it. None renders no autoscaler and
+    # the fleet stays at min_replicas.
+    prometheus_url: Optional[str] = None
+    # What installs the custom resources' definitions (the KEDA and Prometheus operator releases): the ScaledObject and the
+    # PodMonitor are created after them.
+    custom_resource_dependencies: list = field(default_factory=list)
 
     def __post_init__(self):
         if not self.node_selector:
@@ -86,9 +96,15 @@ class ModelServerArgs:
             raise ValueError(f"max_replicas: {self.max_replicas} is below min_replicas {self.min_replicas}")
         if self.startup_budget_seconds < 60:
             raise ValueError(f"startup_budget_seconds: {self.startup_budget_seconds} s cannot cover a model download and load")
-        if self.spec.engine == "tgi" and self.spec.model_dir in self.spec.args and not self.model_volume_claim:
+        if self.spec.engine == "tgi" and self.spec.model_dir in self.spec.args and not self.model_volume_claim \
+                and self.spec.fetch is None:
             raise ValueError(f"model_volume_claim: TGI reads the weights from {self.spec.model_dir} and cannot stream them "
-                             "from a bucket; give a volume pre-filled with them")
+                             "from a bucket; give a volume pre-filled with them, or a spec whose fetch copies them there")
+        if self.spec.fetch is not None and not self.model_volume_claim:
+            fetch = self.spec.fetch.image.rsplit("/", 1)[-1]
+            if "@sha256:" not in self.spec.fetch.image and (":" not in fetch or fetch.endswith(":latest")):
+                raise ValueError(f"spec.fetch.image: {self.spec.fetch.image!r} is not pinned; give an exact release tag or an "
+                                 "@sha256 digest")
         image = self.spec.image.rsplit("/", 1)[-1]
         if "@sha256:" not in self.spec.image and (":" not in image or image.endswith(":latest")):
             raise ValueError(f"spec.image: {self.spec.image!r} is not pinned; give an exact release tag or an @sha256 digest")
@@ -133,9 +149,10 @@ def startup_probe_seconds(args: ModelServerArgs) -> int:
     return PROBE_PERIOD_SECONDS * startup_failure_threshold(args)
 
 
-def adapter_metric_name(queue_metric: str) -> str:
-    """prometheus-adapter exposes `vllm:num_requests_waiting` as `vllm_num_requests_waiting`."""
-    return queue_metric.replace(":", "_")
+def fallback_replicas(args: ModelServerArgs) -> int:
+    """Replicas KEDA holds while it cannot read Prometheus: the fleet the plan sized for the peak, since a blind
+    autoscaler must not leave a peak under-served (it costs the peak fleet only while the metrics are missing)."""
+    return args.max_replicas
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -198,7 +215,28 @@ class ModelServer(pulumi.ComponentResource):
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"))
         gpus = str(args.gpus_per_replica)
         pinned_by_digest = "@sha256:" in spec.image
-        waivers = ([] if pinned_by_digest else [WAIVE_TAG_PINNED]) + ([WAIVE_SECRET_ENV] if spec.secret_env else [])
+        # A pre-filled volume claim already holds the weights; otherwise an engine that cannot read the bucket has them
+        # copied into the model volume by an init container, as the pod's own identity, before it starts.
+        fetch = spec.fetch if not args.model_volume_claim else None
+        all_by_digest = pinned_by_digest and (fetch is None or "@sha256:" in fetch.image)
+        waivers = ([] if all_by_digest else [WAIVE_TAG_PINNED]) + ([WAIVE_SECRET_ENV] if spec.secret_env else [])
+        init_containers = [k8s.core.v1.ContainerArgs(
+            name=fetch.name,
+            image=fetch.image,
+            image_pull_policy="IfNotPresent" if "@sha256:" in fetch.image else "Always",
+            command=list(fetch.command),
+            env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(fetch.env.items())],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": str(fetch.cpu), "memory": f"{fetch.memory_gib}Gi"},
+                limits={"cpu": str(fetch.cpu), "memory": f"{fetch.memory_gib}Gi"}),
+            # The CLI writes only to the model volume and /tmp: it runs with a read-only root whatever the engine needs.
+            security_context=k8s.core.v1.SecurityContextArgs(
+                run_as_non_root=True, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_USER, allow_privilege_escalation=False,
+                read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="model-cache", mount_path=fetch.target_dir),
+                           k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        )] if fetch is not None else None
         container = k8s.core.v1.ContainerArgs(
             name=spec.engine,
             image=spec.image,
@@ -260,6 +298,7 @@ class ModelServer(pulumi.ComponentResource):
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             run_as_non_root=True, run_as_user=RUN_AS_USER, fs_group=RUN_AS_USER,
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+                        init_containers=init_containers,
                         containers=[container],
                         volumes=volumes,
                     ),
@@ -282,30 +321,29 @@ class ModelServer(pulumi.ComponentResource):
                 # replica's capacity (a static minAvailable of min-1 would let a drain empty a scaled-out fleet).
                 max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app)),
             opts=child)
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa", metadata=meta(args.name),
-            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(api_version="apps/v1", kind="Deployment", name=args.name),
-                min_replicas=args.min_replicas, max_replicas=args.max_replicas,
-                # Queue depth, read through prometheus-adapter as an external metric of this Service.
-                metrics=[k8s.autoscaling.v2.MetricSpecArgs(type="External", external=k8s.autoscaling.v2.ExternalMetricSourceArgs(
-                    metric=k8s.autoscaling.v2.MetricIdentifierArgs(
-                        name=adapter_metric_name(spec.queue_metric),
-                        selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"service": args.name, "namespace": args.namespace})),
-                    target=k8s.autoscaling.v2.MetricTargetArgs(type="AverageValue", average_value=str(args.queue_target_per_replica))))],
-                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-                    scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(stabilization_window_seconds=0, policies=[
-                        k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=2, period_seconds=60)]),
-                    # A replica removed too early costs a full model load to bring back.
-                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(stabilization_window_seconds=600, policies=[
-                        k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=300)]))),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends + [deployment]))
+        self.scaled_object_name = None
+        if args.prometheus_url:
+            crs = pulumi.ResourceOptions(parent=self, depends_on=depends + [deployment, *args.custom_resource_dependencies])
+            k8s.apiextensions.CustomResource(
+                f"{name}-podmonitor", api_version=MONITOR_API_VERSION, kind="PodMonitor", metadata=meta(args.name),
+                spec=pod_monitor_spec(app, spec.metrics_path), opts=crs)
+            scaler = scaled_object(
+                name=args.name, namespace=args.namespace, deployment=args.name, spec=spec, min_replicas=args.min_replicas,
+                max_replicas=args.max_replicas, prometheus_url=args.prometheus_url,
+                queue_target_per_replica=args.queue_target_per_replica, fallback_replicas=fallback_replicas(args),
+                labels=labels)
+            # KEDA owns the Deployment's HPA (keda-hpa-<name>) and so its replica count between min and max.
+            k8s.apiextensions.CustomResource(
+                f"{name}-scaledobject", api_version=scaler["apiVersion"], kind=scaler["kind"], metadata=meta(args.name),
+                spec=scaler["spec"], opts=crs)
+            self.scaled_object_name = args.name
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol", metadata=meta(args.name),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=app),
                 policy_types=["Ingress"],
-                # Only pods of this namespace (the gateway) and the monitoring namespace reach the engine.
+                # Only pods of this namespace (the gateway) and the monitoring namespace (Prometheus, which the stack
+                # deploys there) reach the engine.
                 ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                     from_=[k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs()),
                            k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs(

@@ -8,15 +8,18 @@ queue-metric name. The helpers below the engine constants are shared with `servi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from typing import Optional
+from typing import Optional, TypeVar
 
 from planner.catalog import Catalog
 from planner.costmodel import TP_SIZES, fit_replica
 from planner.sizing import fit_problem
 
-from .engine import SHED_QUEUE_REQUESTS, EngineInputs, EngineSpec
+from .engine import SHED_QUEUE_REQUESTS, EngineInputs, EngineMetrics, EngineSpec
+
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Shared by both engines
@@ -73,8 +76,9 @@ def image_version(image: str) -> str:
     return tag
 
 
-def metric_for_version(engine: str, version: str, table: dict[str, str]) -> str:
-    """The queue gauge's name for this release, from `table` keyed by release prefix (`v0.30` matches `v0.30.1`)."""
+def metric_for_version(engine: str, version: str, table: dict[str, T]) -> T:
+    """The queue gauge's name (or the metric set) for this release, from `table` keyed by release prefix (`v0.30`
+    matches `v0.30.1`)."""
     release = version.split("@", 1)[0]
     if not release or release.startswith("sha256:"):
         raise ValueError(f"{engine} image is pinned by digest only ({version}); the queue metric name depends on the release, "
@@ -208,9 +212,33 @@ COMMAND = ["vllm", "serve"]
 # so an unknown release is refused rather than assumed: check its /metrics, then add a line.
 QUEUE_METRIC_BY_RELEASE = {f"v0.{minor}": "vllm:num_requests_waiting" for minor in range(18, 31)}
 
+# The other series by release line, as vllm/v1/metrics/loggers.py (PrometheusStatLogger) names them; every series
+# carries `model_name` (the --served-model-name) and `engine` (the engine-core index). V1 renamed two that older
+# dashboards use: vllm:gpu_cache_usage_perc -> vllm:kv_cache_usage_perc (0.9, hidden since), and
+# vllm:time_per_output_token_seconds -> vllm:inter_token_latency_seconds. Server errors come from the API server's
+# FastAPI instrumentator (`http_requests_total`, status grouped as "2xx"/"4xx"/"5xx"); the engine has no failure
+# counter of its own.
+VLLM_V1_METRICS = EngineMetrics(
+    running="vllm:num_requests_running",
+    kv_cache_usage="vllm:kv_cache_usage_perc",
+    ttft_histogram="vllm:time_to_first_token_seconds",
+    inter_token_latency_histogram="vllm:inter_token_latency_seconds",
+    queue_time_histogram="vllm:request_queue_time_seconds",
+    prompt_tokens="vllm:prompt_tokens_total",
+    generation_tokens="vllm:generation_tokens_total",
+    request_success="vllm:request_success_total",
+    requests_total="http_requests_total",
+    server_errors="http_requests_total",
+    server_error_matchers='status="5xx"',
+)
+METRICS_BY_RELEASE = {f"v0.{minor}": VLLM_V1_METRICS for minor in range(18, 31)}
+
 # `--max-num-queued-reqs` (vLLM PR #49445, in releases since v0.29): a cap on the requests a replica holds, running
 # plus waiting; beyond it the server answers 503 at once (PR #55812 counts them as vllm:admission_rejections_total).
 ADMISSION_LIMIT_SINCE = (0, 29)
+for _minor in range(ADMISSION_LIMIT_SINCE[1], 31):
+    METRICS_BY_RELEASE[f"v0.{_minor}"] = dataclasses.replace(
+        VLLM_V1_METRICS, admission_rejections="vllm:admission_rejections_total")
 
 
 def release_tuple(version: str) -> Optional[tuple[int, int]]:
@@ -252,6 +280,7 @@ def vllm_spec(inputs: EngineInputs, catalog: Catalog) -> EngineSpec:
     check_inputs(ENGINE, inputs, catalog)
     version = image_version(inputs.image)
     queue_metric = metric_for_version(ENGINE, version, QUEUE_METRIC_BY_RELEASE)
+    metrics = metric_for_version(ENGINE, version, METRICS_BY_RELEASE)
     check_memory_fit(ENGINE, inputs, catalog)
 
     streamed = inputs.weights_uri is not None
@@ -300,6 +329,7 @@ def vllm_spec(inputs: EngineInputs, catalog: Catalog) -> EngineSpec:
         ready_path=READY_PATH,
         metrics_path=METRICS_PATH,
         queue_metric=queue_metric,
+        metrics=metrics,
         shutdown_timeout_seconds=inputs.shutdown_timeout_seconds,
         needs_shm=inputs.gpus_per_replica > 1,
         # Streamed weights are read from the bucket itself (nothing to pre-fill); hub weights from HF's cache.

@@ -225,7 +225,7 @@ def test_airgapped_interface_endpoints_are_exactly_the_list_for_the_region(regio
     interface = [e for e in result.by_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"]
     assert {e.inputs["serviceName"] for e in interface} == {f"com.amazonaws.{region}.{n}"
                                                             for n in DEFAULT_INTERFACE_ENDPOINTS}
-    assert len(interface) == len(DEFAULT_INTERFACE_ENDPOINTS) == 13
+    assert len(interface) == len(DEFAULT_INTERFACE_ENDPOINTS) == 15
     private_ids = [ec2_id(s) for s in subnets(result, "private")]
     endpoint_sg = ec2_id(result.named("net-endpoint-sg"))
     for e in interface:
@@ -233,6 +233,19 @@ def test_airgapped_interface_endpoints_are_exactly_the_list_for_the_region(regio
         assert e.inputs["subnetIds"] == private_ids, e.name
         assert e.inputs["securityGroupIds"] == [endpoint_sg], e.name
     assert result.outputs["endpoint_security_group_id"] == endpoint_sg
+
+
+@pytest.mark.parametrize("service, caller", [
+    ("autoscaling", "cluster-autoscaler resizing the node groups"),
+    ("eks", "cluster-autoscaler reading node group labels and taints (scale from zero)"),
+    ("eks-auth", "Pod Identity credentials of the autoscaler and the CloudWatch agent"),
+    ("logs", "Fluent Bit and the CloudWatch agent writing container logs"),
+    ("monitoring", "the CloudWatch agent's PutMetricData"),
+    ("sns", "Alertmanager publishing to the alert topic"),
+])
+def test_airgapped_endpoints_reach_what_autoscaling_logging_and_alerting_call(service, caller):
+    services = {e.inputs["serviceName"] for e in run("airgapped").by_type(ENDPOINT)}
+    assert f"com.amazonaws.eu-central-1.{service}" in services, f"{caller} has no way out of the air-gapped VPC"
 
 
 def test_airgapped_endpoint_list_can_be_narrowed():

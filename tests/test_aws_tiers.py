@@ -42,7 +42,7 @@ CASES = [
     ("weights-from-another-cloud", "healthcare-hipaa", _set("model", weightsUri="gs://bucket/llama/"),
      "llm-hosting:model.weightsUri", "weights of this aws stack come from an in-region s3:// location"),
     ("unknown-version-key", "realtime-npc", lambda c: c.update({"llm-hosting:versions": {"vllm": "v0.12.0"}}),
-     "llm-hosting:versions.vllm", "unknown version key; valid: eks_version, litellm_image, litellm_tag, nvidia_device_plugin"),
+     "llm-hosting:versions.vllm", "unknown version key; valid: aws_cli_image, aws_cli_tag, cloud_sdk_image"),
 ]
 
 
@@ -148,7 +148,7 @@ def test_burst_overflow_keys_off_the_running_replicas_not_the_fleet_ceiling():
     from serving.gateway import REFUSALS_NEVER_COOL_DOWN
 
     result = run_preview(ROOT, "burst-hybrid")
-    (cm,) = result.by_type("kubernetes:core/v1:ConfigMap")
+    cm = result.named("gateway-config")
     config = _yaml.safe_load(cm.inputs["data"]["config.yaml"])
     (self_hosted,) = [m for m in config["model_list"] if m["model_name"] == "llm"]
     assert "max_parallel_requests" not in self_hosted["litellm_params"]

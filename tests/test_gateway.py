@@ -206,7 +206,8 @@ def test_proxy_settings_telemetry_off_params_dropped_guard_loaded_master_key_fro
     assert config["litellm_settings"]["telemetry"] is False
     assert config["litellm_settings"]["drop_params"] is True
     assert config["litellm_settings"]["disable_hf_tokenizer_download"] is True  # no hub fetch on the error path
-    assert config["litellm_settings"]["callbacks"] == [GUARD_CALLBACK]
+    # the request guard, and LiteLLM's Prometheus metrics (requests, tokens, fallbacks) for the alerts and the dashboard
+    assert config["litellm_settings"]["callbacks"] == [GUARD_CALLBACK, "prometheus"]
     assert config["general_settings"] == {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
 
 

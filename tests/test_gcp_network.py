@@ -364,7 +364,9 @@ def test_perimeter_holds_the_project_by_number_and_restricts_the_data_apis(varia
     assert services == set(RESTRICTED_SERVICES)
     assert services >= {"aiplatform.googleapis.com", "storage.googleapis.com", "artifactregistry.googleapis.com",
                         "container.googleapis.com", "secretmanager.googleapis.com", "cloudkms.googleapis.com",
-                        "logging.googleapis.com"}
+                        "logging.googleapis.com",
+                        # GKE's alert path: Managed Service for Prometheus writes the firing alerts here.
+                        "monitoring.googleapis.com"}
     assert perimeter.options.get("protect") is True
     assert result.outputs["perimeter_name"] == p["name"]
 

@@ -247,10 +247,16 @@ def test_release_channel_is_set(channel):
     assert one(cluster_run(release_channel=channel), CLUSTER).inputs["releaseChannel"] == {"channel": channel}
 
 
-def test_system_logging_and_monitoring_are_on():
+def test_system_and_workload_logs_and_system_metrics_are_on():
     cluster = one(cluster_run(), CLUSTER).inputs
-    assert "SYSTEM_COMPONENTS" in cluster["loggingConfig"]["enableComponents"]
+    assert sorted(cluster["loggingConfig"]["enableComponents"]) == ["SYSTEM_COMPONENTS", "WORKLOADS"]
     assert "SYSTEM_COMPONENTS" in cluster["monitoringConfig"]["enableComponents"]
+
+
+def test_managed_prometheus_collects_for_the_alert_path():
+    # GkeAlertForwarding's PodMonitoring is only acted on by managed collection.
+    cluster = one(cluster_run(), CLUSTER).inputs
+    assert cluster["monitoringConfig"]["managedPrometheus"] == {"enabled": True}
 
 
 def test_labels_reach_the_cluster_and_key():

@@ -2,8 +2,7 @@
 
 Every example stack runs under the offline preview and the link policies read it with the stack's checked-in policy
 config (stacks/<stack>.policy-config.json, the file `pulumi preview --policy-pack-config` takes) and its outputs. The
-findings of the checks for known gaps of the kit (LNK-003 node autoscaling on EKS, LNK-004 metric sources, LNK-007
-endpoint reachability) must equal tests/known_link_gaps.yaml exactly: a new gap fails, and so does a gap that closed
+findings of the check for a known gap of the kit (LNK-007 endpoint reachability) must equal tests/known_link_gaps.yaml exactly: a new gap fails, and so does a gap that closed
 without the list being updated. Any other link finding fails the test. Then each check catches a deliberately broken
 variant, naming the resources on both ends of the link and the fix.
 """
@@ -147,15 +146,15 @@ def test_a_gpu_pool_without_a_device_plugin_is_caught():
 
 
 def test_a_hand_raised_max_replicas_beyond_the_node_groups_is_caught(project):
-    """maxReplicas edited in the stack file: the HPA may ask for more replicas than the node groups can hold."""
+    """maxReplicas edited in the stack file: KEDA may ask for more replicas than the node groups can hold."""
     edit_stack(project, "realtime-npc", set_section("selfHosted", maxReplicas=20))
     config, regions = stack_config(ROOT, "realtime-npc")
     violations = links(run_preview(project, "realtime-npc"), config, regions)
     assert ("LNK-002-replicas-fit", "model-server-deployment",
-            "Deployment llm-serving/vllm may scale to 20 replicas (maxReplicas of model-server-hpa) but the pools that "
+            "Deployment llm-serving/vllm may scale to 20 replicas (maxReplicaCount of model-server-scaledobject) but the pools that "
             "can run it hold 11 (gpu-nodes-gpu-on-demand 2 node(s) x 1, gpu-nodes-gpu-spot 9 node(s) x 1 per node): 9 "
-            "replica(s) would stay Pending. Fix: raise the pools' maximum nodes, or lower maxReplicas of "
-            "model-server-hpa to 11.") in findings(violations)
+            "replica(s) would stay Pending. Fix: raise the pools' maximum nodes, or lower maxReplicaCount of "
+            "model-server-scaledobject to 11.") in findings(violations)
 
 
 def test_a_spread_the_zones_cannot_satisfy_is_caught():
@@ -171,31 +170,41 @@ def test_a_spread_the_zones_cannot_satisfy_is_caught():
     assert "its spread over topology.kubernetes.io/zone" in message and "lets the scheduler place only 1 on" in message
 
 
+def without(resources: list, *names: str) -> list:
+    return [r for r in resources if r.name not in names]
+
+
 def test_node_groups_that_may_grow_need_an_autoscaler():
+    """realtime-npc's spot group grows from 0 only through the stack's cluster-autoscaler: without it, it is caught."""
     config, regions = stack_config(ROOT, "realtime-npc")
-    violations = links(preview("realtime-npc"), config, regions)
-    spot = next(v for v in violations if (v.policy, v.resource_name) == ("LNK-003-node-pools-scaled", "gpu-nodes-gpu-spot"))
+    assert not [v for v in links(preview("realtime-npc"), config, regions) if v.policy == "LNK-003-node-pools-scaled"]
+    resources = without(edited("realtime-npc"), "cluster-autoscaler-release")
+    spot = next(v for v in links(preview("realtime-npc"), config, regions, resources)
+                if (v.policy, v.resource_name) == ("LNK-003-node-pools-scaled", "gpu-nodes-gpu-spot"))
+    assert spot.enforcement == "mandatory"
     assert spot.message == (
         "minSize 0 is below maxSize 9, but nothing in the stack scales it: EKS does not resize managed node groups itself "
         "and eks-cluster runs no cluster-autoscaler or Karpenter, so the group stays at its desired size (0) and the "
         "other nodes up to 9 never come. Fix: deploy cluster-autoscaler (or Karpenter) in eks-cluster, or set minSize = "
         "maxSize.")
-    resources = edited("realtime-npc") + [{"type": "kubernetes:helm.sh/v3:Release", "name": "cluster-autoscaler",
-                                           "inputs": {"chart": "cluster-autoscaler", "name": "cluster-autoscaler"}}]
-    assert not [v for v in links(preview("realtime-npc"), config, regions, resources)
-                if v.policy == "LNK-003-node-pools-scaled"]
 
 
-def test_an_autoscaler_metric_needs_its_source():
-    config, regions = stack_config(ROOT, "fine-tuned")
-    [message] = [v.message for v in links(preview("fine-tuned"), config, regions) if v.policy == "LNK-004-metric-sources"]
-    assert message.startswith("scales model-server-deployment on the External metric vllm_num_requests_waiting")
-    assert message.endswith("Fix: deploy prometheus-adapter or keda in the same stack with a rule that exposes "
-                            "vllm_num_requests_waiting.")
-    adapter = {"type": "kubernetes:apiregistration.k8s.io/v1:APIService", "name": "adapter-external-metrics",
-               "inputs": {"spec": {"group": "external.metrics.k8s.io", "version": "v1beta1"}}}
-    assert not [v for v in links(preview("fine-tuned"), config, regions, edited("fine-tuned") + [adapter])
-                if v.policy == "LNK-004-metric-sources"]
+def lnk004(stack: str, resources=None) -> list[str]:
+    config, regions = stack_config(ROOT, stack)
+    return [v.message for v in links(preview(stack), config, regions, resources) if v.policy == "LNK-004-metric-sources"]
+
+
+@pytest.mark.parametrize("stack", ["fine-tuned", "realtime-npc"])
+def test_the_scaler_reads_a_prometheus_that_scrapes_the_pods(stack):
+    """KEDA, the Prometheus it queries and the PodMonitor that feeds it: each one missing is caught by name."""
+    assert lnk004(stack) == []
+    [message] = lnk004(stack, without(edited(stack), "keda-release"))
+    assert message.startswith("is a KEDA ScaledObject for model-server-deployment but KEDA is not in the stack")
+    messages = lnk004(stack, without(edited(stack), "model-server-podmonitor"))
+    assert messages and all("no PodMonitor or ServiceMonitor in the stack selects model-server-deployment's pods" in m
+                            for m in messages)
+    messages = lnk004(stack, without(edited(stack), "monitoring-release"))
+    assert messages and all("but no Prometheus the stack deploys answers there" in m for m in messages)
 
 
 def test_a_model_that_does_not_fit_its_gpus_is_caught():
@@ -238,7 +247,7 @@ def test_a_rollout_wait_shorter_than_the_start_up_is_caught():
     assert name == "model-server-deployment"
     assert message.startswith("Deployment llm-serving/vllm: create waits 600 s (the default) but one start takes GPU node "
                               "provisioning 600 s + image pull 400 s + startupProbe of vllm")
-    assert "update waits 600 s (the default) but a rollout of 11 replica(s) (model-server-hpa maxReplicas 11)" in message
+    assert "update waits 600 s (the default) but a rollout of 11 replica(s) (model-server-scaledobject maxReplicas 11)" in message
 
 
 def test_an_unreachable_endpoint_is_caught():

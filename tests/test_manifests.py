@@ -45,6 +45,7 @@ DUMMY_SECRET_DATA = {"MASKED_IN_PREVIEW": "ZHVtbXk="}  # base64 "dummy": valid f
 # API groups served by every cluster (kubernetes-validate has their schemas); anything else is a custom resource.
 BUILTIN_GROUP = re.compile(r"^(core|apps|batch|policy|autoscaling|[a-z0-9-]+\.k8s\.io)/v[0-9a-z]+$")
 NOT_OBJECTS = ("pulumi:providers:kubernetes",)
+HELM_RELEASES = ("kubernetes:helm.sh/v3:Release",)
 
 SKIP_PREFIXES = ("checkov.io/skip", "bridgecrew.io/skip", "cortex.io/skip")
 
@@ -127,7 +128,8 @@ class Rendered:
     def __init__(self):
         self.manifests: list[tuple[str, dict]] = []  # (file stem, manifest), deduplicated
         self.sources: dict[str, list[str]] = {}  # file stem -> "<stack>/<resource name>" that rendered it
-        self.skipped: list[str] = []  # kubernetes: resources left out (custom resources without a built-in schema)
+        self.skipped: list[str] = []  # kubernetes: resources left out (neither built-in nor a CRD the kit knows)
+        self.custom: list[tuple[str, dict]] = []  # ("<stack>/<resource name>", custom resource) checked against its CRD
         self.seconds = 0.0
 
 
@@ -141,10 +143,13 @@ def rendered() -> Rendered:
     results = [(s, run_preview(ROOT, s)) for s in stacks()] + _tgi_servers()
     for label, result in results:
         for r in result.resources:
-            if not r.type.startswith("kubernetes:") or r.type in NOT_OBJECTS:
-                continue
+            if not r.type.startswith("kubernetes:") or r.type in NOT_OBJECTS or r.type in HELM_RELEASES:
+                continue  # Helm releases: their values are checked against the charts' own (tests/test_charts.py)
             if not is_builtin_object(r):
-                out.skipped.append(f"{label}/{r.name} ({r.type})")
+                if r.custom and len(r.type.split(":")) == 3:
+                    out.custom.append((f"{label}/{r.name}", custom_resource(r)))
+                else:
+                    out.skipped.append(f"{label}/{r.name} ({r.type})")
                 continue
             manifest = unmask(r.inputs)
             digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:10]
@@ -158,6 +163,13 @@ def rendered() -> Rendered:
             out.sources[by_digest[digest]].append(f"{label}/{r.name}")
     out.seconds = time.monotonic() - started
     return out
+
+
+def custom_resource(resource) -> dict:
+    """The object a `kubernetes.apiextensions.CustomResource` sends: apiVersion and kind from its type token."""
+    _, group_version, kind = resource.type.split(":")
+    return {"apiVersion": group_version, "kind": kind, **{k: v for k, v in unmask(resource.inputs).items()
+                                                           if k not in ("apiVersion", "kind")}}
 
 
 def write_manifests(directory: Path, manifests: Iterable[tuple[str, dict]]) -> list[Path]:
@@ -178,12 +190,25 @@ def test_every_stack_and_the_tgi_server_render_kubernetes_objects():
           f"{len(stacks())} stacks + TGI in {r.seconds:.1f} s; kinds: {', '.join(kinds)}")
     assert not r.skipped, f"custom resources not covered by the schema check: {r.skipped}"
     assert {"Deployment", "DaemonSet", "Service", "Namespace", "ServiceAccount", "PodDisruptionBudget",
-            "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap", "Secret"} <= set(kinds)
+            "NetworkPolicy", "ConfigMap", "Secret"} <= set(kinds)
     engines = {m["spec"]["template"]["spec"]["containers"][0]["name"] for _, m in r.manifests if m["kind"] == "Deployment"}
     assert {"vllm", "tgi", "litellm"} <= engines
     for _, m in r.manifests:
         assert m.get("apiVersion") and m.get("kind") and m.get("metadata", {}).get("name"), m
         assert MASK not in json.dumps(m.get("data", {})) + json.dumps(m.get("stringData", {}))
+
+
+def test_every_custom_resource_of_every_stack_is_valid_against_its_crd():
+    """ScaledObjects, PodMonitors, PrometheusRules and GMP PodMonitorings, against the real CRDs at the pinned versions
+    (../shared/schemas, see its README): types, required fields, enums and unknown fields."""
+    from crd_schemas import validate_custom_resource
+
+    r = rendered()
+    kinds = {cr["kind"] for _, cr in r.custom}
+    assert {"ScaledObject", "PodMonitor", "PrometheusRule", "PodMonitoring"} <= kinds, kinds
+    problems = [f"{where}: {p}" for where, cr in r.custom for p in validate_custom_resource(cr)]
+    assert problems == []
+    print(f"\n{len(r.custom)} custom resources valid against their CRDs ({', '.join(sorted(kinds))})")
 
 
 def test_no_object_lands_in_the_default_namespace():

@@ -18,6 +18,7 @@ from serving.tgi import tgi_spec
 from serving.vllm import vllm_spec
 
 CONFIG = {"aws:region": "us-east-1"}
+PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 
 
 def make_args(catalog, engine="vllm", size_class="70b", gpu="L40S", gpus=2, instance="g6e.12xlarge", airgapped=False,
@@ -39,7 +40,7 @@ def make_args(catalog, engine="vllm", size_class="70b", gpu="L40S", gpus=2, inst
                            image_pull_seconds=catalog.serving.image_pull_seconds,
                            startup_budget_seconds=startup_budget(catalog, weights).total_seconds, cpu=size.cpu,
                            memory_gib=size.memory_gib, cache_size_gib=size.cache_gib, model_volume_claim=claim,
-                           allow_single_replica=min_replicas < 2)
+                           allow_single_replica=min_replicas < 2, prometheus_url=PROMETHEUS)
 
 
 def render(catalog, engine="vllm", **kw):
@@ -153,15 +154,37 @@ def test_graceful_drain(vllm_tp2, tgi):
     assert "--shutdown-timeout" in container(vllm_tp2[0])["args"]
 
 
-@pytest.mark.parametrize("engine,metric", [("vllm", "vllm_num_requests_waiting"), ("tgi", "tgi_queue_size")])
-def test_autoscaling_on_queue_depth(vllm_tp2, tgi, engine, metric):
+@pytest.mark.parametrize("engine,metric", [("vllm", "vllm:num_requests_waiting"), ("tgi", "tgi_queue_size")])
+def test_keda_scales_on_queue_depth_read_from_the_stacks_prometheus(vllm_tp2, tgi, engine, metric):
     result, args = vllm_tp2 if engine == "vllm" else tgi
-    hpa = result.named(f"{engine}-hpa").inputs["spec"]
-    (m,) = hpa["metrics"]
-    assert (m["type"], m["external"]["metric"]["name"]) == ("External", metric)
-    assert m["external"]["target"] == {"type": "AverageValue", "averageValue": str(args.queue_target_per_replica)}
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (args.min_replicas, args.max_replicas)
-    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 600
+    scaled = result.named(f"{engine}-scaledobject")
+    spec = scaled.inputs["spec"]
+    assert spec["scaleTargetRef"]["name"] == engine and (spec["minReplicaCount"], spec["maxReplicaCount"]) == (
+        args.min_replicas, args.max_replicas)
+    queue = spec["triggers"][0]
+    assert queue["type"] == "prometheus" and queue["metadata"]["serverAddress"] == PROMETHEUS
+    assert metric in queue["metadata"]["query"] and f'deployment="{engine}"' in queue["metadata"]["query"]
+    assert queue["metadata"]["threshold"] == str(args.queue_target_per_replica)
+    # KEDA holds the planned peak fleet while it cannot read Prometheus, and scales down slowly
+    assert spec["fallback"]["replicas"] == args.max_replicas
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 600
+    # no HPA of our own: KEDA owns the Deployment's (keda-hpa-<name>), and two HPAs on one Deployment fight
+    assert not [r for r in result.resources if r.type.endswith("HorizontalPodAutoscaler")]
+    # created after the releases that define the CRDs, and after the Deployment it scales
+    assert result.named(f"{engine}-deployment").urn in scaled.dependencies
+
+
+@pytest.mark.parametrize("engine", ["vllm", "tgi"])
+def test_prometheus_scrapes_the_engine_pods_on_their_metrics_port(vllm_tp2, tgi, engine):
+    result, args = vllm_tp2 if engine == "vllm" else tgi
+    monitor = result.named(f"{engine}-podmonitor").inputs["spec"]
+    pod_labels = result.named(f"{engine}-deployment").inputs["spec"]["template"]["metadata"]["labels"]
+    assert monitor["selector"]["matchLabels"].items() <= pod_labels.items()
+    (endpoint,) = monitor["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", args.spec.metrics_path)
+    # the netpol admits the monitoring namespace, where the stack's Prometheus runs
+    ingress = result.named(f"{engine}-netpol").inputs["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in ingress
 
 
 def test_gpus_requested_and_limited_non_root(vllm_tp2):
@@ -226,7 +249,9 @@ def test_streaming_engines_mount_the_cache_at_a_path(vllm_tp2):
     assert mounts["model-cache"] == "/models"  # not the s3:// URI vLLM streams from
 
 
-def test_tgi_from_a_bucket_needs_a_prefilled_volume(catalog):
+def test_tgi_from_a_bucket_needs_a_prefilled_volume_or_a_fetch(catalog):
+    args = make_args(catalog, engine="tgi", size_class="8b", gpu="A10G", gpus=1, instance="g5.xlarge",
+                     weights_uri="s3://weights/llama-8b/")
+    assert args.spec.fetch is not None  # the kit copies the bucket into the model volume itself
     with pytest.raises(ValueError, match="^model_volume_claim: TGI reads the weights from /models"):
-        render(catalog, engine="tgi", size_class="8b", gpu="A10G", gpus=1, instance="g5.xlarge",
-               weights_uri="s3://weights/llama-8b/")
+        dataclasses.replace(args, spec=dataclasses.replace(args.spec, fetch=None))

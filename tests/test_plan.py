@@ -23,6 +23,7 @@ EXPECTED = {
     "eu-airgapped-gke": ("self-hosted", None, "airgapped", "gke"),
     "us-vertex-support": ("managed", None, "private", "vertex"),
     "realtime-captions": ("self-hosted", None, "public", "gke"),
+    "tgi-fine-tuned-eks": ("self-hosted", None, "private", "eks"),
 }
 
 

@@ -174,8 +174,9 @@ def test_realtime_npc_without_protect_is_caught_unless_the_opt_out_is_planned(pr
     facts, regions = stack_facts(ROOT, "realtime-npc")
     edit_stack(project, "realtime-npc", protect=False)
     violations = run_variant(project, "realtime-npc", facts, regions)
-    assert {("BAS-004-protect-stateful", n) for n in ("eks-cluster", "eks-cmk-key", "eks-logs", "network-cmk-key",
-                                                      "network-flow-logs")} == found(violations)
+    assert {("BAS-004-protect-stateful", n) for n in (
+        "eks-cluster", "eks-cmk-key", "eks-logs", "network-cmk-key", "network-flow-logs", "alerts-cmk-key",
+        *(f"container-logs-{kind}" for kind in ("application", "dataplane", "host", "performance")))} == found(violations)
     # Planned with protect false, the policy config makes BAS-004 advisory: visible, not blocking.
     planned, _ = stack_facts(project, "realtime-npc")
     violations = [v for v in run_variant(project, "realtime-npc", planned, regions) if not link(v)]

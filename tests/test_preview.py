@@ -12,7 +12,8 @@ from conftest import PROFILES, ROOT
 from preview.harness import ProgramRefused, run_preview
 
 INVENTORIED = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc",
-               "eu-airgapped-gke", "us-vertex-support", "realtime-captions", "tiered-sensitivity", "burst-hybrid"]
+               "eu-airgapped-gke", "us-vertex-support", "realtime-captions", "tiered-sensitivity", "burst-hybrid",
+               "tgi-fine-tuned-eks"]
 BUILT = INVENTORIED + ["eu-confidential-vertex", "fine-tuned"]  # stacks whose tier this version builds
 
 

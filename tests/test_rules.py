@@ -364,6 +364,7 @@ EXPECTED_TIERS = {
     "eu-airgapped-gke": ("self-hosted", None),
     "us-vertex-support": ("managed", None),
     "realtime-captions": ("self-hosted", None),
+    "tgi-fine-tuned-eks": ("self-hosted", None),
 }
 
 

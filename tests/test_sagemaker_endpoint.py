@@ -260,6 +260,94 @@ def test_latency_alarm_is_p95_in_microseconds():
     assert alarm["comparisonOperator"] == "GreaterThanThreshold"
 
 
+# -- alerting ------------------------------------------------------------------------------------------------------
+
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:llm-hosting-test-alerts"
+
+
+def alarms_by_name(result) -> dict:
+    return {a.inputs["name"]: a.inputs for a in result.by_type(ALARM)}
+
+
+def test_without_a_topic_the_alarms_only_guard_deployments():
+    alarms = alarms_by_name(run())
+    assert sorted(alarms) == [f"{ENDPOINT}-invocation-5xx", f"{ENDPOINT}-p95-model-latency"]
+    for alarm in alarms.values():
+        assert not alarm.get("alarmActions") and not alarm.get("okActions")
+
+
+def test_with_a_topic_every_alarm_notifies_it_on_alarm_and_on_recovery():
+    alarms = alarms_by_name(run(alarm_topic_arn=TOPIC, latency_sla_ms=4000))
+    assert sorted(alarms) == sorted([f"{ENDPOINT}-invocation-5xx", f"{ENDPOINT}-p95-model-latency",
+                                     f"{ENDPOINT}-p95-latency-above-sla", f"{ENDPOINT}-instances-at-maximum"])
+    for name, alarm in alarms.items():
+        assert alarm["alarmActions"] == [TOPIC] and alarm["okActions"] == [TOPIC], name
+
+
+def test_only_the_two_guard_alarms_roll_back_a_deployment():
+    result = run(alarm_topic_arn=TOPIC, latency_sla_ms=4000)
+    rollback = one(result, ENDPOINT_TYPE).inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]
+    assert sorted(a["alarmName"] for a in rollback) == [f"{ENDPOINT}-invocation-5xx", f"{ENDPOINT}-p95-model-latency"]
+
+
+def test_instances_at_maximum_alarm_derives_the_count_from_invocations():
+    alarm = alarms_by_name(run(alarm_topic_arn=TOPIC))[f"{ENDPOINT}-instances-at-maximum"]
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    [returned] = [q for q in queries.values() if q.get("returnData")]
+    assert returned["expression"] == "IF(perinstance > 0, invocations / perinstance, 0)"
+    for id_, metric_name in (("invocations", "Invocations"), ("perinstance", "InvocationsPerInstance")):
+        metric = queries[id_]["metric"]
+        assert (metric["namespace"], metric["metricName"], metric["stat"]) == ("AWS/SageMaker", metric_name, "Sum")
+        assert metric["dimensions"] == {"EndpointName": ENDPOINT, "VariantName": "primary"}
+        assert metric["period"] == 300
+    # max_instances is 6: 6 instances alarm, 5 do not.
+    assert alarm["comparisonOperator"] == "GreaterThanThreshold" and 5 < alarm["threshold"] < 6
+    assert alarm["evaluationPeriods"] == alarm["datapointsToAlarm"] == 3
+    assert alarm["treatMissingData"] == "notBreaching"
+
+
+def test_a_fleet_pinned_by_design_has_no_at_maximum_alarm():
+    alarms = alarms_by_name(run(alarm_topic_arn=TOPIC, min_instances=3, max_instances=3))
+    assert f"{ENDPOINT}-instances-at-maximum" not in alarms
+
+
+def test_latency_sla_alarm_is_p95_over_five_minutes_in_microseconds():
+    alarm = alarms_by_name(run(latency_sla_ms=4000))[f"{ENDPOINT}-p95-latency-above-sla"]
+    assert (alarm["metricName"], alarm["extendedStatistic"], alarm["period"]) == ("ModelLatency", "p95", 60)
+    assert alarm["threshold"] == 4000 * 1000
+    assert alarm["evaluationPeriods"] == alarm["datapointsToAlarm"] == 5
+    assert not alarm.get("alarmActions")  # no topic given: visible in the console only
+
+
+def test_target_tracking_on_concurrency_when_asked():
+    policy = one(run(target_concurrent_requests_per_instance=8.0), "aws:appautoscaling/policy:Policy").inputs
+    tracking = policy["targetTrackingScalingPolicyConfiguration"]
+    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == \
+        "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+    assert tracking["targetValue"] == 8.0
+    assert policy["name"] == f"{ENDPOINT}-concurrent-requests-per-model"
+    assert tracking["scaleInCooldown"] > tracking["scaleOutCooldown"]
+
+
+def test_dashboard_shows_traffic_latency_concurrency_instances_and_gpus():
+    assert not run().by_type("aws:cloudwatch/dashboard:Dashboard")
+    dashboard = one(run(dashboard=True), "aws:cloudwatch/dashboard:Dashboard").inputs
+    assert dashboard["dashboardName"] == ENDPOINT
+    widgets = json.loads(dashboard["dashboardBody"])["widgets"]
+    shown = {(m[0], m[1]) for w in widgets for m in w["properties"]["metrics"] if isinstance(m[0], str)}
+    assert {("AWS/SageMaker", n) for n in ("Invocations", "Invocation5XXErrors", "ModelLatency",
+                                           "ConcurrentRequestsPerModel", "InvocationsPerInstance")} <= shown
+    assert {("/aws/sagemaker/Endpoints", "GPUUtilization"), ("/aws/sagemaker/Endpoints", "GPUMemoryUtilization")} <= shown
+    stats = {m[-1].get("stat") for w in widgets for m in w["properties"]["metrics"]
+             if isinstance(m[0], str) and m[1] == "ModelLatency"}
+    assert stats == {"p50", "p95"}
+    for w in widgets:
+        assert w["properties"]["region"] == REGION
+        for m in w["properties"]["metrics"]:
+            if isinstance(m[0], str):
+                assert m[2:6] == ["EndpointName", ENDPOINT, "VariantName", "primary"], m
+
+
 # -- encryption ----------------------------------------------------------------------------------------------------
 
 def test_instance_store_family_gets_no_endpoint_config_key():
@@ -409,6 +497,8 @@ def test_contract_is_the_invocation_url_with_iam_auth():
     ({"download_timeout_seconds": 59}, "download_timeout_seconds"),
     ({"gpus_per_replica": 2}, "gpus_per_replica"),  # half of an ml.g6e.12xlarge would sit idle
     ({"precision": "int4"}, "precision"),
+    ({"target_concurrent_requests_per_instance": 0}, "target_concurrent_requests_per_instance"),
+    ({"latency_sla_ms": 0}, "latency_sla_ms"),
 ])
 def test_refusals_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=rf"^{field}: "):

@@ -491,6 +491,7 @@ def test_each_gap_says_why_and_what_to_do():
     ({"accept_eula": False}, "accept_eula"),
     ({"network_variant": "airgapped", "hugging_face_token": "hf_token"}, "hugging_face_token"),
     ({"stack": "x" * 60}, "stack"),
+    ({"latency_alert_ms": 0}, "latency_alert_ms"),
 ])
 def test_refusals_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=rf"^{field}: "):
@@ -524,3 +525,69 @@ def test_psc_address_output_only_for_private_variants():
     run_program(program, "llm-hosting", "t", {"gcp:region": REGION, "gcp:project": PROJECT})
     assert holder["public"].psc_ip_address is None
     assert isinstance(holder["private"].psc_ip_address, pulumi.Output)
+
+
+# -- alert policies on the endpoint's own metrics ----------------------------------------------------------------------
+
+ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
+CHANNEL = f"projects/{PROJECT}/notificationChannels/1234567890"
+
+
+def alert_policies(**overrides) -> dict[str, dict]:
+    """The endpoint's alert policies by what they watch (latency, errors, saturation)."""
+    result = run(notification_channels=(CHANNEL,), **overrides)
+    return {p.name.rsplit("-alert-", 1)[1]: p.inputs for p in result.by_type(ALERT_POLICY)}
+
+
+def threshold(policy: dict) -> dict:
+    (cond,) = policy["conditions"]
+    return cond["conditionThreshold"]
+
+
+def test_no_channels_no_alert_policies():
+    assert not run().by_type(ALERT_POLICY)
+
+
+def test_alert_policies_watch_this_endpoint_and_notify_the_channels():
+    result = run(notification_channels=(CHANNEL,), latency_alert_ms=800)
+    policies = result.by_type(ALERT_POLICY)
+    assert len(policies) == 3
+    endpoint_id = result.outputs["endpoint_id"]
+    for p in policies:
+        t = threshold(p.inputs)
+        assert 'resource.type="aiplatform.googleapis.com/Endpoint"' in t["filter"]
+        assert f'resource.labels.endpoint_id="{endpoint_id}"' in t["filter"]
+        assert f'resource.labels.location="{REGION}"' in t["filter"]
+        assert p.inputs["notificationChannels"] == [CHANNEL]
+        assert "Runbook: " in p.inputs["documentation"]["content"]
+        assert t["comparison"] == "COMPARISON_GT"  # threshold conditions take only greater-than or less-than
+
+
+def test_latency_policy_fires_on_p95_above_the_sla():
+    policy = alert_policies(latency_alert_ms=800)["latency"]
+    t = threshold(policy)
+    assert 'metric.type="aiplatform.googleapis.com/prediction/online/prediction_latencies"' in t["filter"]
+    assert 'metric.labels.latency_type="total"' in t["filter"]
+    assert t["aggregations"] == [{"alignmentPeriod": "300s", "perSeriesAligner": "ALIGN_PERCENTILE_95"}]
+    assert t["thresholdValue"] == 800 and t["duration"] == "300s"
+    assert "800 ms" in policy["displayName"] and "800 ms" in policy["documentation"]["content"]
+
+
+def test_no_sla_no_latency_policy():
+    assert set(alert_policies()) == {"errors", "saturation"}
+
+
+def test_error_policy_is_a_ratio_of_failed_to_all_predictions():
+    t = threshold(alert_policies()["errors"])
+    assert 'metric.type="aiplatform.googleapis.com/prediction/online/error_count"' in t["filter"]
+    assert 'metric.type="aiplatform.googleapis.com/prediction/online/prediction_count"' in t["denominatorFilter"]
+    assert t["thresholdValue"] == 0.05
+    assert t["aggregations"][0]["perSeriesAligner"] == t["denominatorAggregations"][0]["perSeriesAligner"]
+
+
+def test_saturation_policy_fires_at_max_replicas_and_not_for_a_pinned_deployment():
+    t = threshold(alert_policies()["saturation"])
+    assert 'metric.type="aiplatform.googleapis.com/prediction/online/replicas"' in t["filter"]
+    assert BASE["max_replicas"] - 1 < t["thresholdValue"] < BASE["max_replicas"]
+    assert t["duration"] == "900s"
+    assert "saturation" not in alert_policies(min_replicas=3, max_replicas=3)

@@ -31,7 +31,9 @@ TOOLS_DIR = ROOT / ".tools"
 MARKER = ".installed"
 
 # The gateway release the kit deploys (components/versions.py: litellm_tag main-v1.106.2), from PyPI.
-LITELLM_PROXY = ("litellm[proxy]==1.106.2",)
+# prometheus-client: the proxy's Prometheus callback (the gateway config turns it on); the release image ships it, the
+# PyPI `proxy` extra does not.
+LITELLM_PROXY = ("litellm[proxy]==1.106.2", "prometheus-client==0.22.1")
 
 
 class ToolInstallError(RuntimeError):

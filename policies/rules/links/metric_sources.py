@@ -17,6 +17,8 @@ AMP_WORKSPACE = "aws:amp/workspace:Workspace"
 SCALING_POLICY = "aws:appautoscaling/policy:Policy"
 VERTEX = ("gcp:vertex/aiEndpointWithModelGardenDeployment:AiEndpointWithModelGardenDeployment",)
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 # Metric API group an HPA metric type is read from, and the charts that serve it.
 GROUPS = {"External": "external.metrics.k8s.io", "Object": "custom.metrics.k8s.io", "Pods": "custom.metrics.k8s.io",
           "Resource": "metrics.k8s.io", "ContainerResource": "metrics.k8s.io"}
@@ -32,8 +34,7 @@ RULE = Rule(
     area="links",
     kind="stack",
     description="Each metric an HPA, KEDA ScaledObject, SageMaker scaling policy or Vertex endpoint scales on is "
-                "served by something the stack deploys (or by the cloud itself). Advisory until the kit deploys its "
-                "metrics adapter.",
+                "served by something the stack deploys (or by the cloud itself).",
     checks="Once per stack. HorizontalPodAutoscalers: External metrics need the external.metrics.k8s.io API "
            "(prometheus-adapter or KEDA: an APIService for that group, or their Helm release), Object and Pods "
            "metrics the custom.metrics.k8s.io API (prometheus-adapter), Resource metrics metrics.k8s.io (GKE serves "
@@ -48,13 +49,12 @@ RULE = Rule(
     controls=("FedRAMP SC-6", "FedRAMP CP-2(2)", "FedRAMP SI-4"),
     remediation="Deploy the adapter that serves the metric (prometheus-adapter with a rule for it, reading a "
                 "Prometheus that scrapes the pods, or KEDA with a ScaledObject in place of the HPA), in the same stack "
-                "so it is created and removed with the autoscaler that needs it. This policy is advisory in the "
-                "generated policy config until the kit deploys its metrics adapter; set its `enforcementLevel` to "
-                "mandatory in stacks/<stack>.policy-config.json to enforce it sooner.",
+                "so it is created and removed with the autoscaler that needs it.",
     applies_to=(*HPA_TYPES, SCALED_OBJECT, SCALING_POLICY, *VERTEX, API_SERVICE, *HELM),
-    level="advisory",
-    limits="It checks that the metric API and the metric store exist, not that the adapter's rules expose this "
-           "particular metric name or that Prometheus scrapes the pods.",
+    level="mandatory",
+    limits="It checks that the metric API, the metric store and a scrape of the scaled pods exist, not that the "
+           "adapter's rules or the scraped page expose this particular metric name (the promtool and live Prometheus "
+           "tests check the kit's own names).",
 )
 
 
@@ -116,6 +116,34 @@ def _target(ctx: StackContext, scaler):
     return None
 
 
+def _selects(selector, labels: dict) -> bool:
+    match = (selector or {}).get("matchLabels") or {}
+    return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+
+def _scraped(ctx: StackContext, workload) -> bool:
+    """Whether a PodMonitor (or a ServiceMonitor, through a Service selecting the pods) in the stack scrapes the
+    workload's pods."""
+    ns = get(workload.props, "metadata.namespace") or "default"
+    pod_labels = get(workload.props, "spec.template.metadata.labels") or {}
+    for r in ctx.resources:
+        if r.type not in (POD_MONITOR, SERVICE_MONITOR):
+            continue
+        names = get(r.props, "spec.namespaceSelector.matchNames") or [get(r.props, "metadata.namespace") or "default"]
+        if ns not in names and not get(r.props, "spec.namespaceSelector.any"):
+            continue
+        selector = get(r.props, "spec.selector")
+        if r.type == POD_MONITOR and _selects(selector, pod_labels):
+            return True
+        if r.type == SERVICE_MONITOR:
+            for svc in ctx.resources:
+                if svc.type == SERVICE and (get(svc.props, "metadata.namespace") or "default") == ns and \
+                        _selects(selector, get(svc.props, "metadata.labels") or {}) and \
+                        _selects({"matchLabels": get(svc.props, "spec.selector") or {}}, pod_labels):
+                    return True
+    return False
+
+
 def check(ctx: StackContext) -> None:
     hpas = [r for r in ctx.resources if r.type in HPA_TYPES]
     scaled = [r for r in ctx.resources if r.type == SCALED_OBJECT]
@@ -163,6 +191,11 @@ def check(ctx: StackContext) -> None:
                               "Prometheus the stack deploys answers there (no Service of that name and namespace, no "
                               "Prometheus release, no managed workspace). Fix: deploy Prometheus in the stack and point "
                               "serverAddress at its Service.", so.urn)
+            elif target is not None and not _scraped(ctx, target):
+                ctx.violation(f"scales {named(target)} on a Prometheus query (spec.triggers[{i}]), but no PodMonitor or "
+                              f"ServiceMonitor in the stack selects {named(target)}'s pods, so Prometheus never holds "
+                              "the series and the trigger reads nothing (KEDA then holds its fallback replicas). Fix: add "
+                              "a PodMonitor selecting the pods' labels on their metrics port.", so.urn)
     for p in policies:
         if get(p.props, "serviceNamespace") != "sagemaker":
             continue

@@ -14,7 +14,7 @@ from . import node_pools, workloads
 
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 TP_SIZES = (1, 2, 4, 8)
-FP8 = ("fp8", "fp8_e4m3", "fp8_e5m2", "fbgemm_fp8")
+FP8 = ("fp8", "fp8_e4m3", "fp8_e4m3fn", "fp8_e5m2", "fbgemm_fp8")  # TGI names the e4m3 KV cache fp8_e4m3fn
 SIXTEEN_BIT = ("auto", "half", "float16", "fp16", "bfloat16", "bf16")
 THIRTY_TWO_BIT = ("float", "float32", "fp32")
 
@@ -238,7 +238,7 @@ def _fix(s: Server, shape: dict, gpus: int, need, usable_per_gpu: float) -> str:
     weights_b, kv_b, tp = need["weights_bytes"], need["kv_bytes"], need["tp"]
     at_fp8 = need["params"] + need["tokens"] * need["kv_per_token"] / 2 / 1e9
     if shape.get("fp8") and (weights_b > 1 or kv_b > 1) and at_fp8 <= tp * usable_per_gpu:
-        fixes.append({"vllm": "--quantization fp8 --kv-cache-dtype fp8", "tgi": "--quantize fp8 --kv-cache-dtype fp8_e4m3",
+        fixes.append({"vllm": "--quantization fp8 --kv-cache-dtype fp8", "tgi": "--quantize fp8 --kv-cache-dtype fp8_e4m3fn",
                       "lmi": "OPTION_QUANTIZE=fp8 and OPTION_KV_CACHE_DTYPE=fp8",
                       "tgi-sagemaker": "HF_MODEL_QUANTIZE=fp8"}[s.engine] + f" (fits on {tp} GPU(s))")
     total = need["weights"] + need["kv"]

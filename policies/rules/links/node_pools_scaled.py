@@ -19,8 +19,7 @@ RULE = Rule(
     area="links",
     kind="stack",
     description="A node pool with minimum below maximum is scaled by something: GKE's cluster autoscaler for pools "
-                "with autoscaling, a cluster-autoscaler or Karpenter in the stack for EKS. Advisory until the kit "
-                "deploys one.",
+                "with autoscaling, a cluster-autoscaler or Karpenter in the stack for EKS.",
     checks="Once per stack, for each EKS managed node group and GKE node pool whose minimum nodes are below its "
            "maximum: a GKE pool's `autoscaling` block is acted on by GKE's own cluster autoscaler; an EKS managed node "
            "group is not scaled by EKS, so the stack must run cluster-autoscaler or Karpenter: a Deployment or "
@@ -30,11 +29,9 @@ RULE = Rule(
     severity="medium",
     controls=("FedRAMP CP-2(2)", "FedRAMP SC-6"),
     remediation="Install cluster-autoscaler (auto-discovery of the cluster's node groups, IAM through Pod Identity) "
-                "or Karpenter in the cluster, or set the group's minimum equal to its maximum. This policy is advisory "
-                "in the generated policy config until the kit's EKS clusters deploy an autoscaler; set its "
-                "`enforcementLevel` to mandatory in stacks/<stack>.policy-config.json to enforce it sooner.",
+                "or Karpenter in the cluster, or set the group's minimum equal to its maximum.",
     applies_to=(EKS_NODE_GROUP, GKE_NODE_POOL, *WORKLOADS[:2], *HELM),
-    level="advisory",
+    level="mandatory",
     limits="It does not check the autoscaler's own configuration (which node groups it discovers, its IAM "
            "permissions); Karpenter provisions its own nodes rather than scaling managed node groups, and is "
            "accepted as the stack's autoscaler.",
