@@ -24,10 +24,10 @@ from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
 from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
 from components.gcp_network import GcpNetwork, GcpNetworkArgs
-from components.gke_alert_forwarding import GkeAlertForwarding, GkeAlertForwardingArgs
+from components.gke_alert_forwarding import GMP_NAMESPACE, GkeAlertForwarding, GkeAlertForwardingArgs
 from components.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
-from components.keda import Keda, KedaArgs
+from components.keda import NAMESPACE as KEDA_NAMESPACE, Keda, KedaArgs
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.node_labels import system_node_labels
 from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
@@ -148,6 +148,8 @@ def cluster_addons(cfg: StackConfig, cluster, nodes, ctx: AlertContext, sns_topi
     monitoring = MonitoringStack("monitoring", MonitoringStackArgs(
         stack=stack, cloud=cfg.cloud, region=cfg.region, registry=cfg.registry, versions=versions,
         node_selector=system_node_labels("system"), sns_topic_arn=sns_topic_arn,
+        # The scaler reads it; on GKE the managed collectors scrape its firing alerts to forward them.
+        prometheus_readers=[KEDA_NAMESPACE] + ([GMP_NAMESPACE] if cfg.cloud == "gcp" else []),
         dashboards={f"llm-hosting-{stack}": dashboard},
         rules={f"llm-hosting-{stack}": prometheus_rule(ctx, name=f"llm-hosting-{stack}", labels={"llm-hosting/stack": stack})}),
         opts=opts)

@@ -27,7 +27,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .eks_pod_identity import EksPodIdentity, EksPodIdentityArgs
-from .versions import VERSIONS, ComponentVersions, chart_source
+from .helm import chart_release
+from .versions import VERSIONS, ComponentVersions
 
 CHART = "cluster-autoscaler"
 NAMESPACE = "kube-system"  # system-cluster-critical pods belong there
@@ -176,18 +177,12 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         pod_identity = EksPodIdentity(f"{name}-identity", EksPodIdentityArgs(
             stack=args.stack, cluster_name=args.cluster_name, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
             statements=[statements[i] for i in range(3)], tags=args.tags), opts=pulumi.ResourceOptions(parent=self))
-        source = chart_source(CHART, args.versions.cluster_autoscaler_chart, args.registry)
-        release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name="cluster-autoscaler",
-            chart=source.chart,
-            version=source.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repo) if source.repo else None,
-            namespace=NAMESPACE,
+        release = chart_release(
+            f"{name}-release", release="cluster-autoscaler", chart=CHART, version=args.versions.cluster_autoscaler_chart,
+            registry=args.registry, namespace=NAMESPACE,
             values=pulumi.Output.from_input(args.cluster_name).apply(lambda c: chart_values(args, c)),
             # Pods admitted before the association exists get no AWS credentials until they restart.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pod_identity.association, *args.wait_for]),
-        )
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pod_identity.association, *args.wait_for]))
         self.role_arn = pod_identity.role_arn
         self.release_name = release.name
         self.namespace = NAMESPACE

@@ -19,14 +19,12 @@ devices, and maps GPUs to pods by device name (GKE's device plugin reports names
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
-
-from .versions import ComponentVersions, chart_source
+from .helm import ChartValues, chart_release, pod_security_namespace
+from .versions import ComponentVersions
 
 RELEASE_NAME = "dcgm-exporter"
 POD_SECURITY_LEVEL = "privileged"
@@ -40,12 +38,7 @@ CRITICAL_PRIORITY_CLASS = "system-node-critical"
 GKE_CRITICAL_PODS = 200
 
 
-class _Values(BaseModel):
-    """A section of the dcgm-exporter chart's values.yaml; fields dump under the chart's camelCase keys."""
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True)
+_Values = ChartValues  # a section of the dcgm-exporter chart's values.yaml
 
 
 class Image(_Values):
@@ -148,11 +141,7 @@ class DcgmExporter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DcgmExporterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:DcgmExporter", name, None, opts)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels={
-                "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL}),
-            opts=pulumi.ResourceOptions(parent=self))
+        ns = pod_security_namespace(f"{name}-namespace", args.namespace, POD_SECURITY_LEVEL, parent=self)
         after: list[pulumi.Resource] = [args.service_monitor_crds] if args.service_monitor_crds else []
         if args.cloud == "gcp":
             after.append(k8s.core.v1.ResourceQuota(
@@ -164,17 +153,9 @@ class DcgmExporter(pulumi.ComponentResource):
                         k8s.core.v1.ScopedResourceSelectorRequirementArgs(
                             scope_name="PriorityClass", operator="In", values=[CRITICAL_PRIORITY_CLASS])])),
                 opts=pulumi.ResourceOptions(parent=self)))
-        source = chart_source("dcgm-exporter", args.versions.dcgm_exporter_chart, args.registry)
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE_NAME,
-            namespace=ns.metadata.name,
-            chart=source.chart,
-            version=source.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repo) if source.repo else None,
-            values=dcgm_exporter_values(args).dump(),
-            timeout=600,
-            cleanup_on_fail=True,
+        self.release = chart_release(
+            f"{name}-release", release=RELEASE_NAME, chart="dcgm-exporter", version=args.versions.dcgm_exporter_chart,
+            registry=args.registry, namespace=ns.metadata.name, values=dcgm_exporter_values(args).dump(),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after))
         self.namespace = ns.metadata.name
         self.register_outputs({"namespace": self.namespace})

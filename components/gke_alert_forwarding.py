@@ -136,21 +136,8 @@ class GkeAlertForwarding(pulumi.ComponentResource):
             },
             opts=child,
         )
-        # GKE's collectors scrape the Prometheus pods from gmp-system; if the monitoring namespace denies ingress by
-        # default, this is the one opening the federation needs (NetworkPolicies only ever add).
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-allow-gmp",
-            metadata={"name": f"{job}-allow-gmp", "namespace": args.prometheus_namespace, "labels": meta["labels"]},
-            spec={
-                "podSelector": {"matchLabels": dict(args.prometheus_pod_labels)},
-                "policyTypes": ["Ingress"],
-                "ingress": [{
-                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": GMP_NAMESPACE}}}],
-                    "ports": [{"port": args.prometheus_port_name, "protocol": "TCP"}],
-                }],
-            },
-            opts=child,
-        )
+        # GKE's collectors scrape the Prometheus pods from gmp-system: MonitoringStack's NetworkPolicy must admit that
+        # namespace (its `prometheus_readers`), next to the scaler's.
         cluster = pulumi.Output.from_input(args.cluster_name)
         query = cluster.apply(lambda c: firing_query(c, job, args.heartbeat_alert))
         content = cluster.apply(lambda c: documentation(args.stack, c, args.runbooks, args.heartbeat_alert))

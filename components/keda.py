@@ -10,14 +10,14 @@ seccomp), so the `keda` namespace enforces the `restricted` Pod Security level. 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-from .versions import ComponentVersions, chart_source
+from .helm import ChartValues, chart_release, pod_security_namespace
+from .versions import ComponentVersions
 
 NAMESPACE = "keda"
 RELEASE_NAME = "keda"
@@ -25,12 +25,7 @@ OPERATOR_REPLICAS = 2
 POD_SECURITY_LEVEL = "restricted"
 
 
-class _Values(BaseModel):
-    """A section of the keda chart's values.yaml; fields dump under the chart's camelCase keys, None stays default."""
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True)
+_Values = ChartValues  # a section of the keda chart's values.yaml
 
 
 class Registry(_Values):
@@ -95,24 +90,10 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:Keda", name, None, opts)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAMESPACE, labels={
-                "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
-                "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
-                "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL}),
-            opts=pulumi.ResourceOptions(parent=self))
-        source = chart_source("keda", args.versions.keda_chart, args.registry)
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE_NAME,
-            namespace=ns.metadata.name,
-            chart=source.chart,
-            version=source.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repo) if source.repo else None,
-            values=keda_values(args).dump(),
-            timeout=600,
-            cleanup_on_fail=True,
+        ns = pod_security_namespace(f"{name}-namespace", NAMESPACE, POD_SECURITY_LEVEL, parent=self)
+        self.release = chart_release(
+            f"{name}-release", release=RELEASE_NAME, chart="keda", version=args.versions.keda_chart,
+            registry=args.registry, namespace=ns.metadata.name, values=keda_values(args).dump(),
             opts=pulumi.ResourceOptions(parent=self))
         self.namespace = ns.metadata.name
         self.register_outputs({"namespace": self.namespace})

@@ -34,9 +34,9 @@ from typing import Any, Literal, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
-from .versions import ComponentVersions, chart_source
+from .helm import ChartValues, chart_release
+from .versions import ComponentVersions
 
 NAMESPACE = "monitoring"
 RELEASE_NAME = "kube-prometheus-stack"
@@ -67,12 +67,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # explicit alias), fields left None stay at the chart's default. tests/test_charts.py checks every key against the
 # chart's values.yaml.
 
-class _Values(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid",
-                              arbitrary_types_allowed=True)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True)
+_Values = ChartValues
 
 
 class _AlertmanagerConfig(BaseModel):
@@ -312,6 +307,9 @@ class MonitoringStackArgs:
     # Grafana's admin password, a Pulumi secret (e.g. config.require_secret(...)). None: a random one is made on the
     # first `pulumi up` and kept (read it from the `grafana-admin` Secret in the cluster).
     grafana_admin_password: Optional[pulumi.Input[str]] = None
+    # Namespaces whose pods query Prometheus besides its own (Grafana): the scaler (KEDA) and, on GKE, the managed
+    # collectors that forward the firing alerts. A NetworkPolicy admits them and nothing else to the Prometheus port.
+    prometheus_readers: list[str] = field(default_factory=list)
     prometheus_retention: str = "15d"
     prometheus_storage: PrometheusStorage = PrometheusStorage()
     labels: dict[str, str] = field(default_factory=dict)  # added to every object the chart creates
@@ -430,19 +428,12 @@ class MonitoringStack(pulumi.ComponentResource):
             # A generated password is new on every run: keep the first one instead of rotating it on each `up`.
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"],
                                         ignore_changes=[] if args.grafana_admin_password is not None else ["stringData"]))
-        source = chart_source("kube-prometheus-stack", args.versions.kube_prometheus_stack_chart, args.registry)
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE_NAME,
-            namespace=ns.metadata.name,
-            chart=source.chart,
-            version=source.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repo) if source.repo else None,
+        self.release = chart_release(
+            f"{name}-release", release=RELEASE_NAME, chart="kube-prometheus-stack",
+            version=args.versions.kube_prometheus_stack_chart, registry=args.registry, namespace=ns.metadata.name,
             values=kube_prometheus_stack_values(args).dump(),
             # The operator's CRDs come with the chart; the first install also waits for the admission webhook job.
-            timeout=900,
-            cleanup_on_fail=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]))
+            timeout=900, opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]))
         self.dashboard_config_maps = {
             dash: k8s.core.v1.ConfigMap(
                 f"{name}-dashboard-{dash}",
@@ -460,6 +451,21 @@ class MonitoringStack(pulumi.ComponentResource):
                 spec=cr["spec"],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
             for rule, cr in sorted(args.rules.items())}
+        # Who may query Prometheus: this namespace (Grafana, the operator) and the readers named by the caller. The
+        # scaler's queries and the alert forwarding both fail silently if this leaves them out (tests/test_links.py).
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-prometheus-netpol",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{PROMETHEUS_SERVICE}-readers", namespace=ns.metadata.name),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(PROMETHEUS_POD_LABELS)),
+                policy_types=["Ingress"],
+                ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs())] + [
+                        k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                            match_labels={"kubernetes.io/metadata.name": reader}))
+                        for reader in sorted(set(args.prometheus_readers))],
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PROMETHEUS_PORT_NAME, protocol="TCP")])]),
+            opts=pulumi.ResourceOptions(parent=self))
         self.namespace = ns.metadata.name
         self.prometheus_url = PROMETHEUS_URL
         self.prometheus_pod_labels = dict(PROMETHEUS_POD_LABELS)

@@ -67,7 +67,8 @@ CONFIG_FILE = "config.yaml"
 GUARD_FILE = "gateway_guard.py"
 GUARD_CALLBACK = "gateway_guard.guard"  # <module beside config.yaml>.<instance>
 METRICS_CALLBACK = "prometheus"  # LiteLLM's Prometheus integration: mounts /metrics on the proxy port
-METRICS_PATH = "/metrics"
+# LiteLLM mounts its metrics app at /metrics and answers that path with a 307 to /metrics/: scrape the final path.
+METRICS_PATH = "/metrics/"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 KEY_ENV_PATTERN = re.compile(r"^LLMHOST_[A-Z0-9_]+$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")

@@ -19,7 +19,7 @@ import pytest
 
 from planner.stack_config import load_stack_config
 from preview.harness import load_config
-from serving.gateway import (MASTER_KEY_ENV, PUBLIC_MODEL, SENSITIVE_MODEL, GatewayRoutes, Upstream, key_envs,
+from serving.gateway import (MASTER_KEY_ENV, METRICS_PATH, PUBLIC_MODEL, SENSITIVE_MODEL, GatewayRoutes, Upstream, key_envs,
                              render_config, stack_routes, write_config_dir)
 from tests.conftest import ROOT
 from tests.fake_upstream import FakeUpstream
@@ -252,3 +252,34 @@ def test_clients_need_the_master_key(gateway):
 def test_the_proxy_refuses_to_start_without_its_guard(gateway):
     with pytest.raises(RuntimeError, match="exited"):
         gateway(sensitivity_routes(), remove_guard=True)
+
+
+# -- metrics ----------------------------------------------------------------------------------------------------------
+
+def scrape(base_url: str, headers: dict) -> tuple[int, str]:
+    import http.client
+    c = http.client.HTTPConnection(base_url.split("://", 1)[1].split("/", 1)[0], timeout=10)
+    try:
+        c.request("GET", METRICS_PATH, headers=headers)
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        c.close()
+
+
+def test_metrics_are_closed_without_the_key_and_count_the_overflow_the_alert_reads(gateway):
+    """The PodMonitor scrapes /metrics with the master key (by reference to the gateway's Secret): without it the page
+    is refused; with it, LiteLLM's counters show the requests and the fallbacks to the API by group, the series the
+    overflow alert (serving/alerts.py) divides."""
+    from serving.alerts import LITELLM_FALLBACKS, LITELLM_REQUESTS
+
+    gw = gateway(burst_routes())
+    gw.fakes["self-hosted"].reset("503")
+    assert gw.chat(PUBLIC_MODEL).model_group == "tier-groq"
+    status, _ = scrape(gw.proxy.base_url, {})
+    assert status in (401, 403)
+    status, page = scrape(gw.proxy.base_url, AUTH)
+    assert status == 200
+    assert LITELLM_REQUESTS in page
+    assert any(line.startswith(LITELLM_FALLBACKS) and 'fallback_model="tier-groq"' in line and not line.endswith(" 0.0")
+               for line in page.splitlines()), page[:2000]

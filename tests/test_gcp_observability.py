@@ -41,7 +41,6 @@ SINK = "gcp:logging/projectSink:ProjectSink"
 EXCLUSION = "gcp:logging/projectExclusion:ProjectExclusion"
 POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 POD_MONITORING = "kubernetes:monitoring.googleapis.com/v1:PodMonitoring"
-NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 ENCRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
 
@@ -282,7 +281,6 @@ def test_cluster_objects_wait_for_what_the_component_depends_on():
     result = forwarding_run()
     release = result.named("monitoring-ns")
     assert depends_on(one(result, POD_MONITORING), release)
-    assert depends_on(one(result, NETWORK_POLICY), release)
 
 
 def test_policy_query_reads_what_the_pod_monitoring_sends_for_this_cluster():
@@ -325,14 +323,6 @@ def test_policy_notifies_the_channels_and_names_the_alert_with_its_runbook():
         assert f"**{alert}**: {line}" in doc["content"]
     assert CLUSTER_NAME in doc["content"]
     assert set(policy["alertStrategy"]["notificationPrompts"]) == {"OPENED", "CLOSED"}
-
-
-def test_gmp_collectors_may_reach_the_prometheus_port():
-    netpol = one(forwarding_run(), NETWORK_POLICY).inputs["spec"]
-    assert netpol["podSelector"] == {"matchLabels": POD_LABELS}
-    (rule,) = netpol["ingress"]
-    assert rule["ports"] == [{"port": "http-web", "protocol": "TCP"}]
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}}]
 
 
 @pytest.mark.parametrize("change, field", [

@@ -315,3 +315,65 @@ def test_link_facts_are_validated_by_the_pack_schema():
 
     assert validate_config(config) == [
         "LNK-005-model-fits-gpu.models[0].paramsBillion: expected number, got the string 'eight'"]
+
+
+# --- the monitoring chain over the whole stack ----------------------------------------------------------------------
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+CLUSTER_STACKS = [s for s in STACKS if preview(s).by_type("kubernetes:apps/v1:Deployment")]
+
+
+def admits(policy, namespace: str, pod_labels: dict) -> bool:
+    """Whether a NetworkPolicy (that selects the pod) lets a pod of `namespace` in, on some port."""
+    spec = policy.inputs["spec"]
+    own = policy.inputs["metadata"].get("namespace")
+    for rule in spec.get("ingress") or []:
+        for peer in rule.get("from") or []:
+            ns_sel = peer.get("namespaceSelector")
+            if ns_sel is None and "podSelector" in peer and namespace == own:
+                return True
+            if ns_sel is not None and (ns_sel == {} or ns_sel.get("matchLabels", {}).get(
+                    "kubernetes.io/metadata.name") == namespace):
+                return True
+    return False
+
+
+def selects(policy, namespace: str, pod_labels: dict) -> bool:
+    match = policy.inputs["spec"].get("podSelector", {}).get("matchLabels", {})
+    return policy.inputs["metadata"].get("namespace") == namespace and match.items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_every_namespace_a_network_policy_admits_by_name_exists(stack):
+    """The engine's NetworkPolicy admits `monitoring` for Prometheus: that namespace (and every other one admitted by
+    name) is created by the stack, or a scrape would be admitted from nowhere."""
+    result = preview(stack)
+    created = {r.inputs["metadata"]["name"] for r in result.by_type(NAMESPACE)} | {"kube-system", "gmp-system"}
+    for policy in result.by_type(NETWORK_POLICY):
+        for rule in policy.inputs["spec"].get("ingress") or []:
+            for peer in rule.get("from") or []:
+                name = (peer.get("namespaceSelector") or {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                assert name is None or name in created, f"{policy.name} admits namespace {name}, which the stack lacks"
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_the_scaler_and_the_forwarder_may_reach_prometheus(stack):
+    """KEDA queries Prometheus from its own namespace (and GKE's collectors scrape its firing alerts from gmp-system):
+    every NetworkPolicy that selects the Prometheus pods admits them, or the scaler falls back blind."""
+    from components.monitoring_stack import NAMESPACE as MONITORING, PROMETHEUS_POD_LABELS
+
+    result = preview(stack)
+    keda = result.named("keda-release").inputs["namespace"]
+    readers = [keda] + (["gmp-system"] if result.by_type("kubernetes:monitoring.googleapis.com/v1:PodMonitoring") else [])
+    guarding = [p for p in result.by_type(NETWORK_POLICY) if selects(p, MONITORING, PROMETHEUS_POD_LABELS)]
+    assert guarding, "the Prometheus pods should be guarded by a NetworkPolicy"
+    for policy in guarding:
+        for reader in readers:
+            assert admits(policy, reader, {}), f"{policy.name} keeps {reader} from Prometheus"
+    # and a policy that forgets the scaler is caught
+    broken = copy.deepcopy(guarding[0])
+    broken.inputs["spec"]["ingress"][0]["from"] = [peer for peer in broken.inputs["spec"]["ingress"][0]["from"]
+                                                   if (peer.get("namespaceSelector") or {}).get("matchLabels", {})
+                                                   .get("kubernetes.io/metadata.name") != keda]
+    assert not admits(broken, keda, {})
