@@ -13,7 +13,10 @@ from pulumi.runtime.config import CONFIG, get_config_env
 
 from components.aws_api_key_secret import AwsApiKeySecret, AwsApiKeySecretArgs
 from components.aws_alert_topic import AwsAlertTopic, AwsAlertTopicArgs
+from components.aws_consumer_keys import AwsConsumerKeys, AwsConsumerKeysArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
+from components.aws_private_endpoint import AwsPrivateEndpoint, AwsPrivateEndpointArgs, dns_name as aws_endpoint_host
+from components.consumer_keys import Consumer
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.dcgm_exporter import DcgmExporter, DcgmExporterArgs
 from components.contract import TierOutputs, aws_tags, gcp_labels
@@ -23,7 +26,9 @@ from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArg
 from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
 from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
+from components.gcp_consumer_keys import GcpConsumerKeys, GcpConsumerKeysArgs
 from components.gcp_network import GcpNetwork, GcpNetworkArgs
+from components.gcp_private_endpoint import GcpPrivateEndpoint, GcpPrivateEndpointArgs, dns_label as gcp_endpoint_label
 from components.gke_alert_forwarding import GMP_NAMESPACE, GkeAlertForwarding, GkeAlertForwardingArgs
 from components.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
@@ -43,7 +48,8 @@ from planner.stack_config import GATEWAY_MASTER_KEY, PROJECT, StackConfig, load_
 from serving.alerts import AlertContext, prometheus_rule, runbooks
 from serving.dashboard import grafana_dashboard
 from serving.engine import QUEUE_TARGET_PER_REPLICA, EngineInputs, EngineSpec
-from serving.gateway import Gateway, GatewayArgs, api_key_env_name, stack_routes
+from serving.gateway_config import PUBLIC_MODEL, Consumer as GatewayConsumer, api_key_env_name, stack_routes
+from serving.gateway_k8s import Gateway, GatewayArgs
 from serving.model_server import ModelServer, ModelServerArgs
 from serving.tgi import tgi_spec
 from serving.vllm import vllm_spec
@@ -60,6 +66,8 @@ catalog = load_catalog(Path(cfg.catalog) if cfg.catalog else None)
 GKE_MASTER_CIDR = "172.16.0.0/28"
 SERVING_NAMESPACE = "llm-serving"
 GATEWAY_REPLICAS = 2
+GATEWAY_NAME = "llm-gateway"  # the gateway's Service, which the private endpoint forwards to
+ENDPOINT_ZONE = "llm.internal"  # the private DNS zone the endpoint's name lives in (<stack>.llm.internal)
 
 
 def build_api(cfg: StackConfig) -> TierOutputs:
@@ -122,7 +130,7 @@ def alert_context(cfg: StackConfig) -> AlertContext:
         stack=stack, namespace=SERVING_NAMESPACE, deployment=s.engine, spec=engine_spec(cfg),
         ttft_p95_ms=cfg.observability.ttft_p95_ms, queue_target_per_replica=QUEUE_TARGET_PER_REPLICA,
         max_replicas=s.max_replicas, hpa_name=f"keda-hpa-{s.engine}",
-        gateway=GatewayArgs.__dataclass_fields__["name"].default if cfg.tier == "hybrid" else None,
+        gateway=GATEWAY_NAME,  # every cluster tier serves through the gateway
         overflow=cfg.pattern == "burst-overflow")
 
 
@@ -139,6 +147,7 @@ class ClusterWatch:
     """The monitoring and autoscaling chain on a cluster: what the model server's scaler and monitors need."""
     prometheus_url: str
     custom_resource_dependencies: list  # the releases that install the CRDs (the Prometheus operator, KEDA)
+    system_nodes: list  # what controllers running as pods wait for (the EKS system node group; GKE has its own pool)
 
 
 def cluster_addons(cfg: StackConfig, cluster, nodes, ctx: AlertContext, sns_topic_arn=None) -> tuple[MonitoringStack, Keda]:
@@ -181,7 +190,7 @@ def eks_watch(cfg: StackConfig, cluster: EksCluster, nodes: EksGpuNodeGroups) ->
         retention_days=cfg.observability.log_retention_days, addon_version=versions.cloudwatch_observability_addon,
         wait_for=[nodes.system_node_group], tags=tags, protect=cfg.protect))
     pulumi.export("alerts_topic", topic.topic_arn)
-    return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release])
+    return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release], [nodes.system_node_group])
 
 
 def gke_watch(cfg: StackConfig, cluster: GkeCluster, nodes: GkeGpuNodePools) -> ClusterWatch:
@@ -202,7 +211,7 @@ def gke_watch(cfg: StackConfig, cluster: GkeCluster, nodes: GkeGpuNodePools) -> 
         retention_days=cfg.observability.log_retention_days, cluster_name=cluster.cluster_name, labels=labels,
         protect=cfg.protect))
     pulumi.export("alerts_topic", channel.topic_id)
-    return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release])
+    return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release], [])
 
 
 def build_serving(cfg: StackConfig, provider, nodes, watch: ClusterWatch, identity_annotations=None, wait_for=()) -> ModelServer:
@@ -227,7 +236,7 @@ def build_serving(cfg: StackConfig, provider, nodes, watch: ClusterWatch, identi
         opts=pulumi.ResourceOptions(provider=provider))
 
 
-def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer, ClusterWatch]:
+def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer, ClusterWatch, AwsNetwork]:
     s, model = cfg.self_hosted, cfg.model
     tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
     net = aws_network(cfg)
@@ -253,29 +262,78 @@ def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer, ClusterWatch
             stack=stack, cluster_name=cluster.cluster_name, namespace=SERVING_NAMESPACE, service_account=s.engine,
             weights_uri=model.weights_uri, tags=tags)).association)
     watch = eks_watch(cfg, cluster, nodes)
-    return cluster, build_serving(cfg, cluster.provider, nodes, watch, wait_for=wait_for), watch
+    return cluster, build_serving(cfg, cluster.provider, nodes, watch, wait_for=wait_for), watch, net
 
 
-def in_cluster_contract(cfg: StackConfig, cluster, server: ModelServer, _watch: ClusterWatch) -> TierOutputs:
+def front_door(cfg: StackConfig, cluster, server: ModelServer, watch: ClusterWatch, net) -> TierOutputs:
+    """The gateway in front of the cluster's tiers, its consumers' keys, and the private HTTPS endpoint applications in
+    the VPC call: the stack's contract on every cluster tier.
+
+    Order: the consumer keys are generated first (their secrets carry the endpoint's URL, a name fixed in advance),
+    the gateway takes them, and the load balancer is created in front of the gateway's Service."""
+    tags, labels = aws_tags(stack, cfg.tier, cfg.residency.classification), gcp_labels(stack, cfg.tier, cfg.residency.classification)
+    host = aws_endpoint_host(stack, ENDPOINT_ZONE) if cfg.cloud == "aws" else f"{gcp_endpoint_label(stack)}.{ENDPOINT_ZONE}"
+    url = f"https://{host}/v1"
+    consumers = [Consumer(c.name, c.rotation, c.role_name or c.member) for c in cfg.consumers]
+    if cfg.cloud == "aws":
+        keys = AwsConsumerKeys("consumer-keys", AwsConsumerKeysArgs(
+            stack=stack, region=cfg.region, consumers=consumers, endpoint_url=url, model=PUBLIC_MODEL,
+            protect=cfg.protect, tags=tags))
+        secrets = keys.secret_arns
+    else:
+        keys = GcpConsumerKeys("consumer-keys", GcpConsumerKeysArgs(
+            stack=stack, region=cfg.region, consumers=consumers, endpoint_url=url, model=PUBLIC_MODEL,
+            project=cfg.gcp_project, protect=cfg.protect, labels=labels))
+        secrets = keys.secret_names
+    config = pulumi.Config()
+    limits = [GatewayConsumer(c.name, c.requests_per_minute, c.tokens_per_minute) for c in cfg.consumers]
+    api_keys = {api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)} if cfg.api else {}
+    # Burst overflow keys off the running replicas themselves: each one refuses what it cannot hold (shed_when_full in
+    # build_serving), and the gateway sends a refused request to the API at once (stack_routes).
+    gateway = Gateway("gateway", GatewayArgs(
+        routes=server.service_url.apply(lambda u: stack_routes(cfg, self_hosted_url=u, consumers=limits)),
+        replicas=GATEWAY_REPLICAS, image=versions.gateway_image(cfg.registry), api_keys=api_keys,
+        master_key=config.require_secret(GATEWAY_MASTER_KEY), consumer_keys=keys.keys, namespace=server.namespace,
+        labels={"llm-hosting/stack": stack}, pod_monitor=True,
+        custom_resource_dependencies=watch.custom_resource_dependencies), opts=pulumi.ResourceOptions(provider=cluster.provider))
+    if cfg.cloud == "aws":
+        endpoint = AwsPrivateEndpoint("endpoint", AwsPrivateEndpointArgs(
+            stack=stack, cluster_name=cluster.cluster_name, region=cfg.region, vpc_id=net.vpc_id,
+            subnet_ids=net.private_subnet_ids, client_cidrs=[net.vpc_cidr], registry=cfg.registry, versions=versions,
+            namespace=SERVING_NAMESPACE, service_name=GATEWAY_NAME, zone_name=ENDPOINT_ZONE,
+            node_selector=system_node_labels("system"), wait_for=[*watch.system_nodes, gateway], tags=tags,
+            protect=cfg.protect), opts=pulumi.ResourceOptions(provider=cluster.provider))
+    else:
+        endpoint = GcpPrivateEndpoint("endpoint", GcpPrivateEndpointArgs(
+            stack=stack, project=cfg.gcp_project, region=cfg.region, network=net.network_self_link,
+            subnetwork=net.subnet_self_link, proxy_only_cidr=net.proxy_only_cidr, namespace=gateway.namespace,
+            service_name=GATEWAY_NAME, zone_name=ENDPOINT_ZONE, labels=labels, protect=cfg.protect),
+            opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[gateway]))
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
-    return TierOutputs(endpoint_url=server.service_url,
-                       api_key_secret="none: in-cluster service, reached through the cluster network", model=cfg.model.id,
-                       tier="self-hosted")
+    # Clients trust the stack's private CA, and each application reads its own secret (base_url, api_key, model).
+    pulumi.export("ca_certificate", endpoint.ca_certificate)
+    pulumi.export("consumer_key_secrets", secrets)
+    where = (f"Secrets Manager secret llm-hosting/{stack}/consumers/<consumer>" if cfg.cloud == "aws" else
+             f"Secret Manager secret llm-hosting-{stack}-consumer-<consumer>")
+    return TierOutputs(endpoint_url=endpoint.url,
+                       api_key_secret=f"{where}, one per consumer ({', '.join(c.name for c in cfg.consumers)}): JSON "
+                                      "with base_url, api_key and model; see the consumer_key_secrets output",
+                       model=PUBLIC_MODEL, tier=cfg.tier)
 
 
 def build_self_hosted(cfg: StackConfig) -> TierOutputs:
-    return in_cluster_contract(cfg, *eks_serving(cfg))
+    return front_door(cfg, *eks_serving(cfg))
 
 
-def gcp_network(cfg: StackConfig, control_plane_cidr=None, psc_service_classes=()) -> GcpNetwork:
+def gcp_network(cfg: StackConfig, control_plane_cidr=None, psc_service_classes=(), proxy_only_subnet=False) -> GcpNetwork:
     defaults = GcpNetworkArgs.__dataclass_fields__
     return GcpNetwork("network", GcpNetworkArgs(
         stack=stack, variant=cfg.network, region=cfg.region, project=cfg.gcp_project, subnet_cidr=cfg.vpc.cidr,
         pods_cidr=cfg.vpc.pods_cidr or defaults["pods_cidr"].default,
         services_cidr=cfg.vpc.services_cidr or defaults["services_cidr"].default,
         access_policy_id=cfg.vpc.access_policy_id, control_plane_cidr=control_plane_cidr,
-        psc_service_classes=psc_service_classes, protect=cfg.protect,
+        psc_service_classes=psc_service_classes, proxy_only_subnet=proxy_only_subnet, protect=cfg.protect,
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
 
 
@@ -303,10 +361,11 @@ def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
 
 
-def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer, ClusterWatch]:
+def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer, ClusterWatch, GcpNetwork]:
     s, model = cfg.self_hosted, cfg.model
     labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
-    net = gcp_network(cfg, control_plane_cidr=GKE_MASTER_CIDR)
+    # The internal Application Load Balancer in front of the gateway connects from a proxy-only subnet.
+    net = gcp_network(cfg, control_plane_cidr=GKE_MASTER_CIDR, proxy_only_subnet=True)
     cluster = GkeCluster("gke", GkeClusterArgs(
         stack=stack, region=cfg.region, project=cfg.gcp_project, variant=cfg.network, network=net.network_self_link,
         subnetwork=net.subnet_self_link, pods_range_name=net.pods_range_name, services_range_name=net.services_range_name,
@@ -331,11 +390,11 @@ def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer, ClusterWatch
             weights_uri=model.weights_uri, workload_pool=cluster.workload_pool))
         annotations, wait_for = identity.annotations, [identity.binding]
     watch = gke_watch(cfg, cluster, nodes)
-    return cluster, build_serving(cfg, cluster.provider, nodes, watch, annotations, wait_for), watch
+    return cluster, build_serving(cfg, cluster.provider, nodes, watch, annotations, wait_for), watch, net
 
 
 def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
-    return in_cluster_contract(cfg, *gke_serving(cfg))
+    return front_door(cfg, *gke_serving(cfg))
 
 
 def build_hybrid(cfg: StackConfig) -> TierOutputs:
@@ -343,25 +402,9 @@ def build_hybrid(cfg: StackConfig) -> TierOutputs:
     unbuilt = cfg.unbuilt()  # the same predicate the planner drops candidates by
     if unbuilt:
         raise pulumi.RunError(f"{source}: {PROJECT}:{unbuilt[0]}: {unbuilt[1]}")
-    cluster, server, watch = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
+    serving = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
     build_api(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
-    config = pulumi.Config()
-    # Burst overflow keys off the running replicas themselves: each one refuses what it cannot hold (shed_when_full in
-    # build_serving), and the gateway sends a refused request to the API at once (stack_routes).
-    gateway = Gateway("gateway", GatewayArgs(
-        routes=server.service_url.apply(lambda url: stack_routes(cfg, self_hosted_url=url)),
-        replicas=GATEWAY_REPLICAS,
-        image=versions.gateway_image(cfg.registry),
-        api_keys={api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)},
-        master_key=config.require_secret(GATEWAY_MASTER_KEY), namespace=server.namespace,
-        labels={"llm-hosting/stack": stack}, pod_monitor=True,
-        custom_resource_dependencies=watch.custom_resource_dependencies), opts=pulumi.ResourceOptions(provider=cluster.provider))
-    pulumi.export("kubeconfig", cluster.kubeconfig)
-    pulumi.export("cluster_name", cluster.cluster_name)
-    return TierOutputs(endpoint_url=gateway.service_url,
-                       api_key_secret=f"Kubernetes Secret {SERVING_NAMESPACE}/llm-gateway-keys, key LITELLM_MASTER_KEY "
-                                      f"(from llm-hosting:{GATEWAY_MASTER_KEY})",
-                       model=cfg.model.id, tier="hybrid")
+    return front_door(cfg, *serving)
 
 
 BUILDERS = {("api", "aws"): build_api, ("api", "gcp"): build_api,

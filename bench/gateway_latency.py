@@ -26,12 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from serving.gateway import MASTER_KEY_ENV, PUBLIC_MODEL, GatewayRoutes, api_upstream, key_envs, render_config, \
-    self_hosted_upstream, write_config_dir  # noqa: E402
+from serving.gateway_config import MASTER_KEY_ENV, PUBLIC_MODEL, Consumer, GatewayRoutes, api_upstream, key_envs, \
+    render_config, self_hosted_upstream, write_config_dir  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.tools import LiteLLMProxy, litellm_bin, post_json  # noqa: E402
 
 MASTER_KEY = "sk-bench-master"
+# Requests go in as an application would send them: a consumer's key, checked by the shipped custom auth and counted
+# by the rate limiter (limits far above what the bench sends, so the series measure their cost, not a refusal).
+CONSUMER = Consumer("bench", 1_000_000, 1_000_000_000)
+CONSUMER_KEY = "llmhost-bench-consumer"
 BODY = {"model": PUBLIC_MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
 
@@ -39,7 +43,7 @@ def routes() -> GatewayRoutes:
     # The burst-overflow shape of the checked-in burst-hybrid stack, with the kit's default timeouts.
     return GatewayRoutes("burst-overflow", (
         self_hosted_upstream("meta-llama/Llama-3.1-70B-Instruct", "http://vllm.llm-serving.svc.cluster.local:8000/v1"),
-        api_upstream("groq", "llama-3.3-70b-versatile", "https://api.groq.com/openai/v1")))
+        api_upstream("groq", "llama-3.3-70b-versatile", "https://api.groq.com/openai/v1")), consumers=(CONSUMER,))
 
 
 def measure(base: str, path: str, body: dict, headers: dict, n: int, warmup: int, expect_group=None) -> list[float]:
@@ -89,8 +93,9 @@ def main() -> None:
         config = render_config(r)
         for entry in config["model_list"]:  # only the addresses change
             entry["litellm_params"]["api_base"] = bases[entry["model_info"]["upstream"]]
-        env = {MASTER_KEY_ENV: MASTER_KEY, **{k: "bench-provider-key" for k in key_envs(r)}}
-        auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+        env = {MASTER_KEY_ENV: MASTER_KEY, **{k: "bench-provider-key" for k in key_envs(r)},
+               CONSUMER.key_env: CONSUMER_KEY}
+        auth = {"Authorization": f"Bearer {CONSUMER_KEY}"}
 
         rows.append(("direct (fake upstream)", summary(measure(primary.base_url, "/chat/completions", BODY, {}, n, warmup))))
 

@@ -9,6 +9,9 @@ Variants:
 Asked for service classes (`psc_service_classes`, e.g. Vertex AI's `gcp-vertexai`), the network also holds one
 service connection policy per class, with a dedicated subnet they take Private Service Connect endpoint addresses
 from: that is what lets a managed service create its forwarding rule in this VPC (service connectivity automation).
+
+Asked for a proxy-only subnet (`proxy_only_subnet`), the network also holds the REGIONAL_MANAGED_PROXY subnet that
+regional internal Application Load Balancers (GKE's `gke-l7-rilb` Gateways) take their Envoy proxies' addresses from.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ RESTRICTED_SERVICES: tuple[str, ...] = (
     "aiplatform.googleapis.com", "artifactregistry.googleapis.com", "cloudkms.googleapis.com",
     "container.googleapis.com", "logging.googleapis.com", "monitoring.googleapis.com",
     "secretmanager.googleapis.com", "storage.googleapis.com",
+    # The private endpoint's trust chain: the CA that signs (its key never leaves CAS), the certificates the load
+    # balancer serves, and the private zone that sends clients to it. Whoever can call these from outside could
+    # mint a trusted certificate or repoint the name.
+    "privateca.googleapis.com", "certificatemanager.googleapis.com", "dns.googleapis.com",
 )
 # Firewall priorities: lower numbers win. The catch-all denies sit just above GCP's implied rules (65535).
 PRIORITY_ALLOW = 1000
@@ -55,7 +62,11 @@ _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 # a service connection policy after its service class).
 NAME_SUFFIXES = ("vpc", "router", "nat", "deny-all-ingress", "allow-internal-ingress", "allow-health-checks",
                  "deny-all-egress", "allow-internal-egress", "allow-restricted-apis", "restricted-apis",
-                 "googleapis", "pkg-dev", "psc")
+                 "googleapis", "pkg-dev", "psc", "proxy-only")
+# Regional managed proxies: Google documents /26 as the smallest workable proxy-only subnet and recommends /23, which
+# leaves room for the Envoy fleet to scale with traffic.
+PROXY_ONLY_PURPOSE = "REGIONAL_MANAGED_PROXY"
+PROXY_ONLY_MAX_PREFIX = 26
 # Service classes are the producer's symbolic names: gcp-vertexai, google-cloud-sql, ...
 _SERVICE_CLASS = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 
@@ -105,6 +116,10 @@ class GcpNetworkArgs:
     # The subnet those endpoints take addresses from. Google recommends a subnet used for nothing else, so other
     # resources cannot exhaust it; a /28 leaves room for a dozen endpoints.
     psc_subnet_cidr: str = "10.24.0.0/28"
+    # Regional internal Application Load Balancers (a `gke-l7-rilb` Gateway) need one proxy-only subnet per region and
+    # VPC; their proxies connect to the backends from it. Off unless such a load balancer is built.
+    proxy_only_subnet: bool = False
+    proxy_only_cidr: str = "10.26.0.0/23"
     protect: bool = True
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -128,8 +143,12 @@ class GcpNetworkArgs:
         if bad:
             raise ValueError(f"stack {self.stack!r} does not make valid GCP resource names: {bad[0]!r} must be "
                              f"at most {MAX_NAME} lowercase letters, digits and dashes")
-        ranges = ("subnet_cidr", "pods_cidr", "services_cidr") + (("psc_subnet_cidr",) if self.psc_service_classes else ())
+        ranges = ("subnet_cidr", "pods_cidr", "services_cidr") + (("psc_subnet_cidr",) if self.psc_service_classes else ()) \
+            + (("proxy_only_cidr",) if self.proxy_only_subnet else ())
         nets = {f: _parse_cidr(f, getattr(self, f)) for f in ranges}
+        if self.proxy_only_subnet and nets["proxy_only_cidr"].prefixlen > PROXY_ONLY_MAX_PREFIX:
+            raise ValueError(f"proxy_only_cidr {self.proxy_only_cidr!r}: a proxy-only subnet must be at least "
+                             f"/{PROXY_ONLY_MAX_PREFIX} (Google recommends /23)")
         keys = list(nets)
         for i, a in enumerate(keys):
             for b in keys[i + 1:]:
@@ -164,6 +183,8 @@ class GcpNetwork(pulumi.ComponentResource):
     nat_name: Optional[pulumi.Output[str]]  # None when there is no NAT (airgapped)
     perimeter_name: Optional[pulumi.Output[str]]  # None without access_policy_id
     psc_subnet_id: Optional[pulumi.Output[str]]  # None without psc_service_classes
+    # None without proxy_only_subnet. Read back from the subnet, so a firewall rule or Gateway taking it waits for it.
+    proxy_only_cidr: Optional[pulumi.Output[str]]
     # Per service class; a service's deployment must depend on its policy, or its first creation races it.
     service_connection_policies: dict[str, gcp.networkconnectivity.ServiceConnectionPolicy]
 
@@ -234,6 +255,17 @@ class GcpNetwork(pulumi.ComponentResource):
                     description=f"llm-hosting {args.stack}: {service_class} may create PSC endpoints in this VPC",
                     psc_config=gcp.networkconnectivity.ServiceConnectionPolicyPscConfigArgs(subnetworks=[psc_subnet.id]),
                     labels=args.labels, opts=child)
+
+        proxy_only = None
+        if args.proxy_only_subnet:
+            # Envoy proxies of every regional internal Application Load Balancer in this region and VPC: they take
+            # addresses from here and open the connections to the backends, so backends admit this range (the load
+            # balancer's own component opens its port to it). No VM can use it, and no flow logs apply to it.
+            proxy_only = gcp.compute.Subnetwork(
+                f"{name}-proxy-only", name=f"{prefix}-proxy-only", project=args.project, network=network.id,
+                region=args.region, ip_cidr_range=args.proxy_only_cidr, purpose=PROXY_ONLY_PURPOSE, role="ACTIVE",
+                description=f"llm-hosting {args.stack}: regional internal Application Load Balancer proxies",
+                opts=child)
 
         def firewall(suffix: str, description: str, **kwargs) -> gcp.compute.Firewall:
             return gcp.compute.Firewall(f"{name}-{suffix}", name=f"{prefix}-{suffix}", project=args.project,
@@ -356,11 +388,13 @@ class GcpNetwork(pulumi.ComponentResource):
         self.nat_name = nat.name if nat is not None else None
         self.perimeter_name = perimeter.name if perimeter is not None else None
         self.psc_subnet_id = psc_subnet.id if psc_subnet is not None else None
+        self.proxy_only_cidr = proxy_only.ip_cidr_range if proxy_only is not None else None
         self.service_connection_policies = policies
         self.register_outputs({
             "network_id": self.network_id, "network_self_link": self.network_self_link,
             "subnet_id": self.subnet_id, "subnet_self_link": self.subnet_self_link,
             "pods_range_name": self.pods_range_name, "services_range_name": self.services_range_name,
             "nat_name": self.nat_name, "perimeter_name": self.perimeter_name, "psc_subnet_id": self.psc_subnet_id,
+            "proxy_only_cidr": self.proxy_only_cidr,
             "service_connection_policies": {k: p.id for k, p in policies.items()},
         })

@@ -19,6 +19,7 @@ SYSTEM_COMPONENTS = ["SYSTEM_COMPONENTS"]
 # kept (region, key, retention) is GcpLogBucket's job.
 LOGGING_COMPONENTS = ["SYSTEM_COMPONENTS", "WORKLOADS"]
 AUTH_PLUGIN = "gke-gcloud-auth-plugin"
+GATEWAY_API_CHANNEL = "CHANNEL_STANDARD"  # the Gateway API's GA resources only, no experimental CRDs
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class GkeCluster(pulumi.ComponentResource):
             enable_shielded_nodes=True,
             # Dataplane V2 (eBPF) enforces NetworkPolicy itself; the Calico network_policy addon must stay off.
             datapath_provider="ADVANCED_DATAPATH",
+            # GKE's Gateway controller and the standard-channel Gateway API CRDs (Gateway, HTTPRoute, ReferenceGrant)
+            # plus its policy CRDs: what a private HTTPS endpoint in the VPC (GcpPrivateEndpoint) is built from.
+            gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel=GATEWAY_API_CHANNEL),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
             logging_config=gcp.container.ClusterLoggingConfigArgs(enable_components=LOGGING_COMPONENTS),
             # Managed Service for Prometheus (managed collection): its collectors carry the in-cluster Prometheus's

@@ -45,6 +45,8 @@ class ComponentVersions:
     cluster_autoscaler_chart: str = "9.59.0"
     # cluster-autoscaler's minor must match the cluster's Kubernetes minor (eks_version), not the chart's default app.
     cluster_autoscaler_tag: str = "v1.33.0"
+    # AWS Load Balancer Controller (app v3.5.0): puts the internal ALB in front of the gateway (AwsPrivateEndpoint).
+    aws_load_balancer_controller_chart: str = "3.5.0"
     # The EKS add-on that ships container logs (Fluent Bit) to CloudWatch Logs; its images come from EKS's regional
     # registry, so air-gapped stacks reach them through the VPC endpoints. Check with
     # `aws eks describe-addon-versions --addon-name amazon-cloudwatch-observability --kubernetes-version <eks_version>`.
@@ -97,6 +99,7 @@ CHART_REPOSITORIES = {
     "keda": "https://kedacore.github.io/charts",
     "dcgm-exporter": "https://nvidia.github.io/dcgm-exporter/helm-charts",
     "cluster-autoscaler": "https://kubernetes.github.io/autoscaler",
+    "aws-load-balancer-controller": "https://aws.github.io/eks-charts",
 }
 
 

@@ -89,6 +89,17 @@ class ModelSpec(_Strict):
                     "Garden deploys Google's cached copy of the model")
 
 
+class ConsumerSpec(_Strict):
+    """An application team that calls the stack's endpoint with its own key and its own rate limits."""
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$", description="DNS-label name; it names the key's secret")
+    share_percent: float = Field(default=100.0, gt=0, le=100,
+                                 description="its share of the projected peak traffic: its rate limits are sized from it")
+    aws_role_name: Optional[str] = Field(default=None, description="AWS: the IAM role allowed to read its key")
+    gcp_member: Optional[str] = Field(default=None, description="GCP: the IAM member allowed to read its key, e.g. "
+                                                                "serviceAccount:app@p.iam.gserviceaccount.com")
+    rotation: int = Field(default=1, ge=1, description="raise by one and re-plan to rotate this consumer's key only")
+
+
 class Workload(_Strict):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     share_percent: float = Field(gt=0, le=100)
@@ -113,6 +124,9 @@ class Profile(_Strict):
     allow_spot: bool = True
     gcp_project: Optional[str] = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     private_registry: Optional[str] = Field(default=None, description="in-region registry images are mirrored to (required when air_gapped)")
+    consumers: list[ConsumerSpec] = Field(
+        default_factory=lambda: [ConsumerSpec(name="app")], min_length=1,
+        description="who calls the endpoint: each gets its own key and request/token rate limits at the gateway")
     workloads: list[Workload] = []
 
     @model_validator(mode="after")

@@ -23,7 +23,8 @@ Tier = Literal["api", "managed", "self-hosted", "hybrid"]
 Pattern = Literal["burst-overflow", "tiered-by-sensitivity", "tiered-by-complexity"]
 Network = Literal["public", "private", "airgapped"]
 PROVIDER_REGION_KEY = {"aws": "aws:region", "gcp": "gcp:region"}
-GATEWAY_MASTER_KEY = "gatewayMasterKey"  # the key clients present to the gateway of a hybrid stack
+GATEWAY_MASTER_KEY = "gatewayMasterKey"  # the operators' key to the gateway (admin routes, the metrics scrape)
+GATEWAY_TIERS = ("self-hosted", "hybrid")  # tiers served through the gateway in the cluster
 
 
 class _Camel(BaseModel):
@@ -136,6 +137,18 @@ class GeneratedBy(_Camel):
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
 
+class ConsumerConfig(_Camel):
+    """One application that calls the gateway: its own key (generated, stored in the cloud's secret store, readable by
+    its role or member only) and its own limits, enforced by the gateway per consumer."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$", description="DNS-label name; names its key's secret")
+    requests_per_minute: int = Field(gt=0, description="the gateway answers 429 above this")
+    tokens_per_minute: int = Field(gt=0, description="prompt + completion tokens per minute before 429")
+    role_name: Optional[str] = Field(default=None, description="AWS: IAM role given read access to the key's secret")
+    member: Optional[str] = Field(default=None, description="GCP: IAM member given secretAccessor on the key's secret")
+    rotation: int = Field(default=1, ge=1, description="raise by one to rotate this consumer's key (and only its key)")
+
+
 class ObservabilityConfig(_Camel):
     """What the stack's alerts and logs are held to: the profile's latency SLA and how long logs are kept."""
 
@@ -170,6 +183,8 @@ class StackConfig(_Camel):
     api: Optional[ApiConfig] = None
     managed: Optional[ManagedConfig] = None
     self_hosted: Optional[SelfHostedConfig] = None
+    consumers: list[ConsumerConfig] = Field(
+        default_factory=list, description="who calls the gateway: required where the stack runs one (self-hosted, hybrid)")
     observability: Optional[ObservabilityConfig] = Field(
         default=None, description="alert thresholds and log retention; required where the stack runs a model")
     protect: bool = Field(default=True, description="protect stateful resources (keys, secrets, clusters) from deletion")
@@ -202,6 +217,18 @@ class StackConfig(_Camel):
             raise _Field("pattern", f"only hybrid stacks have a pattern (tier is {self.tier})")
         if self.tier in ("managed", "self-hosted", "hybrid") and self.model is None:
             raise _Field("model", f"is required for tier {self.tier} (the open-weight model to serve)")
+        names = [c.name for c in self.consumers]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise _Field(f"consumers[{i}].name", f"{n!r} is listed twice; each consumer has one key")
+        for i, c in enumerate(self.consumers):
+            if c.role_name and self.cloud != "aws":
+                raise _Field(f"consumers[{i}].roleName", "is for AWS stacks; on GCP use member")
+            if c.member and self.cloud != "gcp":
+                raise _Field(f"consumers[{i}].member", "is for GCP stacks; on AWS use roleName")
+        if self.tier in ("self-hosted", "hybrid") and not self.consumers:
+            raise _Field("consumers", f"a {self.tier} stack serves through its gateway, which admits only named consumers; "
+                                      "list at least one (name, requestsPerMinute, tokensPerMinute)")
         if self.tier in ("managed", "self-hosted", "hybrid") and self.observability is None:
             raise _Field("observability", f"is required for tier {self.tier}: observability.ttftP95Ms (the latency SLA "
                                           "the alerts hold the model to)")
@@ -371,7 +398,7 @@ class StackConfig(_Camel):
     def required_secrets(self) -> list[str]:
         """Config keys that must hold Pulumi secrets (`pulumi config set --secret`) before `pulumi up`."""
         keys = [self.api.api_key_config] if self.api else []
-        if self.tier == "hybrid":
+        if self.tier in GATEWAY_TIERS:
             keys.append(GATEWAY_MASTER_KEY)
         if self.model is not None and self.model.hugging_face_token_config:
             keys.append(self.model.hugging_face_token_config)
@@ -437,7 +464,7 @@ def load_stack_config(values: dict[str, Any], source: str) -> StackConfig:
     key_name = api.get("apiKeyConfig") if isinstance(api, dict) else None
     model = data.get("model")
     token_name = model.get("huggingFaceTokenConfig") if isinstance(model, dict) else None
-    secrets = [k for k in (key_name, GATEWAY_MASTER_KEY if data.get("tier") == "hybrid" else None, token_name) if k]
+    secrets = [k for k in (key_name, GATEWAY_MASTER_KEY if data.get("tier") in GATEWAY_TIERS else None, token_name) if k]
     valid = sorted(k for k in _FIELDS_BY_KEY if k not in ("region", "gcpProject"))
     problems = [(k, f"unknown key; valid {PROJECT} keys: {', '.join(valid + secrets)}")
                 for k in unknown if k not in {f"{PROJECT}:{s}" for s in secrets}]

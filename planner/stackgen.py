@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -95,6 +96,7 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
             if concurrency is not None:
                 data["managed"]["targetConcurrentRequests"] = round(concurrency, 1)
         else:
+            data["consumers"] = consumer_limits(p, c)
             spot_types = same_class_instance_types(catalog, p.cloud, o.instance.instance_type) if f.spot_replicas else []
             data["selfHosted"] = {"cluster": c.provider, "engine": p.model.engine, **fleet, "spotReplicas": f.spot_replicas,
                                   "spotInstanceTypes": spot_types,
@@ -106,10 +108,36 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
         raise InputError(profile_path, [(profile_field(f, p), m) for f, m in exc.problems]) from None
 
 
+# Headroom of each consumer's limits over its share of the projected peak: bursts within the peak, and growth before
+# the next re-plan, must not be refused by the gateway.
+CONSUMER_HEADROOM = 1.5
+
+
+def consumer_limits(p: Profile, c: Candidate) -> list[dict[str, Any]]:
+    """Each consumer's gateway limits: its share of the projected peak request rate, with headroom, per minute, and
+    the tokens those requests carry (prompt + completion at the profile's averages)."""
+    t = p.traffic
+    daily = t.daily_requests * (1 + t.growth_monthly_percent / 100.0) ** t.horizon_months
+    peak_per_minute = daily * t.peak_to_average / 1440.0
+    out = []
+    for consumer in p.consumers:
+        rpm = max(1, math.ceil(peak_per_minute * consumer.share_percent / 100.0 * CONSUMER_HEADROOM))
+        entry: dict[str, Any] = {"name": consumer.name, "requestsPerMinute": rpm,
+                                 "tokensPerMinute": rpm * (t.avg_input_tokens + t.avg_output_tokens),
+                                 "rotation": consumer.rotation}
+        if consumer.aws_role_name:
+            entry["roleName"] = consumer.aws_role_name
+        if consumer.gcp_member:
+            entry["member"] = consumer.gcp_member
+        out.append(entry)
+    return out
+
+
 # The profile field each stack key is written from, so a refusal of a generated stack names what the user wrote.
 # Keys are matched on their leading path; the fleet sections are the planner's choice for the model and regions.
 _PROFILE_FIELD = {
     "registry": "private_registry",
+    "consumers": "consumers",
     "observability.ttftP95Ms": "latency_sla_ms",
     "model.acceptEula": "model.accept_eula",
     "model.weightsUri": "model.weights_uri",

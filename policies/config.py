@@ -179,6 +179,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ENC-006-cmk-cluster-secrets": _schema(),
     "ENC-007-key-rotation": _schema(maxRotationDays=MAX_ROTATION_DAYS),
     "ENC-008-key-deletion-window": _schema(minDeletionWindowDays=MIN_DELETION_WINDOW_DAYS),
+    "ENC-009-tls-listeners": _schema(),
     "BAS-001-no-full-access-policies": _schema(),
     "BAS-002-imdsv2-nodes": _schema(),
     "BAS-003-no-plaintext-secret-env": _schema(),

@@ -240,6 +240,18 @@ class PreviewMocks(pulumi.runtime.Mocks):
         if module == "networkconnectivity":
             rid = f"projects/{project}/locations/{location}/serviceConnectionPolicies/{physical}"
             return rid, {**inputs, "project": project, "name": physical, "id": rid}
+        if module == "certificateauthority" and kind == "Authority":
+            # A self-signed root: its chain is itself; the PEM is what clients are handed to trust.
+            pool = f"projects/{project}/locations/{location}/caPools/{inputs['pool']}"
+            rid = f"{pool}/certificateAuthorities/{inputs['certificateAuthorityId']}"
+            pem = "-----BEGIN CERTIFICATE-----\npreview\n-----END CERTIFICATE-----\n"
+            return rid, {**inputs, "project": project, "id": rid, "name": rid, "state": "ENABLED",
+                         "pemCaCertificate": pem, "pemCaCertificates": [pem]}
+        if module in ("certificateauthority", "certificatemanager") and "Iam" not in kind:
+            # CaPool, CertificateIssuanceConfig, Certificate: ids are their full resource names.
+            collection = kind[0].lower() + kind[1:] + "s"
+            rid = f"projects/{project}/locations/{location}/{collection}/{physical}"
+            return rid, {**inputs, "project": project, "name": physical, "id": rid}
         if typ == "gcp:dns/recordSet:RecordSet":
             rid = f"projects/{project}/managedZones/{inputs['managedZone']}/rrsets/{inputs['name']}/{inputs['type']}"
             return rid, {**inputs, "project": project, "id": rid}

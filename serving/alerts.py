@@ -31,7 +31,7 @@ from typing import Optional
 
 from .autoscaling import engine_matchers, pod_matchers, selector
 from .engine import EngineSpec
-from .gateway import FALLBACK_PREFIX
+from .gateway_config import FALLBACK_PREFIX
 
 API_VERSION = "monitoring.coreos.com/v1"
 

@@ -7,7 +7,11 @@
 Modes: "ok" answers at once; "503" refuses as a full vLLM replica does (past --max-num-queued-reqs); "429" refuses as
 a full TGI does (past --max-concurrent-requests); "500" fails as a broken engine does; "hang" never answers; "slow"
 answers after `slow_seconds`.
-Routes: `POST /v1/chat/completions` (also `/chat/completions`), `GET /v1/models`, `GET /health`. Over HTTP, for
+Routes: `POST /v1/chat/completions` (also `/chat/completions`), `GET /v1/models`, `GET /health`; and the SageMaker
+runtime's `POST /endpoints/<endpoint>/invocations`, which for an OpenAI-compatible container (LiteLLM's
+sagemaker_chat/ provider) takes and returns the same chat bodies (`last_path` says which was called); and an OAuth2
+token endpoint, `POST /token`, answering any refresh with the access token `TOKEN` (google-auth's token_uri, for a
+Vertex AI endpoint's caller; `token_requests` counts them). Over HTTP, for
 other processes: `POST /_mode {"mode": ...}` and `GET /_state`. A "hang" holds the request until `hang_seconds`
 pass or the server stops, then drops the connection without an answer.
 """
@@ -21,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 MODES = ("ok", "503", "500", "429", "hang", "slow")
+TOKEN = "ya29.fake-access-token"  # what POST /token hands out
 REFUSALS = {"503": (503, "service_unavailable"), "500": (500, "internal_server_error"), "429": (429, "rate_limit_exceeded")}
 
 
@@ -33,6 +38,8 @@ class FakeUpstream:
         self._stopping = threading.Event()
         self.last_request: Optional[dict] = None
         self.last_headers: dict[str, str] = {}
+        self.last_path: Optional[str] = None
+        self.token_requests = 0
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -121,13 +128,20 @@ class FakeUpstream:
                         return
                     self._send(200, {"mode": fake.mode})
                     return
-                if path not in ("/v1/chat/completions", "/chat/completions"):
+                sagemaker = path.startswith("/endpoints/") and path.endswith("/invocations")
+                if path == "/token":
+                    with fake._lock:
+                        fake.token_requests += 1
+                    self._send(200, {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"})
+                    return
+                if path not in ("/v1/chat/completions", "/chat/completions") and not sagemaker:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 with fake._lock:
                     fake._hits += 1
                     fake.last_request = body
                     fake.last_headers = {k.lower(): v for k, v in self.headers.items()}
+                    fake.last_path = path
                     mode = fake._mode
                 if mode in REFUSALS:
                     status, kind = REFUSALS[mode]

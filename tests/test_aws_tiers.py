@@ -42,7 +42,7 @@ CASES = [
     ("weights-from-another-cloud", "healthcare-hipaa", _set("model", weightsUri="gs://bucket/llama/"),
      "llm-hosting:model.weightsUri", "weights of this aws stack come from an in-region s3:// location"),
     ("unknown-version-key", "realtime-npc", lambda c: c.update({"llm-hosting:versions": {"vllm": "v0.12.0"}}),
-     "llm-hosting:versions.vllm", "unknown version key; valid: aws_cli_image, aws_cli_tag, cloud_sdk_image"),
+     "llm-hosting:versions.vllm", "unknown version key; valid: aws_cli_image, aws_cli_tag, aws_load_balancer_controller_chart"),
 ]
 
 
@@ -145,7 +145,7 @@ def test_burst_overflow_keys_off_the_running_replicas_not_the_fleet_ceiling():
 
     from preview.harness import run_preview
     from serving.engine import SHED_QUEUE_REQUESTS
-    from serving.gateway import REFUSALS_NEVER_COOL_DOWN
+    from serving.gateway_config import REFUSALS_NEVER_COOL_DOWN
 
     result = run_preview(ROOT, "burst-hybrid")
     cm = result.named("gateway-config")

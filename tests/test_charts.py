@@ -62,6 +62,10 @@ FREE_FORM_PATHS = {
     "dcgm-exporter": {
         ("securityContext",),  # core/v1 SecurityContext of the exporter container (privileged on GKE)
     },
+    "aws-load-balancer-controller": {
+        ("ingressClassParams", "spec"),  # the IngressClassParams CR's spec (scheme, ...), validated by its own CRD
+        ("resources",),  # core/v1 ResourceRequirements of the controller
+    },
     "cluster-autoscaler": {
         ("extraArgs",),  # flag name -> value: the cluster-autoscaler binary's flags (its FAQ lists them), not the chart's
         ("expanderPriorities",),  # priority -> node group name regexes, the priority expander's own ConfigMap format

@@ -6,9 +6,12 @@ The component tests run `Gateway` alone with `run_program` through an explicit K
 
 from __future__ import annotations
 
+import ast
 import copy
+import hashlib
 import inspect
 import json
+import re
 from dataclasses import replace
 from functools import lru_cache
 
@@ -20,10 +23,14 @@ import yaml
 from components.versions import VERSIONS
 from planner.stack_config import load_stack_config
 from preview.harness import MASK, load_config, run_program
-from serving.gateway import (FALLBACK_PREFIX, FRONTIER_MODEL, GUARD_CALLBACK, GUARD_FILE, GUARD_SOURCE, MASTER_KEY_ENV,
-                             PUBLIC_MODEL, SENSITIVE_MODEL, Gateway, GatewayArgs, GatewayRoutes, Upstream,
-                             api_upstream, assert_no_third_party_route, default_routes, guard_violations, render_config,
-                             render_yaml, sagemaker_upstream, self_hosted_upstream, stack_routes)
+from serving.gateway_config import (AUTH_FILE, AUTH_FUNCTION, AUTH_SOURCE, CONSUMER_ROUTES, CONSUMERS_SETTING,
+                                    FALLBACK_PREFIX, FRONTIER_MODEL, GUARD_CALLBACK, GUARD_FILE, GUARD_SOURCE,
+                                    MASTER_KEY_ENV, PUBLIC_MODEL, SENSITIVE_MODEL, Consumer, GatewayRoutes, Upstream,
+                                    api_upstream, assert_no_third_party_route, consumer_key_env, consumer_key_envs,
+                                    default_routes, guard_violations, identify, per_replica_limit, render_config,
+                                    render_yaml, sagemaker_upstream, self_hosted_upstream, stack_routes,
+                                    write_config_dir)
+from serving.gateway_k8s import Gateway, GatewayArgs
 from tests.conftest import ROOT
 
 PROJECT, STACK = "llm-hosting", "test"
@@ -33,6 +40,9 @@ GROQ_URL = "https://api.groq.com/openai/v1"
 GROQ_ENV = "LLMHOST_GROQ_API_KEY"
 FAKE_KEY = "gsk-test-4c1f0e9b7a2d-never-in-state"
 FAKE_MASTER = "sk-master-test-91d3a6f2-never-in-state"
+CONSUMERS = (Consumer("chat-app", 120, 200_000), Consumer("batch", 7, 50_001))
+FAKE_CONSUMER_KEYS = {"chat-app": "llmhost-chat-app-test-2b8e-never-in-state",
+                      "batch": "llmhost-batch-test-c07a-never-in-state"}
 IMAGE = VERSIONS.gateway_image(None)
 
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
@@ -56,6 +66,7 @@ def groq(timeout=20.0) -> Upstream:
 
 
 def routes(pattern="burst-overflow", upstreams=None, **kw) -> GatewayRoutes:
+    kw.setdefault("consumers", CONSUMERS)
     return GatewayRoutes(pattern=pattern, upstreams=tuple(upstreams or (self_hosted(), groq())), **kw)
 
 
@@ -208,7 +219,8 @@ def test_proxy_settings_telemetry_off_params_dropped_guard_loaded_master_key_fro
     assert config["litellm_settings"]["disable_hf_tokenizer_download"] is True  # no hub fetch on the error path
     # the request guard, and LiteLLM's Prometheus metrics (requests, tokens, fallbacks) for the alerts and the dashboard
     assert config["litellm_settings"]["callbacks"] == [GUARD_CALLBACK, "prometheus"]
-    assert config["general_settings"] == {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
+    assert config["general_settings"]["master_key"] == f"os.environ/{MASTER_KEY_ENV}"
+    assert config["general_settings"]["custom_auth"] == AUTH_FUNCTION == "gateway_auth.user_api_key_auth"
 
 
 @pytest.mark.parametrize("pattern", ["none", "burst-overflow", "tiered-by-sensitivity", "tiered-by-complexity"])
@@ -339,8 +351,8 @@ def stack_config(stack: str):
                                             ("burst-hybrid", "burst-overflow")])
 def test_routes_from_the_hybrid_stacks(stack, pattern):
     cfg = stack_config(stack)
-    r = stack_routes(cfg, self_hosted_url=SELF_HOSTED_URL)
-    assert r.pattern == pattern
+    r = stack_routes(cfg, self_hosted_url=SELF_HOSTED_URL, consumers=CONSUMERS)
+    assert r.pattern == pattern and r.consumers == CONSUMERS
     assert [(u.name, u.kind, u.third_party) for u in r.upstreams] == [("self-hosted", "self-hosted", False),
                                                                         ("groq", "api", True)]
     assert r.upstream("self-hosted").model == f"hosted_vllm/{cfg.model.id}"
@@ -362,7 +374,8 @@ def test_stack_routes_needs_the_engine_url_for_a_self_hosted_stack():
 
 def gateway_args(**overrides) -> GatewayArgs:
     base = dict(routes=routes("tiered-by-sensitivity", (self_hosted(), managed(), groq())), image=IMAGE,
-                api_keys={GROQ_ENV: pulumi.Output.secret(FAKE_KEY)}, master_key=pulumi.Output.secret(FAKE_MASTER))
+                api_keys={GROQ_ENV: pulumi.Output.secret(FAKE_KEY)}, master_key=pulumi.Output.secret(FAKE_MASTER),
+                consumer_keys={n: pulumi.Output.secret(k) for n, k in FAKE_CONSUMER_KEYS.items()})
     return GatewayArgs(**{**base, **overrides})
 
 
@@ -400,7 +413,7 @@ def test_component_registers_its_objects_through_the_given_provider():
     result = gateway_run()
     [component] = result.by_type("llmhost:index:Gateway")
     kinds = sorted(r.type for r in result.resources if r.parent == component.name)
-    assert kinds == sorted([CONFIGMAP, SECRET, DEPLOYMENT, PDB, SERVICE])
+    assert kinds == sorted([CONFIGMAP, SECRET, SECRET, SECRET, DEPLOYMENT, PDB, SERVICE])  # keys + one per consumer
     for r in result.resources:
         if r.parent == component.name:
             assert r.options["provider"] == one(result, K8S_PROVIDER).name == "k8s"
@@ -418,11 +431,12 @@ def test_service_url_is_the_cluster_dns_name_on_port_4000():
 
 def test_config_output_and_configmap_hold_exactly_the_rendered_config_and_the_guard():
     result = gateway_run()
-    expected = render_config(gateway_args().routes)
+    expected = render_config(gateway_args().routes, replicas=2)
     assert result.outputs["config"] == expected
     data = one(result, CONFIGMAP).inputs["data"]
     assert yaml.safe_load(data["config.yaml"]) == expected
-    assert data[GUARD_FILE] == GUARD_SOURCE
+    assert data[GUARD_FILE] == GUARD_SOURCE and data[AUTH_FILE] == AUTH_SOURCE
+    assert set(data) == {"config.yaml", GUARD_FILE, AUTH_FILE}
 
 
 def test_deployment_runs_two_pinned_replicas_spread_across_zones():
@@ -441,27 +455,35 @@ def test_deployment_reads_every_key_from_the_secret_and_runs_offline():
     env = {e["name"]: e for e in container(result)["env"]}
     assert env["LITELLM_LOCAL_MODEL_COST_MAP"]["value"] == "True"
     assert env["HF_HUB_OFFLINE"]["value"] == "1"
-    secret_name = one(result, SECRET).inputs["metadata"]["name"]
+    secret_name = "llm-gateway-keys"
+    assert secret_name in {s.inputs["metadata"]["name"] for s in result.by_type(SECRET)}
     for name in (MASTER_KEY_ENV, GROQ_ENV):
         assert "value" not in env[name]
         assert env[name]["valueFrom"] == {"secretKeyRef": {"name": secret_name, "key": name}}
+    for consumer in FAKE_CONSUMER_KEYS:  # each consumer's key from its own Secret
+        assert env[consumer_key_env(consumer)]["valueFrom"] == {
+            "secretKeyRef": {"name": f"llm-gateway-consumer-{consumer}", "key": "api-key"}}
     keyed = sorted(e["name"] for e in container(result)["env"] if "valueFrom" in e)
-    assert keyed == sorted([MASTER_KEY_ENV, GROQ_ENV])  # and no other variable reads a secret
+    # and no other variable reads a secret
+    assert keyed == sorted([MASTER_KEY_ENV, GROQ_ENV, "LLMHOST_CONSUMER_CHAT_APP_KEY", "LLMHOST_CONSUMER_BATCH_KEY"])
 
 
 def test_no_key_appears_in_any_input_and_the_secret_data_is_secret():
     result = gateway_run()
     dump = json.dumps([r.as_dict() for r in result.resources]) + json.dumps(result.outputs)
     assert FAKE_KEY not in dump and FAKE_MASTER not in dump
-    secret = one(result, SECRET)
-    assert secret.inputs["stringData"] == MASK  # the whole map is a secret in state
-    assert {"data", "stringData"} <= set(secret.options["additionalSecretOutputs"])
+    assert not any(k in dump for k in FAKE_CONSUMER_KEYS.values())
+    for secret in result.by_type(SECRET):
+        assert secret.inputs["stringData"] == MASK  # the whole map is a secret in state
+        assert {"data", "stringData"} <= set(secret.options["additionalSecretOutputs"])
 
 
 def test_plain_string_keys_are_still_stored_as_secrets():
-    result = _run(lambda: gateway_args(api_keys={GROQ_ENV: FAKE_KEY}, master_key=FAKE_MASTER))
-    assert FAKE_KEY not in json.dumps([r.as_dict() for r in result.resources])
-    assert one(result, SECRET).inputs["stringData"] == MASK
+    result = _run(lambda: gateway_args(api_keys={GROQ_ENV: FAKE_KEY}, master_key=FAKE_MASTER,
+                                       consumer_keys=FAKE_CONSUMER_KEYS))
+    dump = json.dumps([r.as_dict() for r in result.resources])
+    assert FAKE_KEY not in dump and not any(k in dump for k in FAKE_CONSUMER_KEYS.values())
+    assert [s.inputs["stringData"] for s in result.by_type(SECRET)] == [MASK] * 3
 
 
 def test_probes_use_litellm_health_routes():
@@ -513,7 +535,7 @@ def test_routes_known_only_at_deploy_time_are_rendered_when_they_resolve():
     r = routes("tiered-by-sensitivity", (self_hosted(), managed(), groq()))
     result = _run(lambda: gateway_args(routes=pulumi.Output.from_input("llm-hosting-test").apply(
         lambda endpoint: replace(r, upstreams=(self_hosted(), sagemaker_upstream(endpoint, "us-east-1", 45), groq())))))
-    assert result.outputs["config"] == render_config(r)
+    assert result.outputs["config"] == render_config(r, replicas=2)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -525,6 +547,12 @@ def test_routes_known_only_at_deploy_time_are_rendered_when_they_resolve():
     ({"api_keys": {"OPENAI_API_KEY": "k"}}, "not a valid key variable"),
     ({"master_key": ""}, "master_key"),
     ({"name": "LLM_Gateway"}, "DNS label"),
+    ({"consumer_keys": {}}, "at least one consumer"),
+    ({"consumer_keys": {**FAKE_CONSUMER_KEYS, "batch": ""}}, "batch has no key"),
+    ({"consumer_keys": {"chat-app": "k"}}, "missing batch"),
+    ({"consumer_keys": {**FAKE_CONSUMER_KEYS, "old-app": "k"}}, "old-app is not a consumer"),
+    ({"consumer_keys": {**FAKE_CONSUMER_KEYS, "Old_App": "k"}}, "not a consumer name"),
+    ({"api_keys": {GROQ_ENV: "k", "LLMHOST_CONSUMER_X_KEY": "k"}}, "not a valid key variable"),
 ])
 def test_gateway_args_refuse(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -532,7 +560,7 @@ def test_gateway_args_refuse(overrides, message):
 
 
 def test_refusals_overflow_without_cooldown_only_when_asked():
-    from serving.gateway import REFUSALS_NEVER_COOL_DOWN
+    from serving.gateway_config import REFUSALS_NEVER_COOL_DOWN
 
     plain = render_config(routes())["router_settings"]
     assert "allowed_fails_policy" not in plain  # every failure counts towards a cooldown
@@ -540,3 +568,90 @@ def test_refusals_overflow_without_cooldown_only_when_asked():
     assert shedding["allowed_fails_policy"] == {"ServiceUnavailableErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN,
                                                 "RateLimitErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN}
     assert shedding["allowed_fails"] == plain["allowed_fails"]  # errors and timeouts still cool a tier down
+
+
+# -- consumers ----------------------------------------------------------------------------------------------------------
+
+def test_consumer_names_become_key_variables_and_bad_names_or_limits_are_refused():
+    assert Consumer("chat-app", 1, 1).key_env == consumer_key_env("chat-app") == "LLMHOST_CONSUMER_CHAT_APP_KEY"
+    assert consumer_key_envs(routes()) == {"chat-app": "LLMHOST_CONSUMER_CHAT_APP_KEY",
+                                           "batch": "LLMHOST_CONSUMER_BATCH_KEY"}
+    for name in ("Chat", "chat_app", "-app", "app-", "", "a" * 41, "9app"):
+        with pytest.raises(ValueError, match="DNS label"):
+            Consumer(name, 1, 1)
+    for rpm, tpm in ((0, 1), (1, 0), (1.5, 1), (True, 1), (1, -5)):
+        with pytest.raises(ValueError, match="at least 1"):
+            Consumer("app", rpm, tpm)
+    with pytest.raises(ValueError, match="consumer names repeat"):
+        routes(consumers=(Consumer("app", 1, 1), Consumer("app", 2, 2)))
+
+
+def test_a_gateway_without_consumers_is_refused_at_render():
+    planned = routes(consumers=())  # routes may be planned before their consumers are known
+    with pytest.raises(ValueError, match="at least one consumer"):
+        render_config(planned)
+    with pytest.raises(ValueError, match="at least one consumer"):
+        render_config(stack_routes(stack_config("burst-hybrid"), self_hosted_url=SELF_HOSTED_URL))
+
+
+@pytest.mark.parametrize("replicas, rpm, tpm", [(1, [120, 7], [200_000, 50_001]), (2, [60, 4], [100_000, 25_001]),
+                                                (3, [40, 3], [66_667, 16_667])])
+def test_limits_are_split_over_the_replicas_rounding_up(replicas, rpm, tpm):
+    listed = render_config(routes(), replicas=replicas)["general_settings"][CONSUMERS_SETTING]
+    assert [c["name"] for c in listed] == ["chat-app", "batch"]
+    assert [c["key_env"] for c in listed] == ["LLMHOST_CONSUMER_CHAT_APP_KEY", "LLMHOST_CONSUMER_BATCH_KEY"]
+    assert [c["rpm_limit"] for c in listed] == rpm and [c["tpm_limit"] for c in listed] == tpm
+    assert per_replica_limit(7, 2) * 2 >= 7 and per_replica_limit(1, 5) == 1
+    with pytest.raises(ValueError, match="replicas"):
+        render_config(routes(), replicas=0)
+
+
+def test_no_consumer_key_is_in_the_rendered_config_only_variable_names():
+    config = render_config(routes())
+    listed = config["general_settings"][CONSUMERS_SETTING]
+    assert all(set(c) == {"name", "key_env", "rpm_limit", "tpm_limit"} for c in listed)
+    text = render_yaml(config)
+    assert not any(k in text for k in FAKE_CONSUMER_KEYS.values())
+    assert "LLMHOST_CONSUMER_CHAT_APP_KEY" in text
+
+
+def test_custom_auth_is_shipped_beside_the_config_and_named_by_it(tmp_path):
+    config = render_config(routes())
+    path = write_config_dir(config, tmp_path)
+    module, function = config["general_settings"]["custom_auth"].split(".")
+    shipped = (tmp_path / f"{module}.py").read_text()
+    assert f"{module}.py" == AUTH_FILE and shipped == AUTH_SOURCE and path == tmp_path / "config.yaml"
+    tree = ast.parse(shipped)
+    [auth] = [n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == function]
+    assert [a.arg for a in auth.args.args] == ["request", "api_key"]  # LiteLLM's custom_auth contract
+    assert inspect.getsource(identify) in shipped  # the function tested here is the one the proxy runs
+    assert repr(CONSUMER_ROUTES) in shipped and "/v1/chat/completions" in CONSUMER_ROUTES
+    assert not any(r.startswith(("/key", "/config", "/model/", "/metrics")) for r in CONSUMER_ROUTES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["config.yaml", GUARD_FILE, AUTH_FILE])
+
+
+def test_identify_matches_exactly_one_key_and_never_an_empty_one():
+    keys = [("operator", "sk-master"), ("chat-app", "k-chat"), ("batch", "k-batch"), ("unset", "")]
+    assert identify("k-chat", keys) == "chat-app"
+    assert identify("k-batch", keys) == "batch"
+    assert identify("sk-master", keys) == "operator"
+    for presented in ("", None, "k-cha", "k-chat ", "K-CHAT", "k-chatx"):
+        assert identify(presented, keys) is None, presented
+
+
+def test_rotating_a_consumer_key_keeps_the_config_and_rolls_the_pods_by_its_own_annotation():
+    before = one(gateway_run(), DEPLOYMENT).inputs["spec"]["template"]["metadata"]["annotations"]
+    assert set(before) == {"llm-hosting/config-sha256", "llm-hosting/consumer-keys-version"}
+    result = _run(lambda: gateway_args(consumer_keys={**FAKE_CONSUMER_KEYS, "batch": "llmhost-batch-rotated"}))
+    after = one(result, DEPLOYMENT).inputs["spec"]["template"]["metadata"]["annotations"]
+    assert after["llm-hosting/config-sha256"] == before["llm-hosting/config-sha256"]
+    assert result.outputs["config"] == gateway_run().outputs["config"]
+    # A key lives in its consumer's own Secret, and only there. The annotation is a digest of those Secrets'
+    # resourceVersions, which the API server assigns on every update (the mocks leave them unset, so it cannot
+    # change here); it is derived from no key.
+    consumer_secrets = {s.inputs["metadata"]["name"]: s for s in result.by_type(SECRET) if "-consumer-" in s.name}
+    assert sorted(consumer_secrets) == ["llm-gateway-consumer-batch", "llm-gateway-consumer-chat-app"]
+    assert all(s.inputs["stringData"] == MASK for s in consumer_secrets.values())
+    version = after["llm-hosting/consumer-keys-version"]
+    assert re.fullmatch(r"[0-9a-f]{64}", version)
+    assert version not in {hashlib.sha256(k.encode()).hexdigest() for k in FAKE_CONSUMER_KEYS.values()}

@@ -16,7 +16,7 @@ from preview.mocks import PROJECT_NUMBER
 PROJECT, STACK, REGION, GCP_PROJECT = "llm-hosting", "t", "europe-west4", "acme-llm"
 CONFIG = {"gcp:region": REGION, "gcp:project": GCP_PROJECT}
 OUTPUTS = ("network_id", "network_self_link", "subnet_id", "subnet_self_link", "pods_range_name",
-           "services_range_name", "nat_name", "perimeter_name", "psc_subnet_id")
+           "services_range_name", "nat_name", "perimeter_name", "psc_subnet_id", "proxy_only_cidr")
 LABELS = {"llm-hosting-stack": STACK, "team": "ml-platform"}
 VARIANTS = ("public", "private", "airgapped")
 
@@ -342,6 +342,35 @@ def test_airgapped_callers_may_reach_the_psc_endpoints():
     assert internal["destinationRanges"] == ["10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "10.24.0.0/28"]
 
 
+# -- proxy-only subnet (regional internal Application Load Balancers) -----------------------------------------------
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_proxy_only_subnet_unless_asked(variant):
+    result = run(variant)
+    assert [s for s in result.by_type(SUBNET) if s.inputs.get("purpose")] == []
+    assert result.outputs["proxy_only_cidr"] is None
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_proxy_only_subnet_is_regional_managed_proxy_and_active_in_the_region(variant):
+    result = run(variant, proxy_only_subnet=True)
+    [proxy] = [s for s in result.by_type(SUBNET) if s.inputs.get("purpose")]
+    p = proxy.inputs
+    assert (p["purpose"], p["role"]) == ("REGIONAL_MANAGED_PROXY", "ACTIVE")
+    assert (p["region"], p["network"], p["ipCidrRange"]) == (REGION, NETWORK_ID, "10.26.0.0/23")
+    assert p["name"] == "llm-hosting-t-proxy-only" and p["project"] == GCP_PROJECT
+    # Proxies cannot carry secondary ranges or Private Google Access; GCP refuses them on this purpose.
+    assert "secondaryIpRanges" not in p and not p.get("privateIpGoogleAccess")
+    assert proxy.parent == "net"
+    assert result.outputs["proxy_only_cidr"] == "10.26.0.0/23"
+
+
+def test_proxy_only_subnet_takes_the_given_cidr():
+    result = run("private", proxy_only_subnet=True, proxy_only_cidr="10.30.0.0/24")
+    [proxy] = [s for s in result.by_type(SUBNET) if s.inputs.get("purpose")]
+    assert proxy.inputs["ipCidrRange"] == result.outputs["proxy_only_cidr"] == "10.30.0.0/24"
+
+
 # -- VPC Service Controls -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -366,7 +395,9 @@ def test_perimeter_holds_the_project_by_number_and_restricts_the_data_apis(varia
                         "container.googleapis.com", "secretmanager.googleapis.com", "cloudkms.googleapis.com",
                         "logging.googleapis.com",
                         # GKE's alert path: Managed Service for Prometheus writes the firing alerts here.
-                        "monitoring.googleapis.com"}
+                        "monitoring.googleapis.com",
+                        # The private endpoint's trust chain: its CA, its certificate, its DNS name.
+                        "privateca.googleapis.com", "certificatemanager.googleapis.com", "dns.googleapis.com"}
     assert perimeter.options.get("protect") is True
     assert result.outputs["perimeter_name"] == p["name"]
 
@@ -401,6 +432,10 @@ def _refused(**kwargs) -> ValueError:
      "GCP allows subnet ranges from /8 to /29"),
     ({"psc_service_classes": ("GCP Vertex",)}, "psc_service_classes", "is not a service class name"),
     ({"psc_service_classes": ("gcp-vertexai", "gcp-vertexai")}, "psc_service_classes", "names a class twice"),
+    ({"proxy_only_subnet": True, "proxy_only_cidr": "10.10.8.0/23"}, "proxy_only_cidr",
+     "subnet_cidr 10.10.0.0/20 overlaps proxy_only_cidr 10.10.8.0/23"),
+    ({"proxy_only_subnet": True, "proxy_only_cidr": "10.26.0.0/27"}, "proxy_only_cidr", "must be at least /26"),
+    ({"proxy_only_subnet": True, "proxy_only_cidr": "10.26.0.1/23"}, "proxy_only_cidr", "has host bits set"),
 ])
 def test_bad_arguments_are_refused_naming_the_field(kwargs, field, expected):
     message = str(_refused(**kwargs))

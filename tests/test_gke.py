@@ -161,6 +161,14 @@ def test_cluster_is_vpc_native_on_the_given_network_and_secondary_ranges():
     assert cluster["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"}
 
 
+@pytest.mark.parametrize("variant", ["public", "private", "airgapped"])
+def test_gateway_api_is_on_with_the_standard_channel(variant):
+    # The private endpoint's Gateway and HTTPRoute need GKE's Gateway controller and CRDs; the standard channel
+    # installs the GA resources only.
+    cluster = one(cluster_run(variant=variant), CLUSTER).inputs
+    assert cluster["gatewayApiConfig"] == {"channel": "CHANNEL_STANDARD"}
+
+
 @pytest.mark.parametrize("variant, cidrs", [("public", CIDRS), ("public", []), ("private", []), ("airgapped", [])])
 def test_nodes_are_private_in_every_variant(variant, cidrs):
     private = one(cluster_run(variant=variant, master_authorized_cidrs=cidrs), CLUSTER).inputs["privateClusterConfig"]

@@ -271,14 +271,47 @@ def test_a_vertex_endpoint_without_its_private_record_is_caught():
 
 
 def test_in_cluster_endpoints_are_found_without_outputs_too():
-    """Under `pulumi preview` a stack policy sees no outputs: the front door is the rendered gateway Service."""
+    """Under `pulumi preview` a stack policy sees no outputs: the front door is the rendered gateway Service, exposed
+    by the internal load balancer's Ingress in front of it; without that Ingress it is caught."""
     config, regions = stack_config(ROOT, "tiered-sensitivity")
     result = copy.copy(preview("tiered-sensitivity"))
     result.outputs = None
-    [(policy, name, message)] = [f for f in findings(links(result, config, regions)) if f[0] == "LNK-007-endpoint-reachable"]
+    assert not [f for f in findings(links(result, config, regions)) if f[0] == "LNK-007-endpoint-reachable"]
+    without_lb = [r for r in edited("tiered-sensitivity") if r.name != "endpoint-ingress"]
+    [(policy, name, message)] = [f for f in findings(links(result, config, regions, without_lb))
+                                 if f[0] == "LNK-007-endpoint-reachable"]
     assert (policy, name) == ("LNK-007-endpoint-reachable", "gateway-service")
     assert message.startswith("the stack exports the ClusterIP Service llm-serving/llm-gateway, reachable only from pods "
                               "inside its cluster")
+
+
+@pytest.mark.parametrize("stack", ["tiered-sensitivity", "eu-airgapped-gke"])
+def test_the_exported_endpoint_resolves_privately_to_the_internal_load_balancer_in_front_of_the_gateway(stack):
+    """The contract's endpoint_url: https, a name in the stack's private zone, whose record points at the internal load
+    balancer (the ALB the Ingress makes, or the address the Gateway holds), which forwards to the gateway's Service."""
+    result = preview(stack)
+    url = result.outputs["endpoint_url"]
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    assert url.startswith("https://") and url.endswith("/v1")
+    records = [r for r in result.resources if r.type in ("aws:route53/record:Record", "gcp:dns/recordSet:RecordSet")
+               and r.inputs.get("name", "").rstrip(".") == host]
+    assert len(records) == 1, records
+    front = next(r for r in result.resources if r.name in ("endpoint-ingress", "endpoint-gateway"))
+    if front.type.endswith(":Ingress"):
+        annotations = front.inputs["metadata"]["annotations"]
+        assert annotations["alb.ingress.kubernetes.io/scheme"] == "internal"
+        assert annotations["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTPS": 443}]'
+        (rule,) = front.inputs["spec"]["rules"]
+        assert rule["host"] == host
+        assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "llm-gateway"
+        assert front.urn in records[0].dependencies
+    else:
+        assert front.inputs["spec"]["gatewayClassName"] == "gke-l7-rilb"
+        assert {listener["protocol"] for listener in front.inputs["spec"]["listeners"]} == {"HTTPS"}
+        route = next(r for r in result.resources if r.name == "endpoint-route")
+        assert route.inputs["spec"]["rules"][0]["backendRefs"][0]["name"] == "llm-gateway"
+        address = next(r for r in result.resources if r.type == "gcp:compute/address:Address")
+        assert address.urn in records[0].dependencies
 
 
 # --- how the facts and options reach the pack ---------------------------------------------------------------------

@@ -46,6 +46,11 @@ DUMMY_SECRET_DATA = {"MASKED_IN_PREVIEW": "ZHVtbXk="}  # base64 "dummy": valid f
 BUILTIN_GROUP = re.compile(r"^(core|apps|batch|policy|autoscaling|[a-z0-9-]+\.k8s\.io)/v[0-9a-z]+$")
 NOT_OBJECTS = ("pulumi:providers:kubernetes",)
 HELM_RELEASES = ("kubernetes:helm.sh/v3:Release",)
+# Custom resources whose CRD is not among ../shared/schemas, each with where its shape is checked instead.
+NO_PUBLISHED_SCHEMA = {
+    "networking.gke.io/v1/HealthCheckPolicy": "GKE installs this CRD itself and does not publish it; "
+                                              "tests/test_gcp_private_endpoint.py checks the fields the kit sets",
+}
 
 SKIP_PREFIXES = ("checkov.io/skip", "bridgecrew.io/skip", "cortex.io/skip")
 
@@ -206,7 +211,8 @@ def test_every_custom_resource_of_every_stack_is_valid_against_its_crd():
     r = rendered()
     kinds = {cr["kind"] for _, cr in r.custom}
     assert {"ScaledObject", "PodMonitor", "PrometheusRule", "PodMonitoring"} <= kinds, kinds
-    problems = [f"{where}: {p}" for where, cr in r.custom for p in validate_custom_resource(cr)]
+    checked = [(where, cr) for where, cr in r.custom if f"{cr['apiVersion']}/{cr['kind']}" not in NO_PUBLISHED_SCHEMA]
+    problems = [f"{where}: {p}" for where, cr in checked for p in validate_custom_resource(cr)]
     assert problems == []
     print(f"\n{len(r.custom)} custom resources valid against their CRDs ({', '.join(sorted(kinds))})")
 

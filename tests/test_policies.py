@@ -46,6 +46,7 @@ MANIFEST = [
     ("ENC-006-cmk-cluster-secrets", "mandatory", "high", "resource"),
     ("ENC-007-key-rotation", "mandatory", "medium", "resource"),
     ("ENC-008-key-deletion-window", "mandatory", "medium", "resource"),
+    ("ENC-009-tls-listeners", "mandatory", "high", "resource"),
     ("BAS-001-no-full-access-policies", "mandatory", "high", "resource"),
     ("BAS-002-imdsv2-nodes", "mandatory", "high", "resource"),
     ("BAS-003-no-plaintext-secret-env", "mandatory", "high", "resource"),

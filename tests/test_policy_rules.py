@@ -34,6 +34,21 @@ def vllm(env, image=f"{REGISTRY}/vllm-openai:v0.30.0", **extra):
 
 OFFLINE_ENV = [{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TRANSFORMERS_OFFLINE", "value": "1"}]
 SERVER = {"app.kubernetes.io/component": "model-server"}
+ACM_CERT = "arn:aws:acm:eu-central-1:123456789012:certificate/9f1d2c3b-1111-2222-3333-444455556666"
+
+
+def alb_ingress(annotations, tls=None):
+    spec = {"ingressClassName": "alb", "rules": [{"host": "llm.llm.internal", "http": {"paths": [{
+        "path": "/", "pathType": "Prefix", "backend": {"service": {"name": "llm-gateway", "port": {"number": 4000}}}}]}}]}
+    if tls:
+        spec["tls"] = tls
+    return {"metadata": {"name": "llm", "namespace": "llm-serving",
+                         "annotations": {"alb.ingress.kubernetes.io/scheme": "internal", **annotations}}, "spec": spec}
+
+
+def gateway(listeners):
+    return {"metadata": {"name": "llm", "namespace": "llm-serving"},
+            "spec": {"gatewayClassName": "gke-l7-rilb", "listeners": listeners}}
 
 # (case id, policy, resource type, props, policy config, expected messages)
 CASES = [
@@ -94,6 +109,18 @@ CASES = [
     ("bnd003-external-forwarding-rule", "BND-003-no-public-load-balancer", "gcp:compute/forwardingRule:ForwardingRule",
      {"portRange": "443", "target": "projects/p/regions/r/targetHttpsProxies/x"}, REGULATED,
      ["loadBalancingScheme is not set (EXTERNAL by default): the forwarding rule has an internet-facing address"]),
+    ("bnd003-ok-internal-alb-ingress", "BND-003-no-public-load-balancer", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({}), REGULATED, []),
+    ("bnd003-internet-facing-ingress", "BND-003-no-public-load-balancer", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({"alb.ingress.kubernetes.io/scheme": "internet-facing"}), REGULATED,
+     ["alb.ingress.kubernetes.io/scheme is internet-facing: the AWS Load Balancer Controller provisions an "
+      "internet-facing ALB"]),
+    ("bnd003-ok-internal-gateway", "BND-003-no-public-load-balancer", "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+     gateway([]), REGULATED, []),
+    ("bnd003-external-gateway", "BND-003-no-public-load-balancer", "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+     {"spec": {"gatewayClassName": "gke-l7-global-external-managed", "listeners": []}}, REGULATED,
+     ["gatewayClassName is gke-l7-global-external-managed: GKE provisions an internet-facing load balancer (use "
+      "gke-l7-rilb)"]),
     # --- BND-004 -------------------------------------------------------------------------------------------------
     ("bnd004-ok-isolated", "BND-004-sagemaker-network-isolation", "aws:sagemaker/model:Model",
      {"enableNetworkIsolation": True, "vpcConfig": {"subnets": ["subnet-1"], "securityGroupIds": ["sg-1"]}}, REGULATED, []),
@@ -241,6 +268,79 @@ CASES = [
     ("enc008-gcp-1-day", "ENC-008-key-deletion-window", "gcp:kms/cryptoKey:CryptoKey",
      {"destroyScheduledDuration": "86400s"}, {},
      ["destroyScheduledDuration is 86400s (1 days), below the required 30 days"]),
+    # --- ENC-009 -------------------------------------------------------------------------------------------------
+    ("enc009-ok-https-listener", "ENC-009-tls-listeners", "aws:lb/listener:Listener",
+     {"protocol": "HTTPS", "port": 443, "certificateArn": ACM_CERT, "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"},
+     {}, []),
+    ("enc009-ok-http-redirect", "ENC-009-tls-listeners", "aws:alb/listener:Listener",
+     {"protocol": "HTTP", "port": 80, "defaultActions": [
+         {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}]}, {}, []),
+    ("enc009-http-forward", "ENC-009-tls-listeners", "aws:lb/listener:Listener",
+     {"protocol": "HTTP", "port": 80, "defaultActions": [{"type": "forward", "targetGroupArn": "arn:tg"}]}, {},
+     ["protocol is HTTP and its default action is not only a redirect to HTTPS: the listener serves plain HTTP"]),
+    ("enc009-nlb-tcp", "ENC-009-tls-listeners", "aws:lb/listener:Listener", {"protocol": "TCP", "port": 8000}, {},
+     ["protocol is TCP: the listener accepts connections without TLS"]),
+    ("enc009-ok-internal-alb-ingress", "ENC-009-tls-listeners", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({"alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS":443}]',
+                  "alb.ingress.kubernetes.io/certificate-arn": ACM_CERT,
+                  "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}), {}, []),
+    ("enc009-ok-alb-ingress-certificate-issued-by-the-stack", "ENC-009-tls-listeners",
+     "kubernetes:networking.k8s.io/v1:Ingress", alb_ingress({"alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS":443}]',
+                                                            "alb.ingress.kubernetes.io/certificate-arn": UNKNOWN_STRING_VALUE}),
+     {}, []),
+    ("enc009-ok-alb-ingress-tls-section", "ENC-009-tls-listeners", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({}, tls=[{"hosts": ["llm.llm.internal"]}]), {}, []),
+    ("enc009-alb-ingress-http", "ENC-009-tls-listeners", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({"alb.ingress.kubernetes.io/listen-ports": '[{"HTTP":80},{"HTTPS":443}]',
+                  "alb.ingress.kubernetes.io/certificate-arn": ACM_CERT}), {},
+     ['alb.ingress.kubernetes.io/listen-ports is [{"HTTP":80},{"HTTPS":443}]: the load balancer listens in plain text '
+      "on HTTP:80 (set '[{\"HTTPS\":443}]', or alb.ingress.kubernetes.io/ssl-redirect to send HTTP to HTTPS)"]),
+    ("enc009-alb-ingress-no-certificate", "ENC-009-tls-listeners", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({"alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS":443}]'}), {},
+     ["no certificate: neither alb.ingress.kubernetes.io/certificate-arn nor spec.tls is set, so the HTTPS listener "
+      "has nothing to serve"]),
+    ("enc009-alb-ingress-defaults-to-http", "ENC-009-tls-listeners", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({}), {},
+     ["alb.ingress.kubernetes.io/listen-ports is not set (the controller opens HTTP 80, as there is no certificate): "
+      "the load balancer listens in plain text on HTTP:80 (set '[{\"HTTPS\":443}]', or "
+      "alb.ingress.kubernetes.io/ssl-redirect to send HTTP to HTTPS)"]),
+    ("enc009-ok-gateway", "ENC-009-tls-listeners", "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+     gateway([{"name": "https", "protocol": "HTTPS", "port": 443,
+               "tls": {"mode": "Terminate", "certificateRefs": [{"name": "llm-tls"}]}}]), {}, []),
+    ("enc009-gateway-http-listener", "ENC-009-tls-listeners", "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+     gateway([{"name": "https", "protocol": "HTTPS", "port": 443, "tls": {"certificateRefs": [{"name": "llm-tls"}]}},
+              {"name": "http", "protocol": "HTTP", "port": 80}, {"name": "bare", "protocol": "HTTPS", "port": 8443}]),
+     {}, ["spec.listeners[1] (http) has protocol HTTP: it accepts connections without TLS",
+          "spec.listeners[2] (bare) has protocol HTTPS but no tls: it has no certificate to serve"]),
+    ("enc009-ok-gcp-https-proxy", "ENC-009-tls-listeners", "gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy",
+     {"urlMap": "projects/p/regions/r/urlMaps/m", "sslCertificates": ["projects/p/regions/r/sslCertificates/c"]}, {}, []),
+    ("enc009-gcp-http-proxy", "ENC-009-tls-listeners", "gcp:compute/regionTargetHttpProxy:RegionTargetHttpProxy",
+     {"urlMap": "projects/p/regions/r/urlMaps/m"}, {},
+     ["a target HTTP proxy serves plain HTTP: use a target HTTPS proxy with a certificate"]),
+    ("enc009-gcp-global-http-proxy", "ENC-009-tls-listeners", "gcp:compute/targetHttpProxy:TargetHttpProxy",
+     {"urlMap": "projects/p/global/urlMaps/m"}, {},
+     ["a target HTTP proxy serves plain HTTP: use a target HTTPS proxy with a certificate"]),
+    ("enc009-gcp-https-proxy-without-certificate", "ENC-009-tls-listeners", "gcp:compute/targetHttpsProxy:TargetHttpsProxy",
+     {"urlMap": "projects/p/global/urlMaps/m"}, {},
+     ["none of sslCertificates, certificateManagerCertificates, certificateMap is set: the proxy has no certificate to "
+      "serve"]),
+    ("enc009-ok-nlb-service-with-certificate", "ENC-009-tls-listeners", "kubernetes:core/v1:Service",
+     {"metadata": {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+                                   "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": ACM_CERT,
+                                   "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "443"}},
+      "spec": {"type": "LoadBalancer", "ports": [{"name": "https", "port": 443, "targetPort": 8000}]}}, {}, []),
+    ("enc009-ok-clusterip-service", "ENC-009-tls-listeners", "kubernetes:core/v1:Service",
+     {"spec": {"type": "ClusterIP", "ports": [{"port": 8000}]}}, {}, []),
+    ("enc009-plain-lb-service", "ENC-009-tls-listeners", "kubernetes:core/v1:Service",
+     {"metadata": {"annotations": {"networking.gke.io/load-balancer-type": "Internal"}},
+      "spec": {"type": "LoadBalancer", "ports": [{"port": 8000}]}}, {},
+     ["spec.type is LoadBalancer without service.beta.kubernetes.io/aws-load-balancer-ssl-cert: the load balancer "
+      "passes plain TCP to the pods, and nothing shows the traffic is encrypted"]),
+    ("enc009-lb-service-ssl-ports-partial", "ENC-009-tls-listeners", "kubernetes:core/v1:Service",
+     {"metadata": {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-ssl-cert": ACM_CERT,
+                                   "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "443"}},
+      "spec": {"type": "LoadBalancer", "ports": [{"port": 443}, {"name": "metrics", "port": 9090}]}}, {},
+     ["service.beta.kubernetes.io/aws-load-balancer-ssl-ports is '443': port(s) metrics are served without TLS"]),
     # --- BAS-001 -------------------------------------------------------------------------------------------------
     ("bas001-ok-worker-policy", "BAS-001-no-full-access-policies", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
      {"role": "nodes", "policyArn": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"}, {}, []),
@@ -349,6 +449,15 @@ UNKNOWN_CASES = [
      deployment([vllm([], envFrom=[{"configMapRef": {"name": "offline"}}])]), AIRGAPPED,
      "cannot verify spec.template.spec.containers[0].env (whether HF_HUB_OFFLINE is set); "
      "spec.template.spec.containers[0].env (whether TRANSFORMERS_OFFLINE is set)"),
+    ("ENC-009-tls-listeners", "aws:lb/listener:Listener", {"protocol": UNKNOWN_STRING_VALUE, "port": 443}, {},
+     "cannot verify protocol (the listener protocol)"),
+    ("ENC-009-tls-listeners", "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+     gateway([{"name": "https", "protocol": UNKNOWN_STRING_VALUE, "port": 443}]), {},
+     "cannot verify spec.listeners[0] (the listener's protocol and tls)"),
+    ("ENC-009-tls-listeners", "kubernetes:networking.k8s.io/v1:Ingress",
+     alb_ingress({"alb.ingress.kubernetes.io/certificate-arn": ACM_CERT,
+                  "alb.ingress.kubernetes.io/listen-ports": UNKNOWN_STRING_VALUE}), {},
+     "cannot verify metadata.annotations (the load balancer's listeners)"),
 ]
 
 
@@ -691,3 +800,129 @@ def test_lnk007_endpoint_reachable():
 
 LINK_TESTS = {"LNK-001-pods-schedulable", "LNK-002-replicas-fit", "LNK-003-node-pools-scaled", "LNK-004-metric-sources",
               "LNK-005-model-fits-gpu", "LNK-006-rollout-wait", "LNK-007-endpoint-reachable"}
+
+
+# --- LNK-007 on the private-DNS front door: <stack>.llm.internal -> internal load balancer -> the gateway Service -----
+
+LLM_URL = {"endpoint_url": "https://tiered.llm.internal/v1"}
+GATEWAY_SVC = res("kubernetes:core/v1:Service", "gateway-service", {
+    "metadata": {"name": "llm-gateway", "namespace": "llm-serving", "labels": {"app.kubernetes.io/component": "gateway"}},
+    "spec": {"type": "ClusterIP", "ports": [{"port": 4000}]}})
+
+
+def with_deps(resource, *names):
+    return {**resource, "dependencies": list(names)}
+
+
+def aws_front_door(scheme="internal", backend="llm-gateway", zone_vpcs=True, record=True):
+    vpc = res("aws:ec2/vpc:Vpc", "network-vpc", {"cidrBlock": "10.0.0.0/16"})
+    ingress = res("kubernetes:networking.k8s.io/v1:Ingress", "gateway-ingress", alb_ingress(
+        {"alb.ingress.kubernetes.io/scheme": scheme, "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS":443}]',
+         "alb.ingress.kubernetes.io/certificate-arn": UNKNOWN_STRING_VALUE}))
+    ingress["inputs"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = backend
+    zone = with_deps(res("aws:route53/zone:Zone", "endpoint-zone", {
+        "name": "llm.internal", "vpcs": [{"vpcId": UNKNOWN_STRING_VALUE}] if zone_vpcs else []}), "network-vpc")
+    alias = with_deps(res("aws:route53/record:Record", "endpoint-record", {
+        "zoneId": UNKNOWN_STRING_VALUE, "name": "tiered.llm.internal", "type": "A",
+        "aliases": [{"name": UNKNOWN_STRING_VALUE, "zoneId": UNKNOWN_STRING_VALUE, "evaluateTargetHealth": True}]}),
+        "endpoint-zone", "gateway-ingress")
+    return [vpc, GATEWAY_SVC, ingress, zone] + ([alias] if record else [])
+
+
+def gcp_front_door(cls="gke-l7-rilb", visibility="private", route_to="llm-gateway", protocol="HTTPS"):
+    net = res("gcp:compute/network:Network", "network-vpc", {"name": "tiered-vpc"})
+    address = res("gcp:compute/address:Address", "gateway-address", {
+        "name": "tiered-gateway", "addressType": "INTERNAL", "purpose": "SHARED_LOADBALANCER_VIP"})
+    gw = res("kubernetes:gateway.networking.k8s.io/v1:Gateway", "gateway", gateway(
+        [{"name": "https", "protocol": protocol, "port": 443, "tls": {"certificateRefs": [{"name": "llm-tls"}]}}]))
+    gw["inputs"]["spec"]["gatewayClassName"] = cls
+    gw["inputs"]["spec"]["addresses"] = [{"type": "NamedAddress", "value": "tiered-gateway"}]
+    route = res("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "gateway-route", {
+        "metadata": {"name": "llm", "namespace": "llm-serving"},
+        "spec": {"parentRefs": [{"name": "llm"}], "rules": [{"backendRefs": [{"name": route_to, "port": 4000}]}]}})
+    zone = with_deps(res("gcp:dns/managedZone:ManagedZone", "endpoint-zone", {
+        "name": "tiered-llm-internal", "dnsName": "llm.internal.", "visibility": visibility,
+        "privateVisibilityConfig": {"networks": [{"networkUrl": UNKNOWN_STRING_VALUE}]}}), "network-vpc")
+    record = with_deps(res("gcp:dns/recordSet:RecordSet", "endpoint-record", {
+        "managedZone": "tiered-llm-internal", "name": "tiered.llm.internal.", "type": "A", "ttl": 300,
+        "rrdatas": [UNKNOWN_STRING_VALUE]}), "endpoint-zone", "gateway-address")
+    return [net, GATEWAY_SVC, address, gw, route, zone, record]
+
+
+def lnk007(resources, network="private", outputs=LLM_URL):
+    return lines(check_stack("LNK-007-endpoint-reachable", resources, {"network": network}, outputs=outputs))
+
+
+def test_lnk007_private_dns_front_door_on_aws():
+    assert lnk007(aws_front_door()) == []
+    assert lnk007(aws_front_door(), outputs=None) == []  # `pulumi preview`: the Ingress in front of the Service
+    [(name, message)] = lnk007(aws_front_door(scheme="internet-facing"))
+    assert name == "gateway-ingress" and message.startswith(
+        "the stack exports https://tiered.llm.internal/v1, whose record endpoint-record points at the Ingress "
+        "llm-serving/llm, an internet-facing load balancer, but the stack's consumers are the stack's network "
+        "network-vpc (network private).")
+    [(name, message)] = lnk007(aws_front_door(scheme="internet-facing"), outputs=None)
+    assert (name, message.split(",")[0]) == (
+        "gateway-ingress", "the stack exposes llm-serving/llm-gateway through the Ingress llm-serving/llm")
+    [(name, message)] = lnk007(aws_front_door(record=False))
+    assert name == "endpoint-zone" and "has no record for tiered.llm.internal" in message
+    [(name, message)] = lnk007(aws_front_door(zone_vpcs=False))
+    assert name == "endpoint-zone" and "which is not a private zone attached to network-vpc" in message
+    [(name, message)] = lnk007(aws_front_door(backend="vllm"))
+    assert name == "gateway-ingress" and ("which forwards to llm-serving/vllm, not to the stack's front door "
+                                          "llm-serving/llm-gateway") in message
+    assert lnk007([r for r in aws_front_door() if r["name"] != "endpoint-zone"])[0][1] == (
+        "the stack exports https://tiered.llm.internal/v1, but no DNS zone of the stack answers for tiered.llm.internal "
+        "(and .internal names never resolve on the internet). Fix: add a private zone for the domain on network-vpc "
+        "with a record for tiered.llm.internal pointing at the internal load balancer.")
+    plain = lnk007(aws_front_door(), outputs={"endpoint_url": "http://tiered.llm.internal/v1"})
+    assert [n for n, _ in plain] == ["endpoint-record"] and "a plain-http URL" in plain[0][1]
+
+
+def test_lnk007_private_dns_front_door_on_gcp():
+    assert lnk007(gcp_front_door()) == []
+    assert lnk007(gcp_front_door(), outputs=None) == []
+    [(name, message)] = lnk007(gcp_front_door(cls="gke-l7-global-external-managed"))
+    assert name == "gateway" and "the Gateway llm-serving/llm, an internet-facing load balancer" in message
+    [(name, message)] = lnk007(gcp_front_door(visibility="public"))
+    assert name == "endpoint-zone" and "not a private zone" in message
+    [(name, message)] = lnk007(gcp_front_door(route_to="missing"))
+    assert name == "gateway" and "which forwards to llm-serving/missing, not to the stack's front door" in message
+    [(name, message)] = lnk007(gcp_front_door(protocol="HTTP"))
+    assert name == "gateway" and "over https, but it has no HTTPS listener" in message
+    # A public stack cannot resolve a private zone.
+    assert [n for n, _ in lnk007(gcp_front_door(), network="public")] == ["endpoint-zone", "gateway"]
+    # The old shapes are still caught: an in-cluster URL, and the Service without anything in front of it.
+    cluster = lnk007(gcp_front_door(), outputs={"endpoint_url": "http://llm-gateway.llm-serving.svc.cluster.local:4000/v1"})
+    assert [n for n, _ in cluster] == ["gateway-service"] and "resolves only inside the cluster" in cluster[0][1]
+    bare = [r for r in gcp_front_door() if r["name"] != "gateway-route"]
+    assert [n for n, _ in lnk007(bare, outputs=None)] == ["gateway-service"]
+    # A record whose target is not known yet and not made from a load balancer: cannot verify, never passed.
+    unlinked = [with_deps(r, "endpoint-zone") if r["name"] == "endpoint-record" else r for r in gcp_front_door()]
+    result = check_stack("LNK-007-endpoint-reachable", unlinked, {"network": "private"}, outputs=LLM_URL)
+    assert [v.cannot_verify for v in result.violations] == [True]
+    assert "endpoint-record target" in result.violations[0].message
+
+
+def test_lnk007_finds_the_load_balancer_by_the_address_the_record_holds():
+    """Known record values (after `pulumi up`, or the offline preview) name the load balancer without a dependency."""
+    def aws(alias):
+        out = aws_front_door()
+        out[2]["inputs"]["metadata"]["annotations"]["alb.ingress.kubernetes.io/load-balancer-name"] = "llm-hosting-tiered"
+        out[4] = with_deps(out[4], "endpoint-zone")
+        out[4]["inputs"]["aliases"][0]["name"] = alias
+        return out
+    assert lnk007(aws("internal-llm-hosting-tiered-1234567890.eu-central-1.elb.amazonaws.com")) == []
+    [(name, message)] = lnk007(aws("other-alb-1234567890.eu-central-1.elb.amazonaws.com"))
+    assert name == "endpoint-record" and message.startswith(
+        "the stack exports https://tiered.llm.internal/v1, but the record endpoint-record answers with "
+        "other-alb-1234567890.eu-central-1.elb.amazonaws.com, not the address of a load balancer of the stack.")
+
+    def gcp(ip):
+        out = gcp_front_door()
+        out[2]["inputs"]["address"] = "10.20.0.5"
+        out[6] = with_deps(out[6], "endpoint-zone")
+        out[6]["inputs"]["rrdatas"] = [ip]
+        return out
+    assert lnk007(gcp("10.20.0.5")) == []
+    assert [n for n, _ in lnk007(gcp("10.20.0.9"))] == ["endpoint-record"]

@@ -167,7 +167,10 @@ def test_fine_tuned_stack_exposing_the_model_server_is_caught(project):
     assert [(v.policy, v.resource_name, v.message) for v in violations if v.blocking and not link(v)] == [
         ("BND-003-no-public-load-balancer", "vllm-public",
          "spec.type is LoadBalancer with no internal-load-balancer annotation, so the cloud provisions an internet-facing "
-         "load balancer")]
+         "load balancer"),
+        ("ENC-009-tls-listeners", "vllm-public",
+         "spec.type is LoadBalancer without service.beta.kubernetes.io/aws-load-balancer-ssl-cert: the load balancer "
+         "passes plain TCP to the pods, and nothing shows the traffic is encrypted")]
 
 
 def test_realtime_npc_without_protect_is_caught_unless_the_opt_out_is_planned(project):
@@ -176,7 +179,8 @@ def test_realtime_npc_without_protect_is_caught_unless_the_opt_out_is_planned(pr
     violations = run_variant(project, "realtime-npc", facts, regions)
     assert {("BAS-004-protect-stateful", n) for n in (
         "eks-cluster", "eks-cmk-key", "eks-logs", "network-cmk-key", "network-flow-logs", "alerts-cmk-key",
-        *(f"container-logs-{kind}" for kind in ("application", "dataplane", "host", "performance")))} == found(violations)
+        *(f"container-logs-{kind}" for kind in ("application", "dataplane", "host", "performance")),
+        "consumer-keys-app", "consumer-keys-cmk-key")} == found(violations)
     # Planned with protect false, the policy config makes BAS-004 advisory: visible, not blocking.
     planned, _ = stack_facts(project, "realtime-npc")
     violations = [v for v in run_variant(project, "realtime-npc", planned, regions) if not link(v)]
@@ -305,6 +309,7 @@ def test_tutorial_findings_are_exactly_these(tutorial):
         ("RES-001-region-allowlist", "eks-private-0"), ("RES-001-region-allowlist", "eks-private-1"),
         ("RES-002-provider-region", "default"),
         ("BND-002-private-cluster-endpoint", "llm-cluster"), ("BND-003-no-public-load-balancer", "vllm-svc"),
+        ("ENC-009-tls-listeners", "vllm-svc"),
         ("AIR-001-no-internet-gateways", "eks-igw"), ("AIR-001-no-internet-gateways", "eks-nat"),
         ("AIR-001-no-internet-gateways", "eks-nat-eip"), ("AIR-001-no-internet-gateways", "eks-public-0"),
         ("AIR-001-no-internet-gateways", "eks-public-1"),

@@ -74,6 +74,7 @@ def _stack(**self_hosted) -> dict:
             "llm-hosting:residency": {"allowedRegions": ["us-east-1"], "classification": "confidential"},
             "llm-hosting:model": {"id": "a/b", "sizeClass": "8b", "weightsUri": "s3://bucket/b/"},
             "llm-hosting:observability": {"ttftP95Ms": 800},
+            "llm-hosting:consumers": [{"name": "app", "requestsPerMinute": 60, "tokensPerMinute": 60000}],
             "llm-hosting:selfHosted": {"instanceType": "g6.xlarge", "gpu": "L4", "gpusPerReplica": 1, "precision": "fp8",
                                        "minReplicas": 2, "maxReplicas": 2, "onDemandReplicas": 2, "cluster": "eks",
                                        "engine": "tgi", **self_hosted}}

@@ -34,6 +34,9 @@ MARKER = ".installed"
 # prometheus-client: the proxy's Prometheus callback (the gateway config turns it on); the release image ships it, the
 # PyPI `proxy` extra does not.
 LITELLM_PROXY = ("litellm[proxy]==1.106.2", "prometheus-client==0.22.1")
+# The same proxy with the Google client its vertex_ai/ provider imports (`vertexai`, google-auth), as the release image
+# ships it; a venv of its own so the common one stays small (~100 s more to install).
+LITELLM_PROXY_VERTEX = (*LITELLM_PROXY, "google-cloud-aiplatform==2.7.0")
 
 
 class ToolInstallError(RuntimeError):
@@ -112,6 +115,11 @@ def litellm_bin() -> Path:
     return tool_bin("litellm", LITELLM_PROXY) / "litellm"
 
 
+def litellm_vertex_bin() -> Path:
+    """The pinned proxy with the Google client libraries its vertex_ai/ provider needs."""
+    return tool_bin("litellm-vertex", LITELLM_PROXY_VERTEX) / "litellm"
+
+
 # -- running the proxy ---------------------------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -164,7 +172,8 @@ class LiteLLMProxy:
     """The pinned `litellm` proxy on 127.0.0.1, started on a config file, stopped by its own pid."""
 
     def __init__(self, config_path: Path, env: Mapping[str, str], log_path: Path, port: Optional[int] = None,
-                 cwd: Optional[Path] = None):
+                 cwd: Optional[Path] = None, binary: Optional[Path] = None):
+        self.binary = binary  # None: litellm_bin()
         self.config_path, self.log_path, self.port = Path(config_path), Path(log_path), port or free_port()
         self.cwd = cwd or self.log_path.parent
         # A clean environment: no proxy variables (loopback only), the offline price map, and the given keys.
@@ -182,7 +191,7 @@ class LiteLLMProxy:
         self._log = open(self.log_path, "wb")
         started = time.monotonic()
         self.process = subprocess.Popen(
-            [str(litellm_bin()), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(self.binary or litellm_bin()), "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = started + ready_timeout
         while True:

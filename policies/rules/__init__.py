@@ -11,7 +11,7 @@ from .baseline import imdsv2_nodes, no_full_access_policies, no_plaintext_secret
 from .boundary import (no_public_load_balancer, no_third_party_api, private_cluster_endpoint,
                        sagemaker_network_isolation, vertex_private_service_connect)
 from .encryption import (cmk_buckets, cmk_cluster_secrets, cmk_endpoints, cmk_log_groups, cmk_secrets, cmk_volumes,
-                         key_deletion_window, key_rotation)
+                         key_deletion_window, key_rotation, tls_listeners)
 from .links import (endpoint_reachable, metric_sources, model_fits_gpu, node_pools_scaled, pods_schedulable, replicas_fit,
                     rollout_wait)
 from .residency import provider_region, region_allowlist
@@ -22,7 +22,7 @@ MODULES = (
     vertex_private_service_connect,
     no_internet_gateways, no_internet_routes, private_registry_images, hub_offline_serving,
     cmk_secrets, cmk_volumes, cmk_buckets, cmk_log_groups, cmk_endpoints, cmk_cluster_secrets, key_rotation,
-    key_deletion_window,
+    key_deletion_window, tls_listeners,
     no_full_access_policies, imdsv2_nodes, no_plaintext_secret_env, protect_stateful,
     pods_schedulable, replicas_fit, node_pools_scaled, metric_sources, model_fits_gpu, rollout_wait, endpoint_reachable,
 )

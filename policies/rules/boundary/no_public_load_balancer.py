@@ -10,6 +10,12 @@ SERVICE = "kubernetes:core/v1:Service"
 AWS_LBS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer", "aws:elb/loadBalancer:LoadBalancer")
 GCP_RULES = ("gcp:compute/forwardingRule:ForwardingRule", "gcp:compute/globalForwardingRule:GlobalForwardingRule")
 INTERNAL_SCHEMES = ("INTERNAL", "INTERNAL_MANAGED", "INTERNAL_SELF_MANAGED")
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+ALB_SCHEME = "alb.ingress.kubernetes.io/scheme"
+# GKE's Gateway classes that make an internet-facing load balancer (gke-l7-rilb is the regional internal one).
+EXTERNAL_GATEWAY_CLASSES = ("gke-l7-global-external-managed", "gke-l7-global-external-managed-mc",
+                            "gke-l7-regional-external-managed", "gke-l7-gxlb", "gke-l7-gxlb-mc")
 # Annotations that make a Service of type LoadBalancer internal (AWS load balancer controller / in-tree, GKE).
 INTERNAL_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-scheme": ("internal",),
@@ -27,7 +33,11 @@ RULE = Rule(
            "(`service.beta.kubernetes.io/aws-load-balancer-scheme: internal`, `...-internal: \"true\"`, "
            "`networking.gke.io/load-balancer-type: Internal`). `aws:lb`/`aws:alb`/`aws:elb` load balancers: "
            "`internal` is true. GCP forwarding rules: `loadBalancingScheme` is INTERNAL* (EXTERNAL is the default), or "
-           "the rule is a Private Service Connect endpoint.",
+           "the rule is a Private Service Connect endpoint. Kubernetes `Ingress` of class alb: "
+           "`alb.ingress.kubernetes.io/scheme` is not internet-facing (the controller's default is internal); of "
+           "class gce: reported (GKE's external load balancer; gce-internal is internal). Gateway API `Gateway`: "
+           "its gatewayClassName is not one of GKE's external classes (gke-l7-global-external-managed, "
+           "gke-l7-regional-external-managed, gke-l7-gxlb and their -mc forms).",
     why="An internet-facing load balancer in front of the model server publishes the endpoint, and the data it "
         "returns, outside the private network the boundary is drawn around.",
     severity="high",
@@ -35,15 +45,35 @@ RULE = Rule(
     remediation="Keep the model server's Service as ClusterIP (the kit's default) or add the internal annotation; "
                 "set `internal=True` on AWS load balancers and an INTERNAL_MANAGED scheme on GCP forwarding rules. "
                 "Reach the endpoint through the VPC, a VPN or Private Service Connect.",
-    applies_to=(SERVICE, *AWS_LBS, *GCP_RULES),
-    limits="Kubernetes Ingress objects are not checked: whether an Ingress is public depends on the controller "
-           "installed in the cluster, which the program does not describe.",
+    applies_to=(SERVICE, *AWS_LBS, *GCP_RULES, INGRESS, GATEWAY),
+    limits="Ingresses of other classes and Gateways of other classes are not judged: whether they are public depends "
+           "on the controller installed in the cluster, which the program does not describe; nor is a scheme set "
+           "through an alb IngressClassParams.",
 )
 
 
 def check(ctx: ResourceContext) -> None:
     require_boundary(ctx)
-    applies(ctx, ctx.type, (SERVICE, *AWS_LBS, *GCP_RULES))
+    applies(ctx, ctx.type, (SERVICE, *AWS_LBS, *GCP_RULES, INGRESS, GATEWAY))
+    if ctx.type == INGRESS:
+        annotations = ctx.get("metadata.annotations", "the Ingress's annotations")
+        cls = ctx.get("spec.ingressClassName", "the Ingress class")
+        if annotations is UNKNOWN or cls is UNKNOWN:
+            return
+        cls = cls or (annotations or {}).get("kubernetes.io/ingress.class")
+        scheme = (annotations or {}).get(ALB_SCHEME)
+        if cls == "alb" and isinstance(scheme, str) and scheme.lower() == "internet-facing":
+            ctx.violation(f"{ALB_SCHEME} is internet-facing: the AWS Load Balancer Controller provisions an "
+                          "internet-facing ALB")
+        elif cls == "gce":
+            ctx.violation("ingress class gce: GKE provisions an external Application Load Balancer (use gce-internal)")
+        return
+    if ctx.type == GATEWAY:
+        cls = ctx.get("spec.gatewayClassName", "the Gateway class")
+        if cls in EXTERNAL_GATEWAY_CLASSES:
+            ctx.violation(f"gatewayClassName is {cls}: GKE provisions an internet-facing load balancer (use "
+                          "gke-l7-rilb)")
+        return
     if ctx.type == SERVICE:
         kind = ctx.get("spec.type", "the Service type")
         if kind != "LoadBalancer":

@@ -1,0 +1,71 @@
+"""Each consumer's gateway key on GCP: generated, kept as a Pulumi secret, stored in Secret Manager in the stack's
+region under a CMEK key, readable only by that consumer's IAM member."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_gcp as gcp
+
+from .consumer_keys import Consumer, check_consumers, generated_key, secret_document
+from .gcp_kms_keys import GcpKmsKeys, GcpKmsKeysArgs
+
+
+@dataclass(frozen=True)
+class GcpConsumerKeysArgs:
+    stack: str
+    region: str  # the secrets are replicated here only
+    consumers: list[Consumer]
+    endpoint_url: pulumi.Input[str]
+    model: str
+    project: Optional[str] = None
+    protect: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_consumers(self.consumers)
+
+
+class GcpConsumerKeys(pulumi.ComponentResource):
+    keys: dict[str, pulumi.Output[str]]
+    secret_names: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: GcpConsumerKeysArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llmhost:index:GcpConsumerKeys", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Secret Manager encrypts with CMEK through its service agent, which must hold the key.
+        agent = gcp.projects.ServiceIdentity(f"{name}-sm-agent", service="secretmanager.googleapis.com",
+                                             project=args.project, opts=child)
+        # Its own key ring: a hybrid's API key ring (llm-hosting-<stack>) exists beside it, and key rings are never deleted.
+        keys = GcpKmsKeys(f"{name}-cmek", GcpKmsKeysArgs(
+            key_ring=f"llm-hosting-{args.stack}-consumers", key_name="consumer-keys", locations=[args.region],
+            encrypter_members=[agent.member], project=args.project, protect=args.protect, labels=args.labels), opts=child)
+        self.keys, self.secret_names = {}, {}
+        for consumer in args.consumers:
+            value = generated_key(f"{name}-{consumer.name}-key", consumer, self)
+            secret = gcp.secretmanager.Secret(
+                f"{name}-{consumer.name}",
+                secret_id=f"llm-hosting-{args.stack}-consumer-{consumer.name}",
+                project=args.project,
+                replication=gcp.secretmanager.SecretReplicationArgs(
+                    user_managed=gcp.secretmanager.SecretReplicationUserManagedArgs(replicas=[
+                        gcp.secretmanager.SecretReplicationUserManagedReplicaArgs(
+                            location=args.region,
+                            customer_managed_encryption=gcp.secretmanager.SecretReplicationUserManagedReplicaCustomerManagedEncryptionArgs(
+                                kms_key_name=keys.key_ids[args.region]))])),
+                labels={**args.labels, "llm-hosting-consumer": consumer.name},
+                deletion_protection=args.protect,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=keys.grants))
+            gcp.secretmanager.SecretVersion(
+                f"{name}-{consumer.name}-version", secret=secret.id,
+                secret_data=secret_document(value, args.endpoint_url, args.model),
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_data"]))
+            if consumer.reader:
+                gcp.secretmanager.SecretIamMember(
+                    f"{name}-{consumer.name}-accessor", project=secret.project, secret_id=secret.secret_id,
+                    role="roles/secretmanager.secretAccessor", member=consumer.reader, opts=child)
+            self.keys[consumer.name] = value
+            self.secret_names[consumer.name] = secret.name
+        self.register_outputs({"secret_names": self.secret_names})
