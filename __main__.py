@@ -27,7 +27,7 @@ from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
 from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
 from components.gcp_consumer_keys import GcpConsumerKeys, GcpConsumerKeysArgs
-from components.gcp_network import GcpNetwork, GcpNetworkArgs
+from components.gcp_network import HEALTH_CHECK_RANGES, GcpNetwork, GcpNetworkArgs
 from components.gcp_private_endpoint import GcpPrivateEndpoint, GcpPrivateEndpointArgs, dns_label as gcp_endpoint_label
 from components.gke_alert_forwarding import GMP_NAMESPACE, GkeAlertForwarding, GkeAlertForwardingArgs
 from components.gke_cluster import GkeCluster, GkeClusterArgs
@@ -290,8 +290,12 @@ def front_door(cfg: StackConfig, cluster, server: ModelServer, watch: ClusterWat
     api_keys = {api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)} if cfg.api else {}
     # Burst overflow keys off the running replicas themselves: each one refuses what it cannot hold (shed_when_full in
     # build_serving), and the gateway sends a refused request to the API at once (stack_routes).
+    # The NetworkPolicy admits the load balancer's own sources: the ALB's nodes sit in the VPC's private subnets; the
+    # internal Application Load Balancer connects from the proxy-only subnet and is health-checked from Google's ranges.
+    sources = [net.vpc_cidr] if cfg.cloud == "aws" else [net.proxy_only_cidr, *HEALTH_CHECK_RANGES]
     gateway = Gateway("gateway", GatewayArgs(
         routes=server.service_url.apply(lambda u: stack_routes(cfg, self_hosted_url=u, consumers=limits)),
+        load_balancer_sources=sources,
         replicas=GATEWAY_REPLICAS, image=versions.gateway_image(cfg.registry), api_keys=api_keys,
         master_key=config.require_secret(GATEWAY_MASTER_KEY), consumer_keys=keys.keys, namespace=server.namespace,
         labels={"llm-hosting/stack": stack}, pod_monitor=True,

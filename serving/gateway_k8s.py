@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -36,6 +36,9 @@ WAIVE_TAG_PINNED = ("CKV_K8S_43", "the LiteLLM image is pinned by exact release 
 WAIVE_SECRET_ENV = ("CKV_K8S_35", "LiteLLM reads provider keys and its master key only from environment variables "
                                   "(os.environ/NAME in config.yaml) and the consumer keys likewise; they come from the gateway's "
                                   "Secrets by secretKeyRef")
+
+
+MONITORING_NAMESPACE = "monitoring"  # where the stack's Prometheus scrapes /metrics from (components/monitoring_stack.py)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class GatewayArgs:
     # created after what installs its CRD (the Prometheus operator release). Off when the cluster runs no Prometheus.
     pod_monitor: bool = False
     custom_resource_dependencies: list = field(default_factory=list)
+    # Where the load balancer in front connects from (the VPC's range for an internal ALB with IP targets; the
+    # proxy-only subnet and Google's health-check ranges for an internal Application Load Balancer): admitted by the
+    # NetworkPolicy, with the pods of this namespace and the monitoring namespace, and nothing else.
+    load_balancer_sources: Sequence[Any] = ()
 
     def __post_init__(self):
         tail = self.image.rsplit("/", 1)[-1]
@@ -272,17 +279,23 @@ class Gateway(pulumi.ComponentResource):
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                 min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
             opts=child)
-        # Only the proxy port, and only from pods in the cluster (clients in any namespace; nothing from outside).
+        # Only the proxy port. From outside the namespace only the load balancer in front (its source ranges) and the
+        # monitoring namespace (the metrics scrape); NetworkPolicy is enforced on both clouds (VPC CNI network
+        # policies, GKE Dataplane V2), so a load balancer left out here could never reach the gateway.
         # Egress stays open: the upstreams are in-cluster engines, cloud endpoints and, for hybrid tiers, an API.
         # Registered under the Deployment whose pods it selects.
+        peers = [k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs()),
+                 k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                     match_labels={"kubernetes.io/metadata.name": MONITORING_NAMESPACE}))]
+        peers += [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
+                  for cidr in args.load_balancer_sources]
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol", metadata=meta(args.name),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
                 policy_types=["Ingress"],
                 ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                    from_=[k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs())],
-                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")])]),
+                    from_=peers, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")])]),
             opts=pulumi.ResourceOptions(parent=deployment))
         service = k8s.core.v1.Service(
             f"{name}-service", metadata=meta(args.name),

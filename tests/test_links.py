@@ -410,3 +410,25 @@ def test_the_scaler_and_the_forwarder_may_reach_prometheus(stack):
                                                    if (peer.get("namespaceSelector") or {}).get("matchLabels", {})
                                                    .get("kubernetes.io/metadata.name") != keda]
     assert not admits(broken, keda, {})
+
+
+@pytest.mark.parametrize("stack", ["tiered-sensitivity", "eu-airgapped-gke", "realtime-captions", "burst-hybrid"])
+def test_the_gateway_admits_its_load_balancer_and_nothing_else_from_outside_its_namespace(stack):
+    """NetworkPolicy is enforced on both clouds: the internal ALB (IP targets, nodes in the VPC) and the internal
+    Application Load Balancer (proxy-only subnet, Google's health checks) must be admitted, or the endpoint is dead."""
+    from components.gcp_network import HEALTH_CHECK_RANGES
+
+    result = preview(stack)
+    policy = result.named("gateway-netpol").inputs["spec"]
+    (rule,) = policy["ingress"]
+    peers = rule["from"]
+    blocks = {p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p}
+    namespaces = [p["namespaceSelector"] for p in peers if "namespaceSelector" in p]
+    if result.by_type("aws:ec2/vpc:Vpc"):
+        assert blocks == {result.named("network-vpc").inputs["cidrBlock"]}
+    else:
+        proxy = next(r for r in result.resources if r.inputs.get("purpose") == "REGIONAL_MANAGED_PROXY")
+        assert blocks == {proxy.inputs["ipCidrRange"], *HEALTH_CHECK_RANGES}
+    # no other namespace than monitoring (the metrics scrape), and no open namespaceSelector
+    assert namespaces == [{"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
