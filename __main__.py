@@ -7,11 +7,13 @@ comes from `stacks/Pulumi.<stack>.yaml`, which `llmhost plan` writes from a work
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from components.aws_api_key_secret import AwsApiKeySecret, AwsApiKeySecretArgs
+from components.aws_alb_endpoint import AwsAlbEndpoint, AwsAlbEndpointArgs
 from components.aws_alert_topic import AwsAlertTopic, AwsAlertTopicArgs
 from components.aws_consumer_keys import AwsConsumerKeys, AwsConsumerKeysArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
@@ -27,8 +29,10 @@ from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
 from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
 from components.gcp_consumer_keys import GcpConsumerKeys, GcpConsumerKeysArgs
+from components.gcp_image_mirror import GcpImageMirror, GcpImageMirrorArgs
 from components.gcp_network import HEALTH_CHECK_RANGES, GcpNetwork, GcpNetworkArgs
 from components.gcp_private_endpoint import GcpPrivateEndpoint, GcpPrivateEndpointArgs, dns_label as gcp_endpoint_label
+from components.gcp_serverless_endpoint import GcpServerlessEndpoint, GcpServerlessEndpointArgs
 from components.gke_alert_forwarding import GMP_NAMESPACE, GkeAlertForwarding, GkeAlertForwardingArgs
 from components.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
@@ -48,7 +52,10 @@ from planner.stack_config import GATEWAY_MASTER_KEY, PROJECT, StackConfig, load_
 from serving.alerts import AlertContext, prometheus_rule, runbooks
 from serving.dashboard import grafana_dashboard
 from serving.engine import QUEUE_TARGET_PER_REPLICA, EngineInputs, EngineSpec
-from serving.gateway_config import PUBLIC_MODEL, Consumer as GatewayConsumer, api_key_env_name, stack_routes
+from serving.gateway_cloud_run import GatewayCloudRun, GatewayCloudRunArgs
+from serving.gateway_config import (PUBLIC_MODEL, Consumer as GatewayConsumer, api_key_env_name, sagemaker_upstream,
+                                    stack_routes, vertex_upstream)
+from serving.gateway_ecs import GatewayEcs, GatewayEcsArgs
 from serving.gateway_k8s import Gateway, GatewayArgs
 from serving.model_server import ModelServer, ModelServerArgs
 from serving.tgi import tgi_spec
@@ -70,18 +77,26 @@ GATEWAY_NAME = "llm-gateway"  # the gateway's Service, which the private endpoin
 ENDPOINT_ZONE = "llm.internal"  # the private DNS zone the endpoint's name lives in (<stack>.llm.internal)
 
 
-def build_api(cfg: StackConfig) -> TierOutputs:
+def api_key_secret(cfg: StackConfig):
+    """The provider key in the cloud's secret store, encrypted with our key: what the gateway reads the API with."""
     api = cfg.api
     key = pulumi.Config().require_secret(api.api_key_config)
     if cfg.cloud == "aws":
         return AwsApiKeySecret("api-key", AwsApiKeySecretArgs(
             stack=stack, provider=api.provider, model=api.model, base_url=api.base_url, api_key=key,
             region=cfg.region, replica_regions=api.replica_regions, consumer_role_name=api.consumer_role_name,
-            protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification))).contract
+            protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification)))
     return GcpApiKeySecret("api-key", GcpApiKeySecretArgs(
         stack=stack, provider=api.provider, model=api.model, base_url=api.base_url, api_key=key,
         locations=[cfg.region, *api.replica_regions], project=cfg.gcp_project, consumer_member=api.consumer_member,
-        protect=cfg.protect, labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
+        protect=cfg.protect, labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
+
+
+def build_api(cfg: StackConfig) -> TierOutputs:
+    """The API tier: applications call the stack's gateway with their own keys; only the gateway holds the provider's."""
+    if cfg.cloud == "aws":
+        return ecs_front_door(cfg, aws_network(cfg), api=api_key_secret(cfg))
+    return cloud_run_front_door(cfg, gcp_network(cfg, proxy_only_subnet=True), api=api_key_secret(cfg))
 
 
 def aws_network(cfg: StackConfig, private_api_endpoints: tuple[str, ...] = ()) -> AwsNetwork:
@@ -91,14 +106,14 @@ def aws_network(cfg: StackConfig, private_api_endpoints: tuple[str, ...] = ()) -
         protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification)))
 
 
-def build_managed(cfg: StackConfig) -> TierOutputs:
+def sagemaker_tier(cfg: StackConfig) -> tuple[AwsNetwork, SageMakerEndpoint]:
     m, model = cfg.managed, cfg.model
     # Invocations of a private endpoint stay inside the VPC, not out through the NAT.
     net = aws_network(cfg, private_api_endpoints=("sagemaker.runtime",))
     tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
     topic = AwsAlertTopic("alerts", AwsAlertTopicArgs(stack=stack, tags=tags, protect=cfg.protect))
     pulumi.export("alerts_topic", topic.topic_arn)
-    return SageMakerEndpoint("sagemaker", SageMakerEndpointArgs(
+    endpoint = SageMakerEndpoint("sagemaker", SageMakerEndpointArgs(
         stack=stack, region=cfg.region, model_id=model.id, image_uri=versions.sagemaker_image(cfg.region, cfg.registry),
         weights_uri=model.weights_uri, instance_type=m.instance_type, gpus_per_replica=m.gpus_per_replica,
         precision=m.precision, max_context_tokens=model.max_context_tokens, min_instances=m.min_replicas, max_instances=m.max_replicas,
@@ -108,7 +123,50 @@ def build_managed(cfg: StackConfig) -> TierOutputs:
         startup_timeout_seconds=m.startup_timeout_seconds, download_timeout_seconds=m.download_timeout_seconds,
         subnet_ids=net.private_subnet_ids, security_group_ids=[net.workload_security_group_id],
         airgapped=cfg.network == "airgapped", allow_single_instance=m.allow_single_instance,
-        protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification))).contract
+        protect=cfg.protect, tags=tags))
+    # For operators and SigV4 callers of the endpoint itself; applications call the gateway.
+    pulumi.export("sagemaker_endpoint_name", endpoint.endpoint_name)
+    return net, endpoint
+
+
+def build_managed(cfg: StackConfig) -> TierOutputs:
+    net, endpoint = sagemaker_tier(cfg)
+    return ecs_front_door(cfg, net, sagemaker=endpoint)
+
+
+def ecs_front_door(cfg: StackConfig, net: AwsNetwork, sagemaker: Optional[SageMakerEndpoint] = None,
+                   api: Optional[AwsApiKeySecret] = None) -> TierOutputs:
+    """Where there is no cluster (API and SageMaker tiers, hybrids on SageMaker): the same gateway on ECS on Fargate,
+    behind an internal ALB with the stack's private certificate and name. It signs SageMaker calls as its task role,
+    which may invoke this endpoint and nothing else, and reads the provider key from Secrets Manager."""
+    tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
+    keys = consumer_keys(cfg)
+    endpoint = AwsAlbEndpoint("endpoint", AwsAlbEndpointArgs(
+        stack=stack, region=cfg.region, vpc_id=net.vpc_id, vpc_cidr=net.vpc_cidr, subnet_ids=net.private_subnet_ids,
+        **aws_exposure(cfg, net), zone_name=ENDPOINT_ZONE, tags=tags, protect=cfg.protect))
+    limits = gateway_limits(cfg)
+    statements = []
+    if sagemaker is not None:
+        routes = sagemaker.endpoint_name.apply(
+            lambda n: stack_routes(cfg, managed=sagemaker_upstream(n, cfg.region), consumers=limits))
+        # Streaming completions use InvokeEndpointWithResponseStream; both on this endpoint only.
+        statements = [sagemaker.endpoint_arn.apply(lambda arn: {
+            "Sid": "InvokeThisEndpoint", "Effect": "Allow",
+            "Action": ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"], "Resource": arn})]
+    else:
+        routes = stack_routes(cfg, consumers=limits)
+    GatewayEcs("gateway", GatewayEcsArgs(
+        stack=stack, region=cfg.region, routes=routes, image=versions.gateway_image(cfg.registry),
+        master_key=pulumi.Config().require_secret(GATEWAY_MASTER_KEY),
+        api_key_secrets={api_key_env_name(cfg.api.provider): api.secret_arn} if api is not None else {},
+        consumer_key_secrets=keys.secret_arns, consumer_key_versions=keys.version_ids,
+        secret_kms_key_arns=[keys.kms_key_arn] + ([api.kms_key_arn] if api is not None else []),
+        kms_key_arn=net.kms_key_arn,  # the network's key admits CloudWatch Logs: the gateway's log group uses it too
+        vpc_id=net.vpc_id, subnet_ids=net.private_subnet_ids, load_balancer_security_group_id=endpoint.security_group_id,
+        target_group_arn=endpoint.target_group_arn, listener_arn=endpoint.listener_arn, task_role_statements=statements,
+        log_retention_days=cfg.observability.log_retention_days if cfg.observability else 30,
+        tags=tags, protect=cfg.protect))
+    return gateway_contract(cfg, endpoint, keys)
 
 
 def engine_spec(cfg: StackConfig) -> EngineSpec:
@@ -265,6 +323,66 @@ def eks_serving(cfg: StackConfig) -> tuple[EksCluster, ModelServer, ClusterWatch
     return cluster, build_serving(cfg, cluster.provider, nodes, watch, wait_for=wait_for), watch, net
 
 
+def endpoint_url(cfg: StackConfig) -> str:
+    """`https://<stack>.llm.internal/v1`, or `https://<domain>/v1` for an internet audience: fixed in advance, so the
+    consumers' secrets can carry it before the endpoint exists."""
+    if cfg.endpoint.audience == "internet":
+        return f"https://{cfg.endpoint.domain}/v1"
+    host = aws_endpoint_host(stack, ENDPOINT_ZONE) if cfg.cloud == "aws" else f"{gcp_endpoint_label(stack)}.{ENDPOINT_ZONE}"
+    return f"https://{host}/v1"
+
+
+def aws_exposure(cfg: StackConfig, net: AwsNetwork) -> dict:
+    """The AWS endpoint's audience as the endpoint components take it. VPC (default): an internal ALB in the private
+    subnets for clients in the VPC, a certificate from the stack's private CA (or the organisation's, when the stack
+    names one). Internet (public network, data neither confidential nor regulated; StackConfig checks): an
+    internet-facing ALB in the public subnets under the team's domain, with an ACM public certificate."""
+    e = cfg.endpoint
+    if e.audience == "internet":
+        return {"internet_facing": True, "domain": e.domain, "public_zone_id": e.public_zone,
+                "public_subnet_ids": net.public_subnet_ids, "client_cidrs": list(e.allowed_cidrs) or ["0.0.0.0/0"]}
+    return {"client_cidrs": [net.vpc_cidr], "certificate_authority_arn": e.certificate_authority_arn}
+
+
+def gcp_exposure(cfg: StackConfig) -> dict:
+    """The GCP endpoint's audience: a regional internal Application Load Balancer (default), or a regional external
+    one under the team's domain with a Google-managed certificate (TLS still ends in the region)."""
+    e = cfg.endpoint
+    return {"internet_facing": True, "domain": e.domain, "public_zone": e.public_zone} if e.audience == "internet" else {}
+
+
+def consumer_keys(cfg: StackConfig):
+    """Each consumer's generated key, as a Pulumi secret and in the cloud's secret store with its read policy."""
+    tags, labels = aws_tags(stack, cfg.tier, cfg.residency.classification), gcp_labels(stack, cfg.tier, cfg.residency.classification)
+    consumers = [Consumer(c.name, c.rotation, c.role_name or c.member) for c in cfg.consumers]
+    if cfg.cloud == "aws":
+        return AwsConsumerKeys("consumer-keys", AwsConsumerKeysArgs(
+            stack=stack, region=cfg.region, consumers=consumers, endpoint_url=endpoint_url(cfg), model=PUBLIC_MODEL,
+            protect=cfg.protect, tags=tags))
+    return GcpConsumerKeys("consumer-keys", GcpConsumerKeysArgs(
+        stack=stack, region=cfg.region, consumers=consumers, endpoint_url=endpoint_url(cfg), model=PUBLIC_MODEL,
+        project=cfg.gcp_project, protect=cfg.protect, labels=labels))
+
+
+def gateway_limits(cfg: StackConfig) -> list[GatewayConsumer]:
+    return [GatewayConsumer(c.name, c.requests_per_minute, c.tokens_per_minute) for c in cfg.consumers]
+
+
+def gateway_contract(cfg: StackConfig, endpoint, keys) -> TierOutputs:
+    """The contract of every tier: the private HTTPS endpoint, where each consumer's key lives, the model to send.
+    Clients trust the stack's private CA, and each application reads its own secret (base_url, api_key, model)."""
+    secrets = keys.secret_arns if cfg.cloud == "aws" else keys.secret_names
+    pulumi.export("ca_certificate", endpoint.ca_certificate)
+    pulumi.export("consumer_key_secrets", secrets)
+    # None for an internet audience: its certificate is publicly trusted.
+    where = (f"Secrets Manager secret llm-hosting/{stack}/consumers/<consumer>" if cfg.cloud == "aws" else
+             f"Secret Manager secret llm-hosting-{stack}-consumer-<consumer>")
+    return TierOutputs(endpoint_url=endpoint.url,
+                       api_key_secret=f"{where}, one per consumer ({', '.join(c.name for c in cfg.consumers)}): JSON "
+                                      "with base_url, api_key and model; see the consumer_key_secrets output",
+                       model=PUBLIC_MODEL, tier=cfg.tier)
+
+
 def front_door(cfg: StackConfig, cluster, server: ModelServer, watch: ClusterWatch, net) -> TierOutputs:
     """The gateway in front of the cluster's tiers, its consumers' keys, and the private HTTPS endpoint applications in
     the VPC call: the stack's contract on every cluster tier.
@@ -272,21 +390,9 @@ def front_door(cfg: StackConfig, cluster, server: ModelServer, watch: ClusterWat
     Order: the consumer keys are generated first (their secrets carry the endpoint's URL, a name fixed in advance),
     the gateway takes them, and the load balancer is created in front of the gateway's Service."""
     tags, labels = aws_tags(stack, cfg.tier, cfg.residency.classification), gcp_labels(stack, cfg.tier, cfg.residency.classification)
-    host = aws_endpoint_host(stack, ENDPOINT_ZONE) if cfg.cloud == "aws" else f"{gcp_endpoint_label(stack)}.{ENDPOINT_ZONE}"
-    url = f"https://{host}/v1"
-    consumers = [Consumer(c.name, c.rotation, c.role_name or c.member) for c in cfg.consumers]
-    if cfg.cloud == "aws":
-        keys = AwsConsumerKeys("consumer-keys", AwsConsumerKeysArgs(
-            stack=stack, region=cfg.region, consumers=consumers, endpoint_url=url, model=PUBLIC_MODEL,
-            protect=cfg.protect, tags=tags))
-        secrets = keys.secret_arns
-    else:
-        keys = GcpConsumerKeys("consumer-keys", GcpConsumerKeysArgs(
-            stack=stack, region=cfg.region, consumers=consumers, endpoint_url=url, model=PUBLIC_MODEL,
-            project=cfg.gcp_project, protect=cfg.protect, labels=labels))
-        secrets = keys.secret_names
+    keys = consumer_keys(cfg)
     config = pulumi.Config()
-    limits = [GatewayConsumer(c.name, c.requests_per_minute, c.tokens_per_minute) for c in cfg.consumers]
+    limits = gateway_limits(cfg)
     api_keys = {api_key_env_name(cfg.api.provider): config.require_secret(cfg.api.api_key_config)} if cfg.api else {}
     # Burst overflow keys off the running replicas themselves: each one refuses what it cannot hold (shed_when_full in
     # build_serving), and the gateway sends a refused request to the API at once (stack_routes).
@@ -303,7 +409,7 @@ def front_door(cfg: StackConfig, cluster, server: ModelServer, watch: ClusterWat
     if cfg.cloud == "aws":
         endpoint = AwsPrivateEndpoint("endpoint", AwsPrivateEndpointArgs(
             stack=stack, cluster_name=cluster.cluster_name, region=cfg.region, vpc_id=net.vpc_id,
-            subnet_ids=net.private_subnet_ids, client_cidrs=[net.vpc_cidr], registry=cfg.registry, versions=versions,
+            subnet_ids=net.private_subnet_ids, **aws_exposure(cfg, net), registry=cfg.registry, versions=versions,
             namespace=SERVING_NAMESPACE, service_name=GATEWAY_NAME, zone_name=ENDPOINT_ZONE,
             node_selector=system_node_labels("system"), wait_for=[*watch.system_nodes, gateway], tags=tags,
             protect=cfg.protect), opts=pulumi.ResourceOptions(provider=cluster.provider))
@@ -311,19 +417,11 @@ def front_door(cfg: StackConfig, cluster, server: ModelServer, watch: ClusterWat
         endpoint = GcpPrivateEndpoint("endpoint", GcpPrivateEndpointArgs(
             stack=stack, project=cfg.gcp_project, region=cfg.region, network=net.network_self_link,
             subnetwork=net.subnet_self_link, proxy_only_cidr=net.proxy_only_cidr, namespace=gateway.namespace,
-            service_name=GATEWAY_NAME, zone_name=ENDPOINT_ZONE, labels=labels, protect=cfg.protect),
-            opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[gateway]))
+            service_name=GATEWAY_NAME, zone_name=ENDPOINT_ZONE, labels=labels, protect=cfg.protect,
+            **gcp_exposure(cfg)), opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[gateway]))
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("cluster_name", cluster.cluster_name)
-    # Clients trust the stack's private CA, and each application reads its own secret (base_url, api_key, model).
-    pulumi.export("ca_certificate", endpoint.ca_certificate)
-    pulumi.export("consumer_key_secrets", secrets)
-    where = (f"Secrets Manager secret llm-hosting/{stack}/consumers/<consumer>" if cfg.cloud == "aws" else
-             f"Secret Manager secret llm-hosting-{stack}-consumer-<consumer>")
-    return TierOutputs(endpoint_url=endpoint.url,
-                       api_key_secret=f"{where}, one per consumer ({', '.join(c.name for c in cfg.consumers)}): JSON "
-                                      "with base_url, api_key and model; see the consumer_key_secrets output",
-                       model=PUBLIC_MODEL, tier=cfg.tier)
+    return gateway_contract(cfg, endpoint, keys)
 
 
 def build_self_hosted(cfg: StackConfig) -> TierOutputs:
@@ -341,18 +439,19 @@ def gcp_network(cfg: StackConfig, control_plane_cidr=None, psc_service_classes=(
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
 
 
-def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
+def vertex_tier(cfg: StackConfig) -> tuple[GcpNetwork, VertexEndpoint]:
     m, model = cfg.managed, cfg.model
     private = cfg.network != "public"
     # PSC automation creates the endpoint's forwarding rule only under the network's policy for Vertex AI's class.
     service_class = VertexEndpoint.psc_service_class
-    net = gcp_network(cfg, psc_service_classes=(service_class,) if private else ())
+    # The gateway's internal Application Load Balancer connects from a proxy-only subnet.
+    net = gcp_network(cfg, psc_service_classes=(service_class,) if private else (), proxy_only_subnet=True)
     token = pulumi.Config().require_secret(model.hugging_face_token_config) if model.hugging_face_token_config else None
     channel = GcpAlertChannel("alerts", GcpAlertChannelArgs(
         stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=None,
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification), protect=cfg.protect))
     pulumi.export("alerts_topic", channel.topic_id)
-    return VertexEndpoint("vertex", VertexEndpointArgs(
+    endpoint = VertexEndpoint("vertex", VertexEndpointArgs(
         stack=stack, region=cfg.region, project=cfg.gcp_project, model_id=model.id,
         image_uri=versions.vllm_serving_image(cfg.registry), weights_uri=model.weights_uri, machine_type=m.instance_type,
         accelerator_type=VERTEX_ACCELERATOR[m.gpu], accelerator_count=catalog.instance_shapes.gcp[m.instance_type].gpu_count,
@@ -362,7 +461,52 @@ def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
         accept_eula=bool(model.accept_eula), hugging_face_token=token,
         allow_single_replica=m.allow_single_instance, protect=cfg.protect,
         notification_channels=[channel.channel_name], latency_alert_ms=cfg.observability.ttft_p95_ms,
-        labels=gcp_labels(stack, cfg.tier, cfg.residency.classification))).contract
+        labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
+    # For operators and direct callers with Google credentials; applications call the gateway.
+    pulumi.export("vertex_endpoint_name", endpoint.endpoint_name)
+    return net, endpoint
+
+
+def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
+    net, endpoint = vertex_tier(cfg)
+    return cloud_run_front_door(cfg, net, vertex=endpoint)
+
+
+def cloud_run_front_door(cfg: StackConfig, net: GcpNetwork, vertex: Optional[VertexEndpoint] = None,
+                         api: Optional[GcpApiKeySecret] = None) -> TierOutputs:
+    """Where there is no cluster (API and Vertex AI tiers, hybrids on Vertex AI): the same gateway on Cloud Run,
+    reachable only through a regional internal Application Load Balancer with the stack's private certificate and
+    name. Its service account may call this Vertex AI endpoint's predict and nothing else, and read its secrets."""
+    labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
+    keys = consumer_keys(cfg)
+    if cfg.registry:
+        image = versions.gateway_image(cfg.registry)
+    else:  # Cloud Run pulls only from Artifact Registry (or Docker Hub): a remote repository mirrors ghcr.io
+        mirror = GcpImageMirror("image-mirror", GcpImageMirrorArgs(
+            stack=stack, region=cfg.region, kms_key_id=keys.kms_key_id, project=cfg.gcp_project, labels=labels,
+            protect=cfg.protect))
+        image = mirror.image(versions.gateway_image(None))
+    limits = gateway_limits(cfg)
+    if vertex is not None:
+        routes = pulumi.Output.all(vertex.contract.endpoint_url, vertex.endpoint_id, vertex.endpoint_name).apply(
+            lambda a: stack_routes(cfg, managed=vertex_upstream(a[0], a[1], a[2].split("/")[1], cfg.region),
+                                   consumers=limits))
+    else:
+        routes = stack_routes(cfg, consumers=limits)
+    gateway = GatewayCloudRun("gateway", GatewayCloudRunArgs(
+        stack=stack, project=cfg.gcp_project, region=cfg.region, routes=routes, image=image,
+        master_key=pulumi.Config().require_secret(GATEWAY_MASTER_KEY),
+        api_key_secrets={api_key_env_name(cfg.api.provider): api.secret_name} if api is not None else {},
+        consumer_key_secrets=keys.secret_names, consumer_key_versions=keys.versions, kms_key_id=keys.kms_key_id,
+        network=net.network_self_link, subnetwork=net.subnet_self_link,
+        vertex_endpoint=vertex.endpoint_name if vertex is not None else None,
+        labels=labels, protect=cfg.protect, secrets_ready=[keys] + ([api] if api is not None else [])))
+    endpoint = GcpServerlessEndpoint("endpoint", GcpServerlessEndpointArgs(
+        stack=stack, project=cfg.gcp_project, region=cfg.region, network=net.network_self_link,
+        subnetwork=net.subnet_self_link, cloud_run_service=gateway.service_name,
+        wait_for=[net],  # the proxy-only subnet must exist before the forwarding rule
+        zone_name=ENDPOINT_ZONE, labels=labels, protect=cfg.protect, **gcp_exposure(cfg)))
+    return gateway_contract(cfg, endpoint, keys)
 
 
 def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer, ClusterWatch, GcpNetwork]:
@@ -373,7 +517,8 @@ def gke_serving(cfg: StackConfig) -> tuple[GkeCluster, ModelServer, ClusterWatch
     cluster = GkeCluster("gke", GkeClusterArgs(
         stack=stack, region=cfg.region, project=cfg.gcp_project, variant=cfg.network, network=net.network_self_link,
         subnetwork=net.subnet_self_link, pods_range_name=net.pods_range_name, services_range_name=net.services_range_name,
-        master_ipv4_cidr=GKE_MASTER_CIDR, master_authorized_cidrs=s.public_access_cidrs, protect=cfg.protect, labels=labels))
+        master_ipv4_cidr=GKE_MASTER_CIDR, master_authorized_cidrs=s.public_access_cidrs,
+        dns_endpoint=s.control_plane_dns_endpoint, protect=cfg.protect, labels=labels))
     zones = cfg.vpc.zones or load_regions().zones("gcp", cfg.region)[:cfg.vpc.az_count]
     counts = node_counts(catalog, cfg.cloud, s.instance_type, s.gpus_per_replica, s.min_replicas, s.on_demand_replicas,
                          s.spot_replicas, zones=len(zones))
@@ -402,13 +547,20 @@ def build_self_hosted_gcp(cfg: StackConfig) -> TierOutputs:
 
 
 def build_hybrid(cfg: StackConfig) -> TierOutputs:
-    """The in-boundary model server plus the API tier, behind one gateway that routes by the stack's pattern."""
+    """The in-boundary tier plus the API tier, behind one gateway that routes by the stack's pattern: in the cluster of
+    a self-hosted tier, on ECS on Fargate or Cloud Run beside a managed endpoint."""
     unbuilt = cfg.unbuilt()  # the same predicate the planner drops candidates by
     if unbuilt:
         raise pulumi.RunError(f"{source}: {PROJECT}:{unbuilt[0]}: {unbuilt[1]}")
-    serving = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
-    build_api(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
-    return front_door(cfg, *serving)
+    if cfg.self_hosted is not None:
+        serving = (eks_serving if cfg.cloud == "aws" else gke_serving)(cfg)
+        api_key_secret(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
+        return front_door(cfg, *serving)
+    if cfg.cloud == "aws":
+        net, endpoint = sagemaker_tier(cfg)
+        return ecs_front_door(cfg, net, sagemaker=endpoint, api=api_key_secret(cfg))
+    net, endpoint = vertex_tier(cfg)
+    return cloud_run_front_door(cfg, net, vertex=endpoint, api=api_key_secret(cfg))
 
 
 BUILDERS = {("api", "aws"): build_api, ("api", "gcp"): build_api,

@@ -32,6 +32,8 @@ class AwsConsumerKeysArgs:
 class AwsConsumerKeys(pulumi.ComponentResource):
     keys: dict[str, pulumi.Output[str]]  # consumer -> its key (a Pulumi secret), for the gateway
     secret_arns: dict[str, pulumi.Output[str]]  # consumer -> the Secrets Manager secret its application reads
+    # consumer -> the secret's current version id: a runtime that pins it (ECS valueFrom) restarts on a rotation
+    version_ids: dict[str, pulumi.Output[str]]
     kms_key_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: AwsConsumerKeysArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -41,7 +43,7 @@ class AwsConsumerKeys(pulumi.ComponentResource):
             alias=f"llm-hosting-{args.stack}-consumer-keys",
             description=f"llm-hosting {args.stack}: encrypts the gateway keys of the stack's consumers",
             protect=args.protect, tags=args.tags), opts=child)
-        self.keys, self.secret_arns = {}, {}
+        self.keys, self.secret_arns, self.version_ids = {}, {}, {}
         for consumer in args.consumers:
             value = generated_key(f"{name}-{consumer.name}-key", consumer, self)
             secret = aws.secretsmanager.Secret(
@@ -51,7 +53,7 @@ class AwsConsumerKeys(pulumi.ComponentResource):
                 kms_key_id=key.key_arn, recovery_window_in_days=args.recovery_window_in_days,
                 tags={**args.tags, "llm-hosting/consumer": consumer.name},
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-            aws.secretsmanager.SecretVersion(
+            version = aws.secretsmanager.SecretVersion(
                 f"{name}-{consumer.name}-version", secret_id=secret.id,
                 secret_string=secret_document(value, args.endpoint_url, args.model),
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_string"]))
@@ -69,5 +71,6 @@ class AwsConsumerKeys(pulumi.ComponentResource):
                                    name=f"llm-hosting-{args.stack}-read-{consumer.name}-key", policy=document, opts=child)
             self.keys[consumer.name] = value
             self.secret_arns[consumer.name] = secret.arn
+            self.version_ids[consumer.name] = version.version_id
         self.kms_key_arn = key.key_arn
         self.register_outputs({"secret_arns": self.secret_arns, "kms_key_arn": self.kms_key_arn})

@@ -17,12 +17,33 @@ air-gapped network always has.
 The certificate comes from an AWS Private CA (a ROOT in general-purpose mode) through ACM, which renews it by itself.
 General-purpose mode costs more (about USD 400 a month per CA, against 50 for short-lived mode) but short-lived mode
 is not an option: ACM cannot issue from a short-lived-mode CA, and its 7-day certificates would need a renewal job
-and a listener update every week. Clients must trust the CA: its certificate is the `ca_certificate` output.
+and a listener update every week. `certificate_authority_arn` issues from an organisation's existing CA instead and
+creates none (components/aws_private_ca.py weighs the two). Clients must trust the CA: its certificate is the
+`ca_certificate` output.
 
 DNS: the ALB exists only once the controller has reconciled the Ingress. Pulumi waits for an Ingress until its
 status names the load balancer, so the alias record reads the ALB back (by its fixed name) only once that status is
 there: in a preview of a new stack the record's target stays unknown instead of failing. external-dns would manage
 the record too, but it is one more controller, IAM role and mirrored image for a single record.
+
+Internet-facing (`internet_facing=True`, for stacks whose consumers are on the internet: network variant `public`,
+data neither confidential nor regulated, which the caller decides): the Ingress asks for an `internet-facing` ALB in
+`public_subnet_ids` (never the private subnets), and the controller's default scheme and its IngressClassParams
+follow, so the class enforces the stack's one scheme either way. The certificate is an ACM public certificate for
+`domain`, DNS-validated through a record in the team's public zone `public_zone_id`, and the Ingress waits for its
+validation; the alias A `domain` goes in that public zone. No private CA and no private zone are made;
+`ca_certificate` is None (the certificate chains to a public root every client already trusts). `client_cidrs` still
+says who may connect (["0.0.0.0/0"] for anyone). components/aws_public_certificate.py holds the checks and the
+certificate, shared with the ECS endpoint (aws_alb_endpoint.py).
+
+AWS WAF is not part of the kit (the controller runs with WAF and Shield off, without their permissions). A team that
+wants it in front makes a WAFv2 web ACL (AWS managed rule groups, a rate-based rule per source IP) and associates it
+with the ALB: the `alb.ingress.kubernetes.io/wafv2-acl-arn` annotation, with `enableWafv2` and the wafv2 permissions
+given back to the controller (or an `aws.wafv2.WebAclAssociation` on the ALB read back by its name). The kit's own
+protection is behind the TLS listener, in the gateway: every request needs a consumer's key, and each key has its own
+request and token rate limits, so an anonymous caller gets a 401 and a leaked key costs at most its limits (and is
+revoked alone). What WAF adds is filtering before the gateway (floods of unauthenticated requests, known-bad
+sources), which the gateway answers cheaply but still answers.
 """
 
 from __future__ import annotations
@@ -37,6 +58,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from .aws_private_ca import check_certificate_authority_arn, private_zone
+from .aws_public_certificate import check_internet_facing, endpoint_certificate
 from .eks_pod_identity import EksPodIdentity, EksPodIdentityArgs
 from .helm import chart_release
 from .versions import VERSIONS, ComponentVersions
@@ -65,6 +88,19 @@ ALB_NAME_MAX = 32
 def dns_name(stack: str, zone_name: str) -> str:
     """The endpoint's name: the one source for the certificate, the DNS record, the Ingress host and the URL."""
     return f"{stack}.{zone_name}"
+
+
+def check_endpoint_name(stack: str, zone_name: str) -> None:
+    """Refuse a stack or zone that cannot make the endpoint's DNS name and certificate, naming the field."""
+    if not _LABEL.match(stack):
+        raise ValueError(f"stack: {stack!r} must be a DNS label (lower-case letters, digits, inner '-'), "
+                         "since the endpoint is <stack>.<zone_name>")
+    labels = zone_name.split(".")
+    if not all(_LABEL.match(label) for label in labels) or len(labels) < 2:
+        raise ValueError(f"zone_name: {zone_name!r} is not a DNS name of two or more labels (e.g. llm.internal)")
+    if len(dns_name(stack, zone_name)) > 64:
+        raise ValueError(f"zone_name: {dns_name(stack, zone_name)!r} is longer than the 64 characters "
+                         "a certificate's common name allows")
 
 
 def alb_name(stack: str) -> str:
@@ -175,21 +211,21 @@ class AwsPrivateEndpointArgs:
     node_selector: dict[str, str] = field(default_factory=dict)  # the system pool
     tags: dict[str, str] = field(default_factory=dict)
     protect: bool = True  # the CA: deleting it invalidates every certificate clients were told to trust
+    # An existing general-purpose AWS Private CA (e.g. shared through AWS RAM) to issue from, instead of a CA per stack.
+    certificate_authority_arn: Optional[str] = None
     replicas: int = 2  # the controller's webhooks must answer for any Ingress or pod change
+    # Internet-facing instead of private (components/aws_public_certificate.py): the ALB in `public_subnet_ids`,
+    # a DNS-validated public certificate for `domain`, its alias in the public zone `public_zone_id`.
+    internet_facing: bool = False
+    domain: Optional[str] = None  # the public name clients call, e.g. llm.example.com
+    public_zone_id: Optional[pulumi.Input[str]] = None  # the Route 53 public hosted zone holding `domain`
+    public_subnet_ids: Optional[pulumi.Input[Sequence[str]]] = None
     # What must exist first: the system node group (Helm waits for the controller to be ready, which needs a node) and
     # the gateway's Service (Pulumi waits for the Ingress until its backend Service exists and the ALB is up).
     wait_for: list = field(default_factory=list)
 
     def __post_init__(self):
-        if not _LABEL.match(self.stack):
-            raise ValueError(f"stack: {self.stack!r} must be a DNS label (lower-case letters, digits, inner '-'), "
-                             "since the endpoint is <stack>.<zone_name>")
-        labels = self.zone_name.split(".")
-        if not all(_LABEL.match(label) for label in labels) or len(labels) < 2:
-            raise ValueError(f"zone_name: {self.zone_name!r} is not a DNS name of two or more labels (e.g. llm.internal)")
-        if len(dns_name(self.stack, self.zone_name)) > 64:
-            raise ValueError(f"zone_name: {dns_name(self.stack, self.zone_name)!r} is longer than the 64 characters "
-                             "a certificate's common name allows")
+        check_endpoint_name(self.stack, self.zone_name)
         if not self.client_cidrs:
             raise ValueError("client_cidrs: name who may reach the endpoint, e.g. the VPC's CIDR")
         if not self.health_path.startswith("/"):
@@ -200,9 +236,19 @@ class AwsPrivateEndpointArgs:
             raise ValueError("node_selector: pin the controller to the system pool")
         if self.replicas < 1:
             raise ValueError(f"replicas: {self.replicas} must be at least 1")
+        check_internet_facing(internet_facing=self.internet_facing, domain=self.domain,
+                              public_zone_id=self.public_zone_id, public_subnet_ids=self.public_subnet_ids,
+                              subnet_ids=self.subnet_ids, certificate_authority_arn=self.certificate_authority_arn)
+        if self.certificate_authority_arn is not None:
+            check_certificate_authority_arn(self.certificate_authority_arn, self.region)
         bad = [f"{k}={v}" for k, v in self.tags.items() if not (_TAG_TEXT.match(k) and _TAG_TEXT.match(v))]
         if bad:
             raise ValueError(f"tags: {bad} contain characters the load balancer's tags annotation cannot carry (, or =)")
+
+
+def scheme(args: AwsPrivateEndpointArgs) -> str:
+    """The ALB's scheme (the controller's word): the one source for the Ingress, the class and the chart's default."""
+    return "internet-facing" if args.internet_facing else "internal"
 
 
 def chart_values(args: AwsPrivateEndpointArgs, cluster_name: str, vpc_id: str) -> dict:
@@ -220,12 +266,14 @@ def chart_values(args: AwsPrivateEndpointArgs, cluster_name: str, vpc_id: str) -
         "enableShield": False,
         "enableWaf": False,
         "enableWafv2": False,
-        # Secure defaults for any other Ingress of the class: internal, and the same TLS policy.
-        "defaultLoadBalancerScheme": "internal",
+        # Defaults for any other Ingress of the class: the stack's scheme (internal unless internet-facing), and the
+        # same TLS policy.
+        "defaultLoadBalancerScheme": scheme(args),
         "defaultSSLPolicy": SSL_POLICY,
         "defaultTargetType": "ip",
-        # The class's parameters enforce the scheme: an Ingress of class `alb` cannot ask for internet-facing.
-        "ingressClassParams": {"spec": ingress_class_params_spec()},
+        # The class's parameters enforce the scheme: an Ingress of class `alb` cannot ask for another one (in a private
+        # stack, none can be internet-facing).
+        "ingressClassParams": {"spec": ingress_class_params_spec(scheme(args))},
         # Leave Services of type LoadBalancer to whoever owns them: this controller is here for the one Ingress.
         "enableServiceMutatorWebhook": False,
     }
@@ -234,8 +282,8 @@ def chart_values(args: AwsPrivateEndpointArgs, cluster_name: str, vpc_id: str) -
     return values
 
 
-def ingress_class_params_spec() -> dict:
-    return {"scheme": "internal"}
+def ingress_class_params_spec(scheme: str = "internal") -> dict:
+    return {"scheme": scheme}
 
 
 def ingress_annotations(args: AwsPrivateEndpointArgs, certificate_arn: pulumi.Input[str], subnets: pulumi.Input[str],
@@ -244,9 +292,10 @@ def ingress_annotations(args: AwsPrivateEndpointArgs, certificate_arn: pulumi.In
     the scheme, the listeners and the TLS policy stay readable to `pulumi preview` and the policy pack."""
     prefix = "alb.ingress.kubernetes.io"
     annotations = {
-        f"{prefix}/scheme": "internal",
+        f"{prefix}/scheme": scheme(args),
         f"{prefix}/load-balancer-name": alb_name(args.stack),
-        # Explicit, so the ALB can only land in the private subnets (never a public one, whatever its tags say).
+        # Explicit, so the ALB can only land in the private subnets (never a public one, whatever its tags say), or,
+        # internet-facing, in the public subnets only.
         f"{prefix}/subnets": subnets,
         f"{prefix}/inbound-cidrs": client_cidrs,
         # Pod IPs as targets: the gateway stays a ClusterIP Service, and no NodePort is opened on the nodes.
@@ -280,17 +329,18 @@ def _load_balancer_hostname(status) -> str:
 class AwsPrivateEndpoint(pulumi.ComponentResource):
     url: pulumi.Output[str]  # https://<dns_name>/v1, what OpenAI-compatible clients take as base URL
     dns_name: pulumi.Output[str]
-    zone_id: pulumi.Output[str]
+    zone_id: pulumi.Output[str]  # the private zone, or `public_zone_id` when internet-facing
     certificate_arn: pulumi.Output[str]
-    ca_certificate: pulumi.Output[str]  # PEM of the private root CA that clients must trust
+    # PEM of the private root CA that clients must trust; None when internet-facing (a public certificate)
+    ca_certificate: pulumi.Output[Optional[str]]
     load_balancer_hostname: pulumi.Output[str]
     role_arn: pulumi.Output[str]  # the controller's Pod Identity role
 
     def __init__(self, name: str, args: AwsPrivateEndpointArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:AwsPrivateEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        host = dns_name(args.stack, args.zone_name)
-        prefix = f"llm-hosting-{args.stack}"
+        public = args.internet_facing
+        host = args.domain if public else dns_name(args.stack, args.zone_name)
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
 
@@ -309,45 +359,22 @@ class AwsPrivateEndpoint(pulumi.ComponentResource):
             # Pods admitted before the association exists get no AWS credentials until they restart.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[pod_identity.association, *args.wait_for]))
 
-        # -- the private CA and the endpoint's certificate -----------------------------------------------------
-        ca = aws.acmpca.CertificateAuthority(
-            f"{name}-ca", type="ROOT", usage_mode="GENERAL_PURPOSE",  # ACM issues only from general-purpose CAs
-            certificate_authority_configuration=aws.acmpca.CertificateAuthorityCertificateAuthorityConfigurationArgs(
-                key_algorithm="RSA_2048", signing_algorithm="SHA256WITHRSA",
-                subject=aws.acmpca.CertificateAuthorityCertificateAuthorityConfigurationSubjectArgs(
-                    common_name=f"{prefix} private root CA", organization="llm-hosting")),
-            permanent_deletion_time_in_days=7,
-            tags={**args.tags, "Name": f"{prefix}-private-ca"},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-        root = aws.acmpca.Certificate(
-            f"{name}-ca-root", certificate_authority_arn=ca.arn,
-            certificate_signing_request=ca.certificate_signing_request, signing_algorithm="SHA256WITHRSA",
-            template_arn=partition.apply(lambda p: f"arn:{p}:acm-pca:::template/RootCACertificate/V1"),
-            # Longer than any certificate ACM issues from it (13 months) plus renewals, short of forever.
-            validity=aws.acmpca.CertificateValidityArgs(type="YEARS", value="10"),
-            opts=child)
-        activation = aws.acmpca.CertificateAuthorityCertificate(
-            f"{name}-ca-activation", certificate_authority_arn=ca.arn, certificate=root.certificate,
-            certificate_chain=root.certificate_chain, opts=child)
-        # ACM renews private certificates by itself only when the CA grants it these actions.
-        renewal = aws.acmpca.Permission(
-            f"{name}-ca-acm-renewal", certificate_authority_arn=ca.arn, principal="acm.amazonaws.com",
-            actions=["IssueCertificate", "GetCertificate", "ListPermissions"], source_account=identity.account_id,
-            opts=child)
-        certificate = aws.acm.Certificate(
-            f"{name}-certificate", domain_name=host, certificate_authority_arn=ca.arn, key_algorithm="RSA_2048",
-            tags={**args.tags, "Name": host},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[activation, renewal]))
+        # -- the endpoint's certificate (from the stack's own private CA, or the organisation's; or public) ----------
+        certificate_arn, ca_certificate = endpoint_certificate(
+            name, self, stack=args.stack, host=host, internet_facing=public, public_zone_id=args.public_zone_id,
+            certificate_authority_arn=args.certificate_authority_arn, tags=args.tags, protect=args.protect)
 
         # -- the Ingress the controller turns into the ALB -----------------------------------------------------
         annotations = ingress_annotations(
-            args, certificate.arn, pulumi.Output.from_input(args.subnet_ids).apply(",".join),
+            args, certificate_arn,
+            pulumi.Output.from_input(args.public_subnet_ids if public else args.subnet_ids).apply(",".join),
             pulumi.Output.all(*args.client_cidrs).apply(",".join))
         backend = k8s.networking.v1.IngressBackendArgs(service=k8s.networking.v1.IngressServiceBackendArgs(
             name=args.service_name, port=k8s.networking.v1.ServiceBackendPortArgs(number=args.service_port)))
         ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.service_name}-private", namespace=args.namespace,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.service_name}-{'public' if public else 'private'}",
+                                                namespace=args.namespace,
                                                 annotations=annotations),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=INGRESS_CLASS,
@@ -356,21 +383,20 @@ class AwsPrivateEndpoint(pulumi.ComponentResource):
                     http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[
                         k8s.networking.v1.HTTPIngressPathArgs(path="/", path_type="Prefix", backend=backend)]))]),
             # The controller's validating webhook must answer before the Ingress can be created, and on delete the
-            # controller must still run to remove the ALB (reverse order).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[release, certificate, *args.wait_for]))
+            # controller must still run to remove the ALB (reverse order). The certificate it waits for through the
+            # ARN in its annotations.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release, *args.wait_for]))
 
-        # -- private DNS --------------------------------------------------------------------------------------
-        zone = aws.route53.Zone(
-            f"{name}-zone", name=args.zone_name,
-            comment=f"llm-hosting {args.stack}: private names of the stack's endpoints",
-            vpcs=[aws.route53.ZoneVpcArgs(vpc_id=args.vpc_id, vpc_region=args.region)],
-            tags={**args.tags, "Name": f"{prefix}-{args.zone_name}"}, opts=child)
+        # -- DNS: the stack's private zone, or the team's public zone (never overwriting a record already there) --
+        zone_id = (pulumi.Output.from_input(args.public_zone_id) if public else
+                   private_zone(name, self, stack=args.stack, zone_name=args.zone_name, vpc_id=args.vpc_id,
+                                region=args.region, tags=args.tags).zone_id)
         hostname = ingress.status.apply(_load_balancer_hostname)
         # Read back once the Ingress reports its ALB: an unknown status (a preview) keeps the lookup unknown.
         alb = aws.lb.get_load_balancer_output(name=hostname.apply(lambda _: alb_name(args.stack)),
                                               opts=pulumi.InvokeOutputOptions(parent=self))
         aws.route53.Record(
-            f"{name}-record", zone_id=zone.zone_id, name=host, type="A",
+            f"{name}-record", zone_id=zone_id, name=host, type="A",
             aliases=[aws.route53.RecordAliasArgs(name=alb.dns_name, zone_id=alb.zone_id,
                                                  evaluate_target_health=True)],
             # Its target is the load balancer the controller makes for this Ingress (looked up by name once the
@@ -379,9 +405,9 @@ class AwsPrivateEndpoint(pulumi.ComponentResource):
 
         self.dns_name = pulumi.Output.from_input(host)
         self.url = pulumi.Output.from_input(f"https://{host}/v1")
-        self.zone_id = zone.zone_id
-        self.certificate_arn = certificate.arn
-        self.ca_certificate = root.certificate
+        self.zone_id = zone_id
+        self.certificate_arn = certificate_arn
+        self.ca_certificate = ca_certificate
         self.load_balancer_hostname = hostname
         self.role_arn = pod_identity.role_arn
         self.register_outputs({

@@ -31,6 +31,8 @@ class GcpConsumerKeysArgs:
 class GcpConsumerKeys(pulumi.ComponentResource):
     keys: dict[str, pulumi.Output[str]]
     secret_names: dict[str, pulumi.Output[str]]
+    versions: dict[str, pulumi.Output[str]]  # consumer -> its secret's current version number
+    kms_key_id: pulumi.Output[str]  # the CMEK key of the secrets; other secrets of the stack's gateway reuse it
 
     def __init__(self, name: str, args: GcpConsumerKeysArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:GcpConsumerKeys", name, None, opts)
@@ -42,7 +44,7 @@ class GcpConsumerKeys(pulumi.ComponentResource):
         keys = GcpKmsKeys(f"{name}-cmek", GcpKmsKeysArgs(
             key_ring=f"llm-hosting-{args.stack}-consumers", key_name="consumer-keys", locations=[args.region],
             encrypter_members=[agent.member], project=args.project, protect=args.protect, labels=args.labels), opts=child)
-        self.keys, self.secret_names = {}, {}
+        self.keys, self.secret_names, self.versions = {}, {}, {}
         for consumer in args.consumers:
             value = generated_key(f"{name}-{consumer.name}-key", consumer, self)
             secret = gcp.secretmanager.Secret(
@@ -58,7 +60,7 @@ class GcpConsumerKeys(pulumi.ComponentResource):
                 labels={**args.labels, "llm-hosting-consumer": consumer.name},
                 deletion_protection=args.protect,
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=keys.grants))
-            gcp.secretmanager.SecretVersion(
+            version = gcp.secretmanager.SecretVersion(
                 f"{name}-{consumer.name}-version", secret=secret.id,
                 secret_data=secret_document(value, args.endpoint_url, args.model),
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_data"]))
@@ -68,4 +70,9 @@ class GcpConsumerKeys(pulumi.ComponentResource):
                     role="roles/secretmanager.secretAccessor", member=consumer.reader, opts=child)
             self.keys[consumer.name] = value
             self.secret_names[consumer.name] = secret.name
-        self.register_outputs({"secret_names": self.secret_names})
+            # The version number (the last segment of projects/.../secrets/<id>/versions/<n>): a runtime that pins it
+            # (a Cloud Run secret variable) makes a new revision when the key is rotated.
+            self.versions[consumer.name] = version.version
+        # Known only once the Secret Manager agent holds the key, so a secret encrypted with it never races the grant.
+        self.kms_key_id = pulumi.Output.all(keys.key_ids[args.region], *[g.id for g in keys.grants]).apply(lambda v: v[0])
+        self.register_outputs({"secret_names": self.secret_names, "kms_key_id": self.kms_key_id})

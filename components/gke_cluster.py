@@ -35,6 +35,10 @@ class GkeClusterArgs:
     master_ipv4_cidr: str = "172.16.0.0/28"  # the control plane's peered /28; must not overlap the VPC
     master_authorized_cidrs: list[str] = field(default_factory=list)  # public variant only; empty keeps the endpoint private
     release_channel: str = "REGULAR"
+    # GKE's DNS-based control-plane endpoint (gke-<hash>.<region>.gke.goog): reachable from outside the VPC but only
+    # with Google IAM credentials (every request is authorised by IAM before it reaches the API server), so a private
+    # cluster can be deployed from a runner outside its VPC. Not for air-gapped stacks: nothing may enter from outside.
+    dns_endpoint: bool = False
     protect: bool = True
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -46,6 +50,8 @@ class GkeClusterArgs:
         if "0.0.0.0/0" in self.master_authorized_cidrs:
             raise ValueError("master_authorized_cidrs: 0.0.0.0/0 opens the API server to the internet; "
                              "name the CIDRs that need it")
+        if self.dns_endpoint and self.variant == "airgapped":
+            raise ValueError("dns_endpoint: an air-gapped cluster admits nothing from outside its VPC")
         if self.release_channel not in RELEASE_CHANNELS:
             raise ValueError(f"release_channel: {self.release_channel!r} is not one of {', '.join(RELEASE_CHANNELS)}")
 
@@ -104,6 +110,9 @@ class GkeCluster(pulumi.ComponentResource):
                 client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
                     issue_client_certificate=False)),
             enable_legacy_abac=False,
+            control_plane_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigArgs(
+                dns_endpoint_config=gcp.container.ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgs(
+                    allow_external_traffic=True)) if args.dns_endpoint else None,
             # Workloads get Google identities through Workload Identity, never the node's service account.
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=project_id.apply(lambda p: f"{p}.svc.id.goog")),
@@ -133,21 +142,30 @@ class GkeCluster(pulumi.ComponentResource):
         # `<project>.svc.id.goog` exists only once a cluster with Workload Identity does: IAM bindings on it take this
         # output (not a rebuilt string), so they are created after the cluster.
         self.workload_pool = cluster.workload_identity_config.apply(lambda c: c.workload_pool if c else None)
-        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
-            project_id, cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate,
-        ).apply(lambda a: kubeconfig(a[0], args.region, a[1], a[2], a[3])))
+        if args.dns_endpoint:
+            # The deploy (this program's Kubernetes provider) goes through the DNS endpoint, whose certificate is
+            # publicly trusted: no cluster CA in the kubeconfig.
+            server = cluster.control_plane_endpoints_config.apply(
+                lambda c: c.dns_endpoint_config.endpoint if c and c.dns_endpoint_config else None)
+            self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(project_id, cluster.name, server).apply(
+                lambda a: kubeconfig(a[0], args.region, a[1], a[2], None)))
+        else:
+            self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+                project_id, cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate,
+            ).apply(lambda a: kubeconfig(a[0], args.region, a[1], a[2], a[3])))
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=child)
         self.register_outputs({"cluster_name": self.cluster_name, "cluster_id": self.cluster_id,
                                "endpoint": self.endpoint, "kms_key_id": self.kms_key_id, "kubeconfig": self.kubeconfig,
                                "workload_pool": self.workload_pool})
 
 
-def kubeconfig(project: str, region: str, cluster_name: str, endpoint: str, ca_data: str) -> str:
+def kubeconfig(project: str, region: str, cluster_name: str, endpoint: str, ca_data: Optional[str]) -> str:
     """A kubeconfig that gets short-lived tokens from `gke-gcloud-auth-plugin`: no static credentials in it."""
     context = f"gke_{project}_{region}_{cluster_name}"
     return json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": context,
-        "clusters": [{"name": context, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_data}}],
+        "clusters": [{"name": context, "cluster": {"server": f"https://{endpoint}",
+                                                   **({"certificate-authority-data": ca_data} if ca_data else {})}}],
         "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
         "users": [{"name": context, "user": {"exec": {
             "apiVersion": "client.authentication.k8s.io/v1beta1", "command": AUTH_PLUGIN,

@@ -78,6 +78,9 @@ def plan(profile: Path, stack: Optional[str], catalog_path: Optional[Path], as_j
         raise refuse(profile, "--stack", f"{name!r} is not a valid stack name (letters, digits, -, _ and . only)")
     files = write_stack(decision, name, root / "stacks", profile_ref, catalog, force=force,
                         catalog_path=_rel(catalog_path, root) if catalog_path else None)
+    warning = files.config.deploy_warning()
+    if warning:
+        click.echo(f"warning: {_rel(files.stack_file, root)}: {warning}", err=True)
     if as_json:
         click.echo(json.dumps({**decision.as_dict(), "stack": name,
                                "files": [_rel(files.stack_file, root), _rel(files.policy_file, root), _rel(files.report_file, root)]},
@@ -118,6 +121,8 @@ def preview(stack: str, json_file: Optional[Path], project_dir: Optional[Path], 
 
     root = find_project_dir(project_dir)
     result = run_preview(root, stack)
+    if result.deploy_warning:
+        click.echo(f"warning: stacks/Pulumi.{stack}.yaml: {result.deploy_warning}", err=True)
     print_tree(result, Console(width=160, emoji=False))
     if json_file:
         json_file.write_text(json.dumps(result.inventory(), indent=2, sort_keys=True) + "\n")

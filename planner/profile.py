@@ -6,6 +6,7 @@ and self-contradictory settings are refused with the file and the field named.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -100,6 +101,71 @@ class ConsumerSpec(_Strict):
     rotation: int = Field(default=1, ge=1, description="raise by one and re-plan to rotate this consumer's key only")
 
 
+_DNS_NAME = re.compile(r"^(?=.{4,64}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_PCA_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate-authority/[0-9a-f-]{36}$")
+
+
+def endpoint_problem(audience: str, domain: Optional[str], public_zone: Optional[str], allowed_cidrs: list[str],
+                     certificate_authority_arn: Optional[str], names: dict[str, str]) -> Optional[tuple[str, str]]:
+    """What is wrong with an endpoint section on its own, as (field, message), or None. One statement for the profile
+    (`endpoint.public_zone`) and the stack config (`endpoint.publicZone`): `names` maps each field to its spelling."""
+    import ipaddress
+
+    internet_only = {"domain": domain, "public_zone": public_zone, "allowed_cidrs": allowed_cidrs}
+    if audience == "vpc":
+        for key, value in internet_only.items():
+            if value:
+                return (names[key], "applies to audience internet only; a vpc endpoint has a private name in the "
+                                    "stack's zone llm.internal")
+    else:
+        if not domain:
+            return (names["domain"], "audience internet needs the public name clients call, under a zone the team owns "
+                                     "(e.g. llm.example.com)")
+        if not public_zone:
+            return (names["public_zone"], "audience internet needs the public DNS zone holding the domain (AWS: Route 53 "
+                                          "hosted zone id; GCP: Cloud DNS managed zone name)")
+        if certificate_authority_arn:
+            return (names["certificate_authority_arn"], "an internet-facing endpoint gets a publicly trusted "
+                                                        "certificate; a private CA applies to audience vpc only")
+    if domain and (not _DNS_NAME.match(domain) or domain.endswith((".internal", ".local", ".localhost", ".test"))):
+        return (names["domain"], f"{domain!r} is not a public DNS name of two or more labels (lower-case letters, "
+                                 "digits and '-', at most 64 characters for the certificate)")
+    for i, cidr in enumerate(allowed_cidrs):
+        try:
+            ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError:
+            return (f"{names['allowed_cidrs']}[{i}]", f"{cidr!r} is not an IPv4 CIDR such as 203.0.113.0/24")
+    if certificate_authority_arn and not _PCA_ARN.match(certificate_authority_arn):
+        return (names["certificate_authority_arn"], f"{certificate_authority_arn!r} is not an AWS Private CA ARN "
+                                                    "(arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>)")
+    return None
+
+
+class EndpointSpec(_Strict):
+    """Who calls the stack's endpoint from where. `vpc` (the default): applications in the stack's network, on a private
+    name under a private CA. `internet`: an internet-facing endpoint under a domain the team owns, with a publicly
+    trusted certificate; only for the public network variant and data that is neither confidential nor regulated."""
+    audience: Literal["vpc", "internet"] = "vpc"
+    domain: Optional[str] = Field(default=None, description="internet: the public name clients call, e.g. llm.example.com")
+    public_zone: Optional[str] = Field(
+        default=None, description="internet: the public DNS zone holding `domain` (AWS: Route 53 hosted zone id; GCP: "
+                                  "Cloud DNS managed zone name)")
+    allowed_cidrs: list[str] = Field(default_factory=list, description="internet: who may connect (default: anyone)")
+    certificate_authority_arn: Optional[str] = Field(
+        default=None, description="AWS, audience vpc: issue the endpoint's certificate from this existing AWS Private CA "
+                                  "(shared by the organisation) instead of a CA of the stack's own")
+
+    @model_validator(mode="after")
+    def _shape(self):
+        problem = endpoint_problem(self.audience, self.domain, self.public_zone, self.allowed_cidrs,
+                                   self.certificate_authority_arn,
+                                   {k: f"endpoint.{k}" for k in ("domain", "public_zone", "allowed_cidrs",
+                                                                 "certificate_authority_arn")})
+        if problem:
+            raise _FieldError(*problem)
+        return self
+
+
 class Workload(_Strict):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     share_percent: float = Field(gt=0, le=100)
@@ -128,6 +194,7 @@ class Profile(_Strict):
         default_factory=lambda: [ConsumerSpec(name="app")], min_length=1,
         description="who calls the endpoint: each gets its own key and request/token rate limits at the gateway")
     workloads: list[Workload] = []
+    endpoint: EndpointSpec = Field(default_factory=EndpointSpec)
 
     @model_validator(mode="after")
     def _consistent(self):

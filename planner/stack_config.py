@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .catalog import load_regions
 from .errors import InputError, from_validation_error, refuse
-from .profile import BOUNDARY_SENSITIVITIES, Regulation, Sensitivity, licence_refusal
+from .profile import BOUNDARY_SENSITIVITIES, Regulation, Sensitivity, endpoint_problem, licence_refusal
 
 PROJECT = "llm-hosting"
 Tier = Literal["api", "managed", "self-hosted", "hybrid"]
@@ -24,7 +24,7 @@ Pattern = Literal["burst-overflow", "tiered-by-sensitivity", "tiered-by-complexi
 Network = Literal["public", "private", "airgapped"]
 PROVIDER_REGION_KEY = {"aws": "aws:region", "gcp": "gcp:region"}
 GATEWAY_MASTER_KEY = "gatewayMasterKey"  # the operators' key to the gateway (admin routes, the metrics scrape)
-GATEWAY_TIERS = ("self-hosted", "hybrid")  # tiers served through the gateway in the cluster
+GATEWAY_TIERS = ("api", "managed", "self-hosted", "hybrid")  # every tier serves through the gateway
 
 
 class _Camel(BaseModel):
@@ -113,6 +113,10 @@ class SelfHostedConfig(GpuFleetConfig):
     root_volume_gb: int = Field(default=200, ge=50)
     startup_timeout_seconds: int = Field(default=1800, gt=0)
     public_access_cidrs: list[str] = Field(default_factory=list, description="public variant only: who may reach the API server")
+    control_plane_dns_endpoint: bool = Field(
+        default=False, description="GKE, network private: also serve the Kubernetes API on GKE's DNS-based endpoint, "
+                                   "reachable from outside the VPC with Google IAM credentials only (to deploy from a "
+                                   "runner outside the VPC)")
     admin_role_arns: list[str] = Field(default_factory=list, description="IAM roles given cluster-admin through access entries")
     model_volume_claim: Optional[str] = Field(default=None, description="a pre-filled PersistentVolumeClaim holding the weights")
 
@@ -122,12 +126,9 @@ def unbuilt_refusal(tier: str, boundary_tier: Optional[str]) -> Optional[tuple[s
 
     The one statement of what the program builds beyond what `StackConfig` validates: the planner drops candidates it
     names (so `llmhost plan` never writes a stack that `pulumi up` refuses) and the program refuses stacks it names.
-    A hybrid's gateway runs in the cluster of its in-boundary tier, so a hybrid on a managed endpoint has nowhere to
-    run it.
+    Every tier and boundary tier is built now: the gateway runs in the cluster of a self-hosted tier, and on ECS on
+    Fargate or Cloud Run where there is no cluster (API and managed tiers, hybrids on a managed endpoint).
     """
-    if tier == "hybrid" and boundary_tier != "self-hosted":
-        return ("managed", "a hybrid stack whose in-boundary tier is a managed endpoint needs a cluster to run its gateway; "
-                           "this version builds hybrids on a self-hosted tier only")
     return None
 
 
@@ -147,6 +148,28 @@ class ConsumerConfig(_Camel):
     role_name: Optional[str] = Field(default=None, description="AWS: IAM role given read access to the key's secret")
     member: Optional[str] = Field(default=None, description="GCP: IAM member given secretAccessor on the key's secret")
     rotation: int = Field(default=1, ge=1, description="raise by one to rotate this consumer's key (and only its key)")
+
+
+class EndpointConfig(_Camel):
+    """Where the stack's endpoint is served: in the VPC (default) or, opted into, on the internet under the team's
+    own domain (see planner.profile.EndpointSpec)."""
+
+    audience: Literal["vpc", "internet"] = "vpc"
+    domain: Optional[str] = None
+    public_zone: Optional[str] = None
+    allowed_cidrs: list[str] = Field(default_factory=list)
+    certificate_authority_arn: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        problem = endpoint_problem(self.audience, self.domain, self.public_zone, self.allowed_cidrs,
+                                   self.certificate_authority_arn,
+                                   {"domain": "endpoint.domain", "public_zone": "endpoint.publicZone",
+                                    "allowed_cidrs": "endpoint.allowedCidrs",
+                                    "certificate_authority_arn": "endpoint.certificateAuthorityArn"})
+        if problem:
+            raise _Field(*problem)
+        return self
 
 
 class ObservabilityConfig(_Camel):
@@ -184,12 +207,13 @@ class StackConfig(_Camel):
     managed: Optional[ManagedConfig] = None
     self_hosted: Optional[SelfHostedConfig] = None
     consumers: list[ConsumerConfig] = Field(
-        default_factory=list, description="who calls the gateway: required where the stack runs one (self-hosted, hybrid)")
+        default_factory=list, description="who calls the gateway, each with its own key and limits: required on every tier")
     observability: Optional[ObservabilityConfig] = Field(
         default=None, description="alert thresholds and log retention; required where the stack runs a model")
     protect: bool = Field(default=True, description="protect stateful resources (keys, secrets, clusters) from deletion")
     registry: Optional[str] = Field(default=None, description="in-region private registry the images are mirrored to")
     vpc: VpcConfig = Field(default_factory=VpcConfig)
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig, description="where the endpoint is served (vpc or internet)")
     versions: dict[str, str] = Field(default_factory=dict, description="overrides of components/versions.py")
     catalog: Optional[str] = Field(default=None, description="the catalog the stack was planned with, if not the kit's own")
     generated_by: Optional[GeneratedBy] = None
@@ -226,7 +250,7 @@ class StackConfig(_Camel):
                 raise _Field(f"consumers[{i}].roleName", "is for AWS stacks; on GCP use member")
             if c.member and self.cloud != "gcp":
                 raise _Field(f"consumers[{i}].member", "is for GCP stacks; on AWS use roleName")
-        if self.tier in ("self-hosted", "hybrid") and not self.consumers:
+        if self.tier in GATEWAY_TIERS and not self.consumers:
             raise _Field("consumers", f"a {self.tier} stack serves through its gateway, which admits only named consumers; "
                                       "list at least one (name, requestsPerMinute, tokensPerMinute)")
         if self.tier in ("managed", "self-hosted", "hybrid") and self.observability is None:
@@ -286,6 +310,29 @@ class StackConfig(_Camel):
         if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
             raise _Field("selfHosted.publicAccessCidrs", f"the {self.network} network variant keeps the cluster endpoint private; "
                                                          "public access CIDRs apply to network public only")
+        e = self.endpoint
+        if e.audience == "internet":
+            if self.network != "public":
+                raise _Field("endpoint.audience", f"an internet-facing endpoint needs the public network variant; this "
+                                                  f"stack's network is {self.network}")
+            if self.residency.classification in BOUNDARY_SENSITIVITIES:
+                raise _Field("endpoint.audience", f"{self.residency.classification} data is never served on an "
+                                                  "internet-facing load balancer; keep audience vpc")
+        if e.certificate_authority_arn:
+            if self.cloud != "aws":
+                raise _Field("endpoint.certificateAuthorityArn", "is an AWS Private CA; GCP stacks issue from their own "
+                                                                 "CA Service pool")
+            region = e.certificate_authority_arn.split(":")[3]
+            if region != self.region:
+                raise _Field("endpoint.certificateAuthorityArn", f"the CA is in {region}; ACM issues only from a CA in "
+                                                                 f"the stack's region {self.region}")
+        if self.self_hosted is not None and self.self_hosted.control_plane_dns_endpoint:
+            if self.self_hosted.cluster != "gke":
+                raise _Field("selfHosted.controlPlaneDnsEndpoint", "is GKE's; an EKS cluster is deployed from inside its "
+                                                                   "VPC or through publicAccessCidrs on network public")
+            if self.network == "airgapped":
+                raise _Field("selfHosted.controlPlaneDnsEndpoint", "an air-gapped cluster admits nothing from outside its "
+                                                                   "VPC; deploy from a runner inside it")
         return self
 
     def _check_registry(self) -> None:
@@ -394,6 +441,21 @@ class StackConfig(_Camel):
     def unbuilt(self) -> Optional[tuple[str, str]]:
         """What the program refuses to build in this (valid) stack, as `unbuilt_refusal` says; None when it builds it."""
         return unbuilt_refusal(self.tier, "self-hosted" if self.self_hosted else ("managed" if self.managed else None))
+
+    def deploy_warning(self) -> Optional[str]:
+        """What `pulumi up` needs that a laptop or a hosted CI runner lacks: a route to a private Kubernetes API.
+
+        The providers that install the charts and workloads talk to the cluster's API server during the deployment, and
+        a private or air-gapped cluster has no public endpoint. The README's "Deploying a private cluster" lists the ways."""
+        if self.self_hosted is None or self.network == "public" or self.self_hosted.control_plane_dns_endpoint:
+            return None
+        cluster = "EKS" if self.self_hosted.cluster == "eks" else "GKE"
+        ways = ("a runner inside the VPC (or peered/VPN-connected to it)"
+                + (", GKE's DNS-based control-plane endpoint" if cluster == "GKE" else "")
+                + ", or a public endpoint for the deploy only (network: public with selfHosted.publicAccessCidrs naming "
+                  "the runner's addresses)")
+        return (f"the {cluster} cluster's Kubernetes API is private (network: {self.network}): `pulumi up` must reach it "
+                f"from {ways}; see README.md, \"Deploying a private cluster\"")
 
     def required_secrets(self) -> list[str]:
         """Config keys that must hold Pulumi secrets (`pulumi config set --secret`) before `pulumi up`."""

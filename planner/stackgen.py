@@ -72,6 +72,12 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
                          "weightsUri": None if vertex else p.model.weights_uri,
                          "acceptEula": p.model.accept_eula or None,
                          "huggingFaceTokenConfig": p.model.hugging_face_token_config}
+    # Every tier serves through the gateway: each consumer gets its key and its share of the peak as limits.
+    data["consumers"] = consumer_limits(p, c)
+    e = p.endpoint
+    if e != type(e)():  # only what the profile says: a default endpoint leaves the stack file as it was
+        data["endpoint"] = {"audience": e.audience, "domain": e.domain, "publicZone": e.public_zone,
+                            "allowedCidrs": list(e.allowed_cidrs), "certificateAuthorityArn": e.certificate_authority_arn}
     if c.api:
         region = data["region"]
         data["api"] = {"provider": c.api.provider, "model": c.api.model, "baseUrl": c.api_endpoint,
@@ -96,7 +102,6 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
             if concurrency is not None:
                 data["managed"]["targetConcurrentRequests"] = round(concurrency, 1)
         else:
-            data["consumers"] = consumer_limits(p, c)
             spot_types = same_class_instance_types(catalog, p.cloud, o.instance.instance_type) if f.spot_replicas else []
             data["selfHosted"] = {"cluster": c.provider, "engine": p.model.engine, **fleet, "spotReplicas": f.spot_replicas,
                                   "spotInstanceTypes": spot_types,
@@ -138,6 +143,11 @@ def consumer_limits(p: Profile, c: Candidate) -> list[dict[str, Any]]:
 _PROFILE_FIELD = {
     "registry": "private_registry",
     "consumers": "consumers",
+    "endpoint.audience": "endpoint.audience",
+    "endpoint.domain": "endpoint.domain",
+    "endpoint.publicZone": "endpoint.public_zone",
+    "endpoint.allowedCidrs": "endpoint.allowed_cidrs",
+    "endpoint.certificateAuthorityArn": "endpoint.certificate_authority_arn",
     "observability.ttftP95Ms": "latency_sla_ms",
     "model.acceptEula": "model.accept_eula",
     "model.weightsUri": "model.weights_uri",

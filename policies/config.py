@@ -58,6 +58,11 @@ NETWORK = {
     "type": "string", "enum": list(NETWORKS),
     "description": "Network variant of the stack; air-gap policies apply to airgapped.",
 }
+ENDPOINT_AUDIENCE = {
+    "type": "string", "enum": ["vpc", "internet"], "default": "vpc",
+    "description": "Where the stack's consumers call its endpoint from: `vpc` (applications in the stack's network, "
+                   "whatever its variant) or `internet` (an internet-facing endpoint under the team's own domain).",
+}
 REGISTRY = {
     "type": "string", "pattern": r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9][a-z0-9._/-]*)?$",
     "description": "In-region private registry (and path prefix) every image must come from; required when airgapped.",
@@ -148,9 +153,10 @@ LINK_FACT_KEYS = ("nodeShapes", "models", "gpuMemoryUtilization", "activationRes
 _LINK_FACTS = {"nodeShapes": NODE_SHAPES, "models": MODELS, "gpuMemoryUtilization": GPU_MEMORY_UTILIZATION,
                "activationReserveGbPerGpu": ACTIVATION_RESERVE, "nodeProvisioningSeconds": NODE_PROVISIONING_SECONDS,
                "imagePullSeconds": IMAGE_PULL_SECONDS}
-# Link checks whose findings are known gaps of the kit today (endpoints reachable only inside their cluster): the
-# generated config keeps them advisory, visible in every preview without blocking it.
-ADVISORY_LINKS = ("LNK-007-endpoint-reachable",)
+# Link checks whose findings are known gaps of the kit: the generated config keeps them advisory, visible in every
+# preview without blocking it. None today: LNK-007 (endpoint reachability) became mandatory once every tier served
+# through the gateway on a load balancer its consumers reach.
+ADVISORY_LINKS: tuple[str, ...] = ()
 
 
 def _schema(required: Iterable[str] = (), **properties: dict) -> dict[str, Any]:
@@ -191,14 +197,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "LNK-005-model-fits-gpu": _schema(nodeShapes=NODE_SHAPES, models=MODELS, gpuMemoryUtilization=GPU_MEMORY_UTILIZATION,
                                       activationReserveGbPerGpu=ACTIVATION_RESERVE),
     "LNK-006-rollout-wait": _schema(nodeProvisioningSeconds=NODE_PROVISIONING_SECONDS, imagePullSeconds=IMAGE_PULL_SECONDS),
-    "LNK-007-endpoint-reachable": _schema(["network"], network=NETWORK),
+    "LNK-007-endpoint-reachable": _schema(["network"], network=NETWORK, endpointAudience=ENDPOINT_AUDIENCE),
 }
 
 # Where each config key comes from in the kit's stack facts (see `policy_config`).
 _FROM_FACTS = {"allowedRegions": "allowedRegions", "classification": "classification", "network": "network",
-               "registry": "registry"}
+               "registry": "registry", "endpointAudience": "endpointAudience"}
 FACT_KEYS = ("cloud", "allowedRegions", "classification", "regulations", "network", "tier", "thirdPartyApi",
-             "thirdPartyApiBaseUrl", "registry", "protect", "links")
+             "thirdPartyApiBaseUrl", "registry", "protect", "endpointAudience", "links")
 REQUIRED_FACTS = ("allowedRegions", "classification", "network")
 
 
@@ -220,7 +226,7 @@ def policy_config(facts: Mapping[str, Any]) -> dict[str, Any]:
     `planner.stackgen.link_facts`). Every policy gets the facts it checks against and nothing else;
     `"all": "mandatory"` is the level of every policy, with two exceptions. A stack that opted out of `protect`
     (llm-hosting:protect false) gets BAS-004-protect-stateful as advisory, so the opt-out stays visible without
-    blocking. The link checks of known gaps (`ADVISORY_LINKS`: endpoint reachability) are advisory until the kit
+    blocking. The link checks of known gaps (`ADVISORY_LINKS`, empty today) are advisory until the kit
     closes those gaps.
     """
     unknown = sorted(set(facts) - set(FACT_KEYS))
@@ -286,6 +292,7 @@ def facts_from_stack_config(cfg: Any) -> dict[str, Any]:
         "thirdPartyApiBaseUrl": api.base_url if api else None,
         "registry": cfg.registry,
         "protect": cfg.protect,
+        "endpointAudience": cfg.endpoint.audience,
     }
 
 

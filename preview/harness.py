@@ -61,6 +61,7 @@ class PreviewResult:
     outputs: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     placeholders: list[str] = field(default_factory=list)
+    deploy_warning: Optional[str] = None  # StackConfig.deploy_warning(): what `pulumi up` of this stack needs
 
     def inventory(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in sorted(self.resources, key=lambda r: r.name)]
@@ -271,4 +272,5 @@ def run_preview(root: Path, stack: str) -> PreviewResult:
             message = message[len(source) + 2:]
         raise ProgramRefused(source, [("", message)], registered=getattr(exc, "registered", 0)) from None
     result.placeholders = placeholders
+    result.deploy_warning = load_stack_config(merged, f"stacks/Pulumi.{stack}.yaml").deploy_warning()
     return result

@@ -56,6 +56,14 @@ class PreviewMocks(pulumi.runtime.Mocks):
             names = self.zones.get(region, [])
             return {"names": names, "zoneIds": [f"{region[:3]}{region[-1]}-az{i + 1}" for i in range(len(names))],
                     "groupNames": [region] * len(names), "id": region}, []
+        if token == "aws:acmpca/getCertificateAuthority:getCertificateAuthority":
+            # An organisation's CA given by ARN (certificate_authority_arn): an active general-purpose subordinate,
+            # so it has a chain up to the organisation's root.
+            arn = args.args["arn"]
+            return {"arn": arn, "id": arn, "type": "SUBORDINATE", "usageMode": "GENERAL_PURPOSE", "status": "ACTIVE",
+                    "certificate": "-----BEGIN CERTIFICATE-----\npreview-issuing-ca\n-----END CERTIFICATE-----",
+                    "certificateChain": "-----BEGIN CERTIFICATE-----\npreview-root-ca\n-----END CERTIFICATE-----",
+                    "certificateSigningRequest": "", "keyStorageSecurityStandard": "FIPS_140_2_LEVEL_3_OR_HIGHER"}, []
         if token == "gcp:organizations/getProject:getProject":
             project = args.args.get("projectId") or self.gcp_project
             return {"projectId": project, "number": PROJECT_NUMBER, "name": project, "id": f"projects/{project}"}, []

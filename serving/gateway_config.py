@@ -3,7 +3,7 @@
 `render_config(routes)` is pure: it turns a `GatewayRoutes` (the upstreams in preference order, the hybrid pattern,
 the consumers) into the LiteLLM proxy config (`config.yaml`) as a dict; `write_config_dir` writes it with the two
 Python modules the proxy loads from beside it (the request guard and the consumer authentication). A runtime
-(serving/gateway_k8s.py; later ECS, Cloud Run) only ships that directory and fills the environment variables the
+(serving/gateway_k8s.py, serving/gateway_ecs.py, serving/gateway_cloud_run.py) only ships that directory and fills the environment variables the
 config names. The tests start the real proxy on exactly this config, with only the upstream addresses swapped.
 
 Public model names (what clients send as `model`):
@@ -42,7 +42,10 @@ Hard edges, by construction:
 
 from __future__ import annotations
 
+import base64
+import gzip
 import inspect
+import json
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -533,6 +536,70 @@ def write_config_dir(config: Mapping[str, Any], directory: Union[str, Path]) -> 
 def config_files(config: Mapping[str, Any]) -> dict[str, str]:
     """The files of the config directory by name: config.yaml, the guard and the consumer authentication."""
     return {CONFIG_FILE: render_yaml(config), GUARD_FILE: GUARD_SOURCE, AUTH_FILE: AUTH_SOURCE}
+
+
+def check_consumer_mapping(field_name: str, mapping: Mapping[str, Any], what: str = "key") -> None:
+    """A runtime's consumer -> key (or secret) mapping: at least one consumer, each a DNS-label name with a value."""
+    if not mapping:
+        raise ValueError(f"{field_name}: at least one consumer (applications get their own keys, never the master key)")
+    for consumer, value in mapping.items():
+        if not isinstance(consumer, str) or not CONSUMER_NAME.match(consumer):
+            raise ValueError(f"{field_name}: {consumer!r} is not a consumer name (a DNS label)")
+        if value is None or value == "":
+            raise ValueError(f"{field_name}: {consumer} has no {what}")
+
+
+def check_keys(routes: GatewayRoutes, api_keys: Mapping[str, Any], consumer_keys: Mapping[str, Any]) -> None:
+    """The keys a runtime deploys are exactly the ones the routes read: none missing, none deployed for nothing."""
+    needed, given = set(key_envs(routes)), set(api_keys)
+    if needed - given:
+        raise ValueError(f"api_keys: missing {', '.join(sorted(needed - given))} (read by the routes' upstreams)")
+    if given - needed:
+        raise ValueError(f"api_keys: {', '.join(sorted(given - needed))} is not read by any upstream; deploy only keys in use")
+    needed, given = {c.name for c in routes.consumers}, set(consumer_keys)
+    if needed - given:
+        raise ValueError(f"consumer_keys: missing {', '.join(sorted(needed - given))} (consumers in the routes)")
+    if given - needed:
+        raise ValueError(f"consumer_keys: {', '.join(sorted(given - needed))} is not a consumer in the routes "
+                         "(a removed consumer's key goes with it)")
+
+
+# -- runtimes without a config volume (ECS on Fargate, Cloud Run) --------------------------------------------------
+# Kubernetes mounts the config directory from a ConfigMap. ECS task definitions and Cloud Run services have no such
+# volume, and a custom image per stack would be one more thing to build, scan and mirror. So those runtimes override
+# the image's entrypoint with this bootstrap, run by the image's own Python: it unpacks the same files (config.yaml,
+# the guard, the consumer authentication) from one environment variable into a writable directory and then becomes
+# the `litellm` process. The files hold no key; the keys arrive as their own environment variables from the cloud's
+# secret store. A consumer's secret is the JSON document its application reads (base_url, api_key, model): where the
+# runtime cannot pick one field of it (Cloud Run), the bootstrap takes `api_key` from the document.
+FILES_ENV = "LLMHOST_GATEWAY_FILES"
+# The proxy's plain environment on every runtime: no fetch of the price map or of tokenizers from the internet; the
+# non-root layout, with the admin UI and assets copied to the writable /tmp instead of the read-only image.
+PROXY_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1", "HOME": "/tmp", "LITELLM_NON_ROOT": "true",
+             "LITELLM_UI_PATH": "/tmp/litellm/ui", "LITELLM_ASSETS_PATH": "/tmp/litellm/assets"}
+RUNTIME_CONFIG_DIR = "/tmp/litellm-config"  # the only writable path: the root filesystem is read-only
+BOOTSTRAP_SOURCE = f"""import base64, gzip, json, os, sys
+files = json.loads(gzip.decompress(base64.b64decode(os.environ.pop({FILES_ENV!r}))))
+directory = os.environ.get("LLMHOST_GATEWAY_DIR", {RUNTIME_CONFIG_DIR!r})
+os.makedirs(directory, exist_ok=True)
+for name, text in files.items():
+    if os.path.basename(name) != name or name.startswith("."):
+        sys.exit("gateway bootstrap: refusing file name %r" % name)
+    with open(os.path.join(directory, name), "w") as handle:
+        handle.write(text)
+for env, value in list(os.environ.items()):
+    if env.startswith({CONSUMER_KEY_ENV_PREFIX!r}) and value.lstrip().startswith("{{"):
+        os.environ[env] = json.loads(value)["api_key"]
+os.execvp("litellm", ["litellm", "--config", os.path.join(directory, {CONFIG_FILE!r}), "--port", {str(PORT)!r}])
+"""
+BOOTSTRAP_ENTRYPOINT = ("python", "-c", BOOTSTRAP_SOURCE)  # the container's entrypoint (ECS) / command (Cloud Run)
+
+
+def packed_files(config: Mapping[str, Any]) -> str:
+    """config_files(config) as the value of FILES_ENV: gzip'd JSON in base64 (a few KB; ECS and Cloud Run cap an
+    environment at 32 KiB). Deterministic, so an unchanged config leaves the task definition or revision as it is."""
+    data = json.dumps(config_files(config), sort_keys=True, separators=(",", ":")).encode()
+    return base64.b64encode(gzip.compress(data, mtime=0)).decode()
 
 
 def key_envs(routes: GatewayRoutes) -> tuple[str, ...]:

@@ -21,9 +21,10 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .gateway_config import (AUTH_SOURCE, CONFIG_DIR, CONFIG_FILE, CONSUMER_KEY_ENV_PREFIX, CONSUMER_NAME, GUARD_SOURCE,
-                             KEY_ENV_PATTERN, MASTER_KEY_ENV, METRICS_PATH, PORT, GatewayRoutes, config_files,
-                             consumer_key_env, key_envs, render_config, render_yaml)
+from .gateway_config import (AUTH_SOURCE, CONFIG_DIR, CONFIG_FILE, CONSUMER_KEY_ENV_PREFIX, GUARD_SOURCE,
+                             KEY_ENV_PATTERN, MASTER_KEY_ENV, METRICS_PATH, PORT, PROXY_ENV, GatewayRoutes,
+                             check_consumer_mapping, check_keys, config_files, consumer_key_env, render_config,
+                             render_yaml)
 from .monitoring import API_VERSION as MONITOR_API_VERSION, pod_monitor_spec
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -78,13 +79,7 @@ class GatewayArgs:
             raise ValueError(f"replicas: {self.replicas}; the gateway fronts every tier, so it runs at least 2 replicas")
         if self.master_key is None or self.master_key == "":
             raise ValueError("master_key: required (a Pulumi secret)")
-        if not self.consumer_keys:
-            raise ValueError("consumer_keys: at least one consumer (applications get their own keys, never the master key)")
-        for consumer, value in self.consumer_keys.items():
-            if not isinstance(consumer, str) or not CONSUMER_NAME.match(consumer):
-                raise ValueError(f"consumer_keys: {consumer!r} is not a consumer name (a DNS label)")
-            if value is None or value == "":
-                raise ValueError(f"consumer_keys: {consumer} has no key")
+        check_consumer_mapping("consumer_keys", self.consumer_keys)
         for env in self.api_keys:
             if not KEY_ENV_PATTERN.match(env) or env in RESERVED_ENV or env.startswith(CONSUMER_KEY_ENV_PREFIX):
                 raise ValueError(f"api_keys: {env!r} is not a valid key variable (LLMHOST_[A-Z0-9_]+)")
@@ -94,20 +89,6 @@ class GatewayArgs:
             check_keys(self.routes, self.api_keys, self.consumer_keys)
         elif not _is_output(self.routes):
             raise ValueError("routes: a GatewayRoutes (or an Output of one)")
-
-
-def check_keys(routes: GatewayRoutes, api_keys: Mapping[str, Any], consumer_keys: Mapping[str, Any]) -> None:
-    needed, given = set(key_envs(routes)), set(api_keys)
-    if needed - given:
-        raise ValueError(f"api_keys: missing {', '.join(sorted(needed - given))} (read by the routes' upstreams)")
-    if given - needed:
-        raise ValueError(f"api_keys: {', '.join(sorted(given - needed))} is not read by any upstream; deploy only keys in use")
-    needed, given = {c.name for c in routes.consumers}, set(consumer_keys)
-    if needed - given:
-        raise ValueError(f"consumer_keys: missing {', '.join(sorted(needed - given))} (consumers in the routes)")
-    if given - needed:
-        raise ValueError(f"consumer_keys: {', '.join(sorted(given - needed))} is not a consumer in the routes "
-                         "(a removed consumer's key goes with it)")
 
 
 def _is_output(value: Any) -> bool:
@@ -184,13 +165,7 @@ class Gateway(pulumi.ComponentResource):
             .hexdigest())
 
         env = [
-            k8s.core.v1.EnvVarArgs(name="LITELLM_LOCAL_MODEL_COST_MAP", value="True"),  # no fetch of the price map
-            k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),  # second line behind disable_hf_tokenizer_download
-            k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
-            # Non-root layout; the admin UI and assets are copied to the writable /tmp, not the read-only image.
-            k8s.core.v1.EnvVarArgs(name="LITELLM_NON_ROOT", value="true"),
-            k8s.core.v1.EnvVarArgs(name="LITELLM_UI_PATH", value="/tmp/litellm/ui"),
-            k8s.core.v1.EnvVarArgs(name="LITELLM_ASSETS_PATH", value="/tmp/litellm/assets"),
+            *[k8s.core.v1.EnvVarArgs(name=n, value=v) for n, v in PROXY_ENV.items()],
             secret_env(MASTER_KEY_ENV),
             *[secret_env(e) for e in sorted(args.api_keys)],
             *[secret_env(consumer_key_env(c), consumer_secret_name(args.name, c), CONSUMER_SECRET_KEY)

@@ -4,7 +4,9 @@ Built under the offline preview mocks together with the stack's AwsNetwork, so t
 ALB's subnets are the network's private subnets (tagged for internal load balancers), the zone is associated with the
 network's VPC, the certificate names the record's name, the controller's service account is the one the Pod
 Identity role is bound to. The chart values are held to the chart's values.yaml, the Ingress to Kubernetes 1.33's
-schema (kubernetes-validate, strict) and the IngressClassParams to the controller's CRD.
+schema (kubernetes-validate, strict) and the IngressClassParams to the controller's CRD. The internet-facing mode
+is built in a `public` network: the Ingress, the class and the chart's default scheme internet-facing, the ALB in the
+public subnets, a DNS-validated public certificate and the alias in the team's public zone, no private CA or zone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from components import aws_private_endpoint as ape
 from components.aws_network import DEFAULT_INTERFACE_ENDPOINTS, AwsNetwork, AwsNetworkArgs
 from components.aws_private_endpoint import (CONTROLLER_AWS_APIS, SSL_POLICY, AwsPrivateEndpoint,
                                              AwsPrivateEndpointArgs, alb_name, controller_statements)
+from policies.engine import check_resource
 from preview.harness import UNKNOWN, run_program
 import test_charts
 from crd_schemas import validate_custom_resource
@@ -133,6 +136,28 @@ def test_the_certificate_comes_from_an_active_general_purpose_root_ca_and_names_
     assert annotations(r)[f"{PREFIX}/certificate-arn"] == build().outputs["certificate_arn"]
 
 
+def test_the_endpoints_own_resources_keep_their_names():
+    # A resource's URN is its type, its name and its parents' types: a rename or a new parent would make `pulumi up`
+    # replace it, and replacing the CA invalidates every certificate clients trust. The CA, certificate and zone are
+    # made by components/aws_private_ca.py, still as children of this endpoint under these names.
+    r = build()
+    assert sorted((x.type, x.name) for x in r.resources if x.parent == "endpoint") == [
+        ("aws:acm/certificate:Certificate", "endpoint-certificate"),
+        ("aws:acmpca/certificate:Certificate", "endpoint-ca-root"),
+        ("aws:acmpca/certificateAuthority:CertificateAuthority", "endpoint-ca"),
+        ("aws:acmpca/certificateAuthorityCertificate:CertificateAuthorityCertificate", "endpoint-ca-activation"),
+        ("aws:acmpca/permission:Permission", "endpoint-ca-acm-renewal"),
+        ("aws:route53/record:Record", "endpoint-record"),
+        ("aws:route53/zone:Zone", "endpoint-zone"),
+        ("kubernetes:helm.sh/v3:Release", "endpoint-controller"),
+        ("kubernetes:networking.k8s.io/v1:Ingress", "endpoint-ingress"),
+        ("llmhost:index:EksPodIdentity", "endpoint-controller-identity"),
+    ]
+    assert one(r, "aws:acmpca/certificateAuthority:CertificateAuthority").urn == (
+        "urn:pulumi:test::llm-hosting::llmhost:index:AwsPrivateEndpoint$"
+        "aws:acmpca/certificateAuthority:CertificateAuthority::endpoint-ca")
+
+
 # -- the Ingress the controller turns into the ALB ---------------------------------------------------------------------
 
 def test_the_alb_is_internal_https_only_with_tls12_13_and_targets_the_gateway_pods():
@@ -182,6 +207,9 @@ def test_the_ingress_is_valid_for_kubernetes_1_33_in_strict_mode(kubernetes_vali
     manifest = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                 **{k: v for k, v in ingress(build()).items() if k not in ("apiVersion", "kind")}}
     assert schema_problems(kubernetes_validate_python, manifest) == []
+    internet = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                **{k: v for k, v in ingress(build_internet()).items() if k not in ("apiVersion", "kind")}}
+    assert schema_problems(kubernetes_validate_python, internet) == []
     broken = {**manifest, "spec": {**manifest["spec"], "ingressClass": "alb"}}
     assert schema_problems(kubernetes_validate_python, broken), "the validator must reject an unknown field"
 
@@ -367,3 +395,152 @@ def test_the_policy_fits_an_inline_role_policy():
     document = {"Version": "2012-10-17", "Statement": controller_statements(
         "llm-hosting-" + "x" * 88, "vpc-0123456789abcdef0", "ap-southeast-2", "123456789012", "aws-us-gov")}
     assert len(json.dumps(document, separators=(",", ":"))) < 10_240
+
+
+# -- internet-facing -----------------------------------------------------------------------------------------------------
+
+DOMAIN = "llm.example.com"
+PUBLIC_ZONE = "Z0123456789ABCDEFGHIJ"
+
+
+@lru_cache(maxsize=None)
+def build_internet(client_cidrs: tuple[str, ...] = ("0.0.0.0/0",)):
+    def program():
+        network = AwsNetwork("network", AwsNetworkArgs(stack="test", variant="public", region=REGION, protect=False))
+        endpoint = AwsPrivateEndpoint("endpoint", args(
+            network, internet_facing=True, domain=DOMAIN, public_zone_id=PUBLIC_ZONE,
+            public_subnet_ids=network.public_subnet_ids, client_cidrs=list(client_cidrs)))
+        for key in ("url", "dns_name", "zone_id", "certificate_arn", "ca_certificate", "load_balancer_hostname"):
+            pulumi.export(key, getattr(endpoint, key))
+        for key in ("private_subnet_ids", "public_subnet_ids", "vpc_id"):
+            pulumi.export(f"network_{key}", getattr(network, key))
+
+    return run_program(program, "llm-hosting", "test", {"aws:region": REGION})
+
+
+def test_internet_facing_outputs_name_the_public_domain_and_hand_out_no_ca():
+    out = build_internet().outputs
+    assert out["url"] == "https://llm.example.com/v1"
+    assert out["dns_name"] == DOMAIN and out["zone_id"] == PUBLIC_ZONE
+    assert out["ca_certificate"] is None, "a publicly trusted certificate: clients need no CA of ours"
+    assert out["load_balancer_hostname"] == UNKNOWN
+
+
+def test_internet_facing_ingress_asks_for_an_internet_facing_alb_in_the_public_subnets_only():
+    r = build_internet()
+    a = annotations(r)
+    assert a[f"{PREFIX}/scheme"] == "internet-facing"
+    subnets = a[f"{PREFIX}/subnets"].split(",")
+    assert subnets == r.outputs["network_public_subnet_ids"]
+    assert not set(subnets) & set(r.outputs["network_private_subnet_ids"])
+    assert a[f"{PREFIX}/inbound-cidrs"] == "0.0.0.0/0"
+    # The same listener, TLS policy and header hygiene as the private endpoint.
+    assert json.loads(a[f"{PREFIX}/listen-ports"]) == [{"HTTPS": 443}]
+    assert a[f"{PREFIX}/ssl-policy"] == SSL_POLICY
+    assert "routing.http.drop_invalid_header_fields.enabled=true" in a[f"{PREFIX}/load-balancer-attributes"]
+    (rule,) = ingress(r)["spec"]["rules"]
+    assert rule["host"] == DOMAIN
+    assert ingress(r)["metadata"]["name"] == "llm-gateway-public"
+
+
+def test_internet_facing_client_cidrs_are_the_ones_admitted():
+    a = annotations(build_internet(("198.51.100.0/24", "203.0.113.0/24")))
+    assert a[f"{PREFIX}/inbound-cidrs"] == "198.51.100.0/24,203.0.113.0/24"
+
+
+def test_internet_facing_ingress_waits_for_the_certificates_validation():
+    r = build_internet()
+    validation = one(r, "aws:acm/certificateValidation:CertificateValidation")
+    ing = one(r, "kubernetes:networking.k8s.io/v1:Ingress")
+    assert validation.urn in ing.dependencies
+    assert annotations(r)[f"{PREFIX}/certificate-arn"] == validation.inputs["certificateArn"] == \
+        r.outputs["certificate_arn"]
+
+
+def test_internet_facing_makes_a_dns_validated_public_certificate_and_no_private_ca_or_zone():
+    r = build_internet()
+    assert not [x.name for x in r.resources if x.type.startswith("aws:acmpca/")]
+    assert not r.by_type("aws:route53/zone:Zone")
+    cert = one(r, "aws:acm/certificate:Certificate")
+    assert cert.inputs["domainName"] == DOMAIN and cert.inputs["validationMethod"] == "DNS"
+    assert "certificateAuthorityArn" not in cert.inputs
+    records = {x.name: x for x in r.by_type("aws:route53/record:Record")}
+    assert set(records) == {"endpoint-certificate-validation-record", "endpoint-record"}
+    check = records["endpoint-certificate-validation-record"]
+    assert check.inputs["zoneId"] == PUBLIC_ZONE and check.inputs["allowOverwrite"] is True
+    # What ACM asks for is known only once the certificate is requested: unknown in a preview, never a crash.
+    assert check.inputs["name"] == UNKNOWN and cert.urn in check.dependencies
+    alias = records["endpoint-record"].inputs
+    assert (alias["zoneId"], alias["name"], alias["type"]) == (PUBLIC_ZONE, DOMAIN, "A")
+    assert sorted((x.type, x.name) for x in r.resources if x.parent == "endpoint") == [
+        ("aws:acm/certificate:Certificate", "endpoint-certificate"),
+        ("aws:acm/certificateValidation:CertificateValidation", "endpoint-certificate-validation"),
+        ("aws:route53/record:Record", "endpoint-certificate-validation-record"),
+        ("aws:route53/record:Record", "endpoint-record"),
+        ("kubernetes:helm.sh/v3:Release", "endpoint-controller"),
+        ("kubernetes:networking.k8s.io/v1:Ingress", "endpoint-ingress"),
+        ("llmhost:index:EksPodIdentity", "endpoint-controller-identity"),
+    ]
+
+
+def test_internet_facing_class_params_and_default_scheme_follow_the_stacks_scheme(free_form):
+    release = one(build_internet(), "kubernetes:helm.sh/v3:Release").inputs
+    assert not test_charts.release_problems(ape.CHART, release, None)
+    values = release["values"]
+    assert values["defaultLoadBalancerScheme"] == "internet-facing"
+    assert values["ingressClassParams"]["spec"] == {"scheme": "internet-facing"}
+    cr = {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "IngressClassParams", "metadata": {"name": "alb"},
+          "spec": values["ingressClassParams"]["spec"]}
+    assert validate_custom_resource(cr) == []
+    # ... and the private stack's class stays pinned internal.
+    private = one(build(), "kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert private["ingressClassParams"]["spec"] == {"scheme": "internal"}
+    assert private["defaultLoadBalancerScheme"] == "internal"
+
+
+def test_the_policy_pack_passes_the_internet_facing_ingress_and_bnd003_still_guards_regulated_stacks():
+    props = ingress(build_internet())
+    result = check_resource("ENC-009-tls-listeners", "kubernetes:networking.k8s.io/v1:Ingress", props, {})
+    assert not result.violations and not result.not_applicable
+    assert check_resource("BND-003-no-public-load-balancer", "kubernetes:networking.k8s.io/v1:Ingress", props,
+                          {"classification": "regulated"}).violations
+
+
+INTERNET = dict(internet_facing=True, domain=DOMAIN, public_zone_id=PUBLIC_ZONE,
+                public_subnet_ids=["subnet-pub-a", "subnet-pub-b"], client_cidrs=["0.0.0.0/0"])
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"domain": DOMAIN}, "domain"),
+    ({"public_zone_id": PUBLIC_ZONE}, "public_zone_id"),
+    ({"public_subnet_ids": ["subnet-pub-a"]}, "public_subnet_ids"),
+    ({**INTERNET, "domain": None}, "domain"),
+    ({**INTERNET, "public_zone_id": None}, "public_zone_id"),
+    ({**INTERNET, "public_subnet_ids": None}, "public_subnet_ids"),
+    ({**INTERNET, "public_subnet_ids": ["subnet-b"]}, "public_subnet_ids"),
+    ({**INTERNET, "domain": "llm"}, "domain"),
+    ({**INTERNET, "domain": "llm.corp.internal"}, "domain"),
+    ({**INTERNET, "domain": "x" * 60 + ".example.com"}, "domain"),
+    ({**INTERNET, "public_zone_id": "zone-1"}, "public_zone_id"),
+    ({**INTERNET, "certificate_authority_arn":
+      "arn:aws:acm-pca:eu-central-1:210987654321:certificate-authority/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"},
+     "certificate_authority_arn"),
+])
+def test_bad_internet_facing_combinations_are_refused_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        args(**overrides)
+
+
+def test_an_organisations_ca_is_answered_by_the_shared_preview_mocks():
+    # What a whole-stack preview does with certificate_authority_arn: the CA is read, none is made.
+    ca = "arn:aws:acm-pca:eu-central-1:210987654321:certificate-authority/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+    def program():
+        endpoint = AwsPrivateEndpoint("endpoint", args(certificate_authority_arn=ca))
+        pulumi.export("ca_certificate", endpoint.ca_certificate)
+
+    r = run_program(program, "llm-hosting", "test", {"aws:region": REGION})
+    assert not [x.name for x in r.resources if x.type.startswith("aws:acmpca/")]
+    assert one(r, "aws:acm/certificate:Certificate").inputs["certificateAuthorityArn"] == ca
+    pems = r.outputs["ca_certificate"].strip().split("\n-----END CERTIFICATE-----\n")
+    assert len(pems) == 2 and all(p.startswith("-----BEGIN CERTIFICATE-----") for p in pems), "the CA, then its chain"

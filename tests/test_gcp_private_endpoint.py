@@ -1,12 +1,15 @@
 """GcpPrivateEndpoint under the recording mocks, wired to a GcpNetwork the way a stack wires it: the Gateway and
 HTTPRoute against the real Gateway API CRDs, the address, certificate and DNS name agreeing, the load balancer's
-proxies admitted to the pods' port, and the private CA."""
+proxies admitted to the pods' port, and the private CA. Then the internet-facing mode: a regional external Gateway,
+a publicly trusted certificate authorized through the public zone, and no CA or private zone."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 from functools import lru_cache
+from unittest import mock
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,8 +17,9 @@ import pytest
 
 from components.gcp_network import GcpNetwork, GcpNetworkArgs
 from components.gcp_private_endpoint import GcpPrivateEndpoint, GcpPrivateEndpointArgs
+from policies.engine import check_resource
 from preview.harness import run_program
-from preview.mocks import PROJECT_NUMBER
+from preview.mocks import PROJECT_NUMBER, PreviewMocks
 from crd_schemas import validate_custom_resource
 
 PROJECT, STACK, REGION, GCP_PROJECT = "llm-hosting", "t", "europe-west4", "acme-llm"
@@ -38,10 +42,34 @@ ISSUANCE = "gcp:certificatemanager/certificateIssuanceConfig:CertificateIssuance
 CERT = "gcp:certificatemanager/certificate:Certificate"
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
+AUTHORIZATION = "gcp:certificatemanager/dnsAuthorization:DnsAuthorization"
+SERVICE_IDENTITY = "gcp:projects/serviceIdentity:ServiceIdentity"
+CAS_TYPES = (POOL, CA, POOL_MEMBER, ISSUANCE, SERVICE_IDENTITY)
+DOMAIN, PUBLIC_ZONE = "llm.example.com", "example-com"
+# What Certificate Manager answers for a regional (per-project) DNS authorization: one CNAME to add to the zone.
+CHALLENGE = {"name": f"_acme-challenge_k3v9q2.{DOMAIN}.", "type": "CNAME",
+             "data": "0f1e2d3c-4b5a.4.europe-west4.authorize.certificatemanager.goog."}
+
+
+@contextlib.contextmanager
+def certificate_manager_answers_the_challenge():
+    """The recording mocks know no DnsAuthorization outputs; teach them the record the API returns."""
+    original = PreviewMocks._gcp
+
+    def answer(self, typ, name, inputs):
+        rid, outputs = original(self, typ, name, inputs)
+        if typ == AUTHORIZATION:
+            outputs = {**outputs, "dnsResourceRecords": [CHALLENGE]}
+        return rid, outputs
+
+    with mock.patch.object(PreviewMocks, "_gcp", answer):
+        yield
 
 
 @lru_cache(maxsize=None)
-def run(variant: str = "private", zone_name: str = "llm.internal", protect: bool = True):
+def run(variant: str = "private", zone_name: str = "llm.internal", protect: bool = True, internet: bool = False):
+    public = dict(internet_facing=True, domain=DOMAIN, public_zone=PUBLIC_ZONE) if internet else {}
+
     def program():
         net = GcpNetwork("net", GcpNetworkArgs(stack=STACK, variant=variant, region=REGION, project=GCP_PROJECT,
                                                proxy_only_subnet=True, proxy_only_cidr=PROXY_ONLY, labels=LABELS))
@@ -49,14 +77,15 @@ def run(variant: str = "private", zone_name: str = "llm.internal", protect: bool
         ep = GcpPrivateEndpoint("endpoint", GcpPrivateEndpointArgs(
             stack=STACK, project=GCP_PROJECT, region=REGION, network=net.network_self_link,
             subnetwork=net.subnet_self_link, proxy_only_cidr=net.proxy_only_cidr, namespace=NAMESPACE,
-            service_name=SERVICE, service_port=PORT, zone_name=zone_name, labels=LABELS, protect=protect),
+            service_name=SERVICE, service_port=PORT, zone_name=zone_name, labels=LABELS, protect=protect, **public),
             opts=pulumi.ResourceOptions(provider=provider))
         for key in ("url", "dns_name", "address", "ca_certificate"):
             pulumi.export(key, getattr(ep, key))
         pulumi.export("subnet_self_link", net.subnet_self_link)
         pulumi.export("network_self_link", net.network_self_link)
 
-    return run_program(program, PROJECT, STACK, CONFIG)
+    with certificate_manager_answers_the_challenge():
+        return run_program(program, PROJECT, STACK, CONFIG)
 
 
 def one(result, type_):
@@ -215,6 +244,27 @@ def test_the_ca_and_pool_follow_protect(protect):
     assert one(result, CA).inputs["deletionProtection"] is protect
 
 
+def test_shared_ca_and_zone_keep_their_names_and_parent():
+    # gcp_private_ca builds these for both private endpoints; a renamed resource would replace a protected CA.
+    result = run()
+    expected = {  # logical name -> (type, physical name)
+        "endpoint-ca-pool": (POOL, "llm-hosting-t-endpoint"),
+        "endpoint-ca": (CA, "llm-hosting-t-endpoint-cas"),
+        "endpoint-certmanager-agent": ("gcp:projects/serviceIdentity:ServiceIdentity", None),
+        "endpoint-ca-requester": (POOL_MEMBER, None),
+        "endpoint-issuance": (ISSUANCE, "llm-hosting-t-endpoint"),
+        "endpoint-certificate": (CERT, "llm-hosting-t-endpoint"),
+        "endpoint-zone": (ZONE, "llm-hosting-t-endpoint"),
+        "endpoint-record": (RECORD, None),
+    }
+    for name, (type_, physical) in expected.items():
+        r = result.named(name)
+        assert (r.type, r.parent) == (type_, "endpoint"), name
+        assert r.urn == f"urn:pulumi:{STACK}::{PROJECT}::llmhost:index:GcpPrivateEndpoint${type_}::{name}"
+        if physical:
+            assert r.inputs.get("certificateAuthorityId", r.inputs.get("name")) == physical, name
+
+
 # -- DNS and outputs ------------------------------------------------------------------------------------------------
 
 def test_private_zone_is_bound_to_the_stacks_vpc_and_points_at_the_address():
@@ -258,3 +308,130 @@ def test_bad_arguments_are_refused_naming_the_field(kwargs, expected):
                 proxy_only_cidr=PROXY_ONLY)
     with pytest.raises(ValueError, match=expected):
         GcpPrivateEndpointArgs(**{**base, **kwargs})
+
+
+# -- internet-facing mode -------------------------------------------------------------------------------------------
+
+def internet():
+    return run("public", internet=True)
+
+
+@pytest.mark.parametrize("type_", [GATEWAY, ROUTE])
+def test_internet_facing_gateway_api_resources_match_their_crds(type_):
+    assert validate_custom_resource(manifest(one(internet(), type_))) == []
+
+
+def test_internet_facing_gateway_is_a_regional_external_alb_with_https_on_443_only():
+    result = internet()
+    spec = one(result, GATEWAY).inputs["spec"]
+    assert spec["gatewayClassName"] == "gke-l7-regional-external-managed"  # not a global class: TLS ends in region
+    [listener] = spec["listeners"]
+    assert (listener["protocol"], listener["port"], listener["hostname"]) == ("HTTPS", 443, DOMAIN)
+    # The same option form as the internal regional class: global classes would need a certificate map instead.
+    assert listener["tls"] == {"mode": "Terminate",
+                               "options": {"networking.gke.io/cert-manager-certs": one(result, CERT).inputs["name"]}}
+    assert spec["addresses"] == [{"type": "NamedAddress", "value": one(result, ADDRESS).inputs["name"]}]
+    route = one(result, ROUTE).inputs
+    assert route["spec"]["hostnames"] == [DOMAIN]
+    assert route["spec"]["parentRefs"][0]["name"] == one(result, GATEWAY).inputs["metadata"]["name"]
+
+
+def test_internet_facing_has_no_ca_and_no_private_zone():
+    result = internet()
+    for type_ in (*CAS_TYPES, ZONE):
+        assert result.by_type(type_) == [], type_
+    assert result.outputs["ca_certificate"] is None  # publicly trusted: clients need no CA
+
+
+def test_internet_facing_address_is_regional_external():
+    address = one(internet(), ADDRESS).inputs
+    assert address["addressType"] == "EXTERNAL"
+    assert address["networkTier"] == "STANDARD"
+    assert address["region"] == REGION
+    assert "subnetwork" not in address and "purpose" not in address
+    assert address["name"] == "llm-hosting-t-endpoint-public"
+
+
+def test_internet_facing_certificate_is_google_managed_through_a_regional_dns_authorization():
+    result = internet()
+    auth, cert = one(result, AUTHORIZATION), one(result, CERT)
+    assert (auth.inputs["domain"], auth.inputs["location"], auth.inputs["type"]) == (DOMAIN, REGION,
+                                                                                     "PER_PROJECT_RECORD")
+    assert cert.inputs["location"] == REGION
+    assert cert.inputs["managed"]["domains"] == [DOMAIN]
+    assert cert.inputs["managed"]["dnsAuthorizations"] == \
+        [f"projects/{GCP_PROJECT}/locations/{REGION}/dnsAuthorizations/{auth.inputs['name']}"]
+    assert "issuanceConfig" not in cert.inputs["managed"]  # no private CA
+    challenge = result.named("endpoint-dns-authorization-record")
+    assert challenge.urn in cert.dependencies  # the challenge is answerable when issuance starts
+
+
+def test_internet_facing_dns_authorizations_record_is_created_in_the_public_zone():
+    result = internet()
+    auth = one(result, AUTHORIZATION)
+    challenge = result.named("endpoint-dns-authorization-record")
+    assert challenge.inputs["managedZone"] == PUBLIC_ZONE
+    assert (challenge.inputs["name"], challenge.inputs["type"], challenge.inputs["rrdatas"]) == \
+        (CHALLENGE["name"], "CNAME", [CHALLENGE["data"]])
+    assert auth.urn in challenge.dependencies
+
+
+def test_internet_facing_a_record_in_the_public_zone_points_at_the_external_address():
+    result = internet()
+    [record] = [r for r in result.by_type(RECORD) if r.inputs["type"] == "A"]
+    assert record.inputs["managedZone"] == PUBLIC_ZONE
+    assert record.inputs["name"] == f"{DOMAIN}."
+    assert record.inputs["rrdatas"] == [result.outputs["address"]]
+    assert one(result, ADDRESS).urn in record.dependencies
+    ipaddress.ip_address(result.outputs["address"])
+
+
+def test_internet_facing_keeps_the_proxy_and_health_check_firewall():
+    result = internet()
+    rule = next(r for r in result.by_type(FIREWALL) if r.name == "endpoint-ilb-proxies")
+    assert set(rule.inputs["sourceRanges"]) == {PROXY_ONLY, *HEALTH_CHECKS}
+    assert rule.inputs["allows"] == [{"protocol": "tcp", "ports": [str(PORT)]}]
+    assert rule.urn in one(result, GATEWAY).dependencies
+
+
+def test_internet_facing_outputs():
+    out = internet().outputs
+    assert (out["url"], out["dns_name"]) == (f"https://{DOMAIN}/v1", DOMAIN)
+
+
+def test_internet_facing_gateway_passes_the_kits_policies_for_an_internal_stack_only():
+    gateway = one(internet(), GATEWAY).inputs
+    assert check_resource("ENC-009-tls-listeners", GATEWAY, gateway, {}).violations == []
+    internal = check_resource("BND-003-no-public-load-balancer", GATEWAY, gateway, {"classification": "internal"})
+    assert internal.violations == []
+    # The boundary policy still judges it: a regulated stack could not opt in.
+    regulated = check_resource("BND-003-no-public-load-balancer", GATEWAY, gateway, {"classification": "regulated"})
+    assert [v.message for v in regulated.violations] and "gke-l7-regional-external-managed" in \
+        regulated.violations[0].message
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"internet_facing": True}, "domain"),
+    ({"internet_facing": True, "domain": DOMAIN}, "public_zone"),
+    ({"internet_facing": True, "public_zone": PUBLIC_ZONE}, "domain"),
+    ({"domain": DOMAIN}, "domain"),
+    ({"public_zone": PUBLIC_ZONE}, "public_zone"),
+    ({"internet_facing": True, "domain": "example", "public_zone": PUBLIC_ZONE}, "domain"),
+    ({"internet_facing": True, "domain": "*.example.com", "public_zone": PUBLIC_ZONE}, "domain"),
+    ({"internet_facing": True, "domain": "LLM.Example.com", "public_zone": PUBLIC_ZONE}, "domain"),
+    ({"internet_facing": True, "domain": "llm.corp.internal", "public_zone": PUBLIC_ZONE}, "domain"),
+    ({"internet_facing": True, "domain": DOMAIN, "public_zone": "example.com."}, "public_zone"),
+    ({"internet_facing": "yes", "domain": DOMAIN, "public_zone": PUBLIC_ZONE}, "internet_facing"),
+])
+def test_bad_internet_facing_combinations_are_refused_naming_the_field(kwargs, expected):
+    base = dict(stack=STACK, project=GCP_PROJECT, region=REGION, network="n", subnetwork="s",
+                proxy_only_cidr=PROXY_ONLY)
+    with pytest.raises(ValueError, match=expected):
+        GcpPrivateEndpointArgs(**{**base, **kwargs})
+
+
+def test_internet_facing_args_take_the_domain_as_the_name():
+    args = GcpPrivateEndpointArgs(stack=STACK, project=GCP_PROJECT, region=REGION, network="n", subnetwork="s",
+                                  proxy_only_cidr=PROXY_ONLY, internet_facing=True, domain=f"{DOMAIN}.",
+                                  public_zone=PUBLIC_ZONE)
+    assert args.dns_name == DOMAIN

@@ -75,8 +75,12 @@ def test_airgapped_gke_nodes_may_reach_the_control_plane():
 
 def test_gcp_contract_outputs():
     vertex = run_preview(ROOT, "us-vertex-support").outputs
-    assert vertex["tier"] == "managed" and vertex["api_key_secret"].startswith("google-oauth")
-    assert vertex["endpoint_url"].startswith("https://") and "/locations/us-central1/endpoints/" in vertex["endpoint_url"]
+    # Applications call the gateway with their own key; the Vertex AI endpoint itself is for operators.
+    assert vertex["tier"] == "managed" and vertex["api_key_secret"].startswith(
+        "Secret Manager secret llm-hosting-us-vertex-support-consumer-<consumer>, one per consumer (app)")
+    assert vertex["endpoint_url"] == "https://us-vertex-support.llm.internal/v1" and vertex["model"] == "llm"
+    assert vertex["vertex_endpoint_name"].startswith("projects/") and "/locations/us-central1/endpoints/" in \
+        vertex["vertex_endpoint_name"]
     gke = run_preview(ROOT, "realtime-captions").outputs
     assert gke["kubeconfig"] == "[secret]" and gke["tier"] == "self-hosted"
 

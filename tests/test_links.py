@@ -113,6 +113,8 @@ def test_the_policy_configs_carry_the_catalog_facts_the_links_need():
         {"gpuMemoryUtilization": 0.9, "activationReserveGbPerGpu": 1.0}
     assert config["LNK-006-rollout-wait"] == {"nodeProvisioningSeconds": 600, "imagePullSeconds": 400}
     assert {p: config[p]["enforcementLevel"] for p in ADVISORY_LINKS} == {p: "advisory" for p in ADVISORY_LINKS}
+    # Every link check blocks now, endpoint reachability included.
+    assert "enforcementLevel" not in config["LNK-007-endpoint-reachable"] and config["all"] == "mandatory"
     eks, _ = stack_config(ROOT, "realtime-npc")
     # EKS reserves 255 MiB + 11 MiB x 110 pods, plus the 100 MiB eviction threshold: 1565 MiB of g6e.xlarge's 32 GiB.
     assert eks["LNK-001-pods-schedulable"]["nodeShapes"]["g6e.xlarge"]["allocatableMemoryGib"] == 30.472
@@ -251,23 +253,25 @@ def test_a_rollout_wait_shorter_than_the_start_up_is_caught():
 
 
 def test_an_unreachable_endpoint_is_caught():
+    """The SageMaker tier's front door: private name -> internal ALB -> HTTPS listener -> host rule -> target group ->
+    the gateway's ECS service. Each broken hop is caught on the resource that holds it."""
     config, regions = stack_config(ROOT, "healthcare-hipaa")
-    resources = [r for r in edited("healthcare-hipaa") if r.name != "network-vpce-sagemaker-runtime"]
-    [(policy, name, message)] = [f for f in findings(links(preview("healthcare-hipaa"), config, regions, resources))
-                                 if f[0] == "LNK-007-endpoint-reachable"]
-    assert name == "sagemaker-endpoint"
-    assert "its consumers are the stack's network network-vpc (network private)" in message
-    assert message.endswith("Fix: add an Interface VPC endpoint for com.amazonaws.us-east-1.sagemaker.runtime with "
-                            "privateDnsEnabled in network-vpc.")
+    assert not [f for f in findings(links(preview("healthcare-hipaa"), config, regions)) if f[0].startswith("LNK-007")]
+    for removed, at in (("gateway-service", "endpoint-tg"), ("endpoint-host", "endpoint-https"),
+                        ("endpoint-record", "endpoint-zone")):
+        resources = [r for r in edited("healthcare-hipaa") if r.name != removed]
+        [(policy, name, message)] = [f for f in findings(links(preview("healthcare-hipaa"), config, regions, resources))
+                                     if f[0] == "LNK-007-endpoint-reachable"]
+        assert name == at, (removed, name, message)
+        assert "healthcare-hipaa.llm.internal" in message or "target group" in message, message
 
 
-def test_a_vertex_endpoint_without_its_private_record_is_caught():
+def test_a_vertex_tier_without_its_private_record_is_caught():
     config, regions = stack_config(ROOT, "us-vertex-support")
-    records = [r.name for r in preview("us-vertex-support").resources if r.type == "gcp:dns/recordSet:RecordSet"]
-    resources = [r for r in edited("us-vertex-support") if r.name not in records]
+    resources = [r for r in edited("us-vertex-support") if r.name != "endpoint-record"]
     [(policy, name, message)] = [f for f in findings(links(preview("us-vertex-support"), config, regions, resources))
                                  if f[0] == "LNK-007-endpoint-reachable"]
-    assert name == "vertex-deployment" and "network-vpc" in message and "has no record for it" in message
+    assert name == "endpoint-zone" and "has no record for us-vertex-support.llm.internal" in message
 
 
 def test_in_cluster_endpoints_are_found_without_outputs_too():

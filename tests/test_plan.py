@@ -206,31 +206,30 @@ def test_private_vertex_without_a_registry_loses_to_a_tier_that_builds(cli, proj
     run_preview(project, "noreg")
 
 
-def test_hybrid_is_never_planned_on_a_managed_endpoint(cli, project, tmp_path):
-    """Limited ops rule self-hosting out; the hybrid's in-boundary share would be cheapest on SageMaker, which the
-    program cannot build a hybrid on (no cluster for the gateway): the hybrid is dropped and says why."""
+def test_a_hybrid_on_a_managed_endpoint_is_planned_and_built(cli, project, tmp_path):
+    """Limited ops rule self-hosting out; the hybrid's in-boundary share is cheapest on SageMaker. With the gateway on
+    ECS on Fargate where there is no cluster, the planner chooses that hybrid and the program builds it."""
     from preview.harness import run_preview
 
     path = _profile_without(tmp_path, "tiered-sensitivity", team__ml_ops_capacity="limited")
     result = cli("plan", str(path), "--stack", "hyb", "--json", "--project-dir", str(project))
     assert result.exit_code == 0, result.stderr
     decision = json.loads(result.stdout)
-    assert decision["tier"] != "hybrid" or decision["provider"] in ("eks", "gke"), decision["provider"]
-    hybrid = next(c for c in decision["candidates"] if c["tier"] == "hybrid")
-    assert not hybrid["feasible"]
-    assert any(r.startswith("B1 build: managed: sagemaker") and "needs a cluster to run its gateway" in r
-               for r in hybrid["reasons"]), hybrid["reasons"]
-    assert "B1 build: managed: sagemaker" in (project / "stacks/hyb.decision.md").read_text()
-    run_preview(project, "hyb")
+    assert (decision["tier"], decision["provider"]) == ("hybrid", "sagemaker"), decision["label"]
+    assert not any("B1 build" in r for c in decision["candidates"] for r in c["reasons"])
+    preview = run_preview(project, "hyb")
+    [service] = preview.by_type("aws:ecs/service:Service")
+    assert service.inputs["networkConfiguration"]["assignPublicIp"] is False
+    assert preview.outputs["endpoint_url"] == "https://hyb.llm.internal/v1"
+    assert preview.by_type("aws:sagemaker/endpoint:Endpoint")
+    assert not preview.by_type("kubernetes:apps/v1:Deployment")
 
 
 def test_the_program_and_the_planner_share_one_build_predicate():
     from planner.stack_config import unbuilt_refusal
 
-    assert unbuilt_refusal("hybrid", "self-hosted") is None
-    assert unbuilt_refusal("managed", None) is None
-    field, message = unbuilt_refusal("hybrid", "managed")
-    assert field == "managed" and "needs a cluster to run its gateway" in message
+    for tier, boundary in (("hybrid", "self-hosted"), ("hybrid", "managed"), ("managed", None), ("api", None)):
+        assert unbuilt_refusal(tier, boundary) is None, (tier, boundary)
     main = (ROOT / "__main__.py").read_text()
     assert "cfg.unbuilt()" in main and "needs a cluster" not in main
 

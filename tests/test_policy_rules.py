@@ -780,7 +780,8 @@ def test_lnk007_endpoint_reachable():
     bad = check_stack("LNK-007-endpoint-reachable", [vpc, endpoint], private, outputs=url)
     assert lines(bad) == [("sagemaker-endpoint",
         "the stack exports the SageMaker runtime (runtime.sagemaker.us-east-1.amazonaws.com), but its consumers are the "
-        "stack's network network-vpc (network private) and the stack has no interface VPC endpoint for "
+        "stack's network network-vpc (network private, endpoint audience vpc) and the stack has no interface VPC "
+        "endpoint for "
         "com.amazonaws.us-east-1.sagemaker.runtime: calls from the VPC resolve to the public runtime and leave through "
         "NAT (or fail in an air-gapped network). Fix: add an Interface VPC endpoint for "
         "com.amazonaws.us-east-1.sagemaker.runtime with privateDnsEnabled in network-vpc.")]
@@ -790,7 +791,8 @@ def test_lnk007_endpoint_reachable():
         "spec": {"type": "ClusterIP", "ports": [{"port": 8000}]}})
     assert lines(check_stack("LNK-007-endpoint-reachable", [vpc, service], private)) == [("model-server-service",
         "the stack exports the ClusterIP Service llm-serving/vllm, reachable only from pods inside its cluster, but its "
-        "consumers are the stack's network network-vpc (network private). Fix: expose it on an internal load balancer in "
+        "consumers are the stack's network network-vpc (network private, endpoint audience vpc). Fix: expose it on an "
+        "internal load balancer in "
         "network-vpc (type LoadBalancer with the internal annotation, or an internal Ingress/Gateway) and export that "
         "address.")]
     internal = {**service, "inputs": {**service["inputs"], "metadata": {**service["inputs"]["metadata"], "annotations": {
@@ -849,8 +851,9 @@ def gcp_front_door(cls="gke-l7-rilb", visibility="private", route_to="llm-gatewa
     return [net, GATEWAY_SVC, address, gw, route, zone, record]
 
 
-def lnk007(resources, network="private", outputs=LLM_URL):
-    return lines(check_stack("LNK-007-endpoint-reachable", resources, {"network": network}, outputs=outputs))
+def lnk007(resources, network="private", outputs=LLM_URL, audience=None):
+    config = {"network": network, **({"endpointAudience": audience} if audience else {})}
+    return lines(check_stack("LNK-007-endpoint-reachable", resources, config, outputs=outputs))
 
 
 def test_lnk007_private_dns_front_door_on_aws():
@@ -860,7 +863,7 @@ def test_lnk007_private_dns_front_door_on_aws():
     assert name == "gateway-ingress" and message.startswith(
         "the stack exports https://tiered.llm.internal/v1, whose record endpoint-record points at the Ingress "
         "llm-serving/llm, an internet-facing load balancer, but the stack's consumers are the stack's network "
-        "network-vpc (network private).")
+        "network-vpc (network private, endpoint audience vpc).")
     [(name, message)] = lnk007(aws_front_door(scheme="internet-facing"), outputs=None)
     assert (name, message.split(",")[0]) == (
         "gateway-ingress", "the stack exposes llm-serving/llm-gateway through the Ingress llm-serving/llm")
@@ -890,8 +893,10 @@ def test_lnk007_private_dns_front_door_on_gcp():
     assert name == "gateway" and "which forwards to llm-serving/missing, not to the stack's front door" in message
     [(name, message)] = lnk007(gcp_front_door(protocol="HTTP"))
     assert name == "gateway" and "over https, but it has no HTTPS listener" in message
-    # A public stack cannot resolve a private zone.
-    assert [n for n, _ in lnk007(gcp_front_door(), network="public")] == ["endpoint-zone", "gateway"]
+    # Consumers on the internet (audience internet) cannot resolve a private zone nor reach an internal load balancer;
+    # a public network variant alone does not put them there.
+    assert [n for n, _ in lnk007(gcp_front_door(), network="public", audience="internet")] == ["endpoint-zone", "gateway"]
+    assert lnk007(gcp_front_door(), network="public") == []
     # The old shapes are still caught: an in-cluster URL, and the Service without anything in front of it.
     cluster = lnk007(gcp_front_door(), outputs={"endpoint_url": "http://llm-gateway.llm-serving.svc.cluster.local:4000/v1"})
     assert [n for n, _ in cluster] == ["gateway-service"] and "resolves only inside the cluster" in cluster[0][1]

@@ -65,7 +65,8 @@ def test_json_inventory_names_parents_by_name(tmp_path, cli):
     assert rows["api-key"]["parent"] is None
     assert rows["api-key-cmek-key-europe-west1"]["parent"] == "api-key-cmek"
     assert rows["api-key-secret"]["type"] == "gcp:secretmanager/secret:Secret"
-    assert "api_key_secret: projects/987654321098/secrets/llm-hosting-eu-residency-api-openai-api-key" in result.stdout
+    assert "api_key_secret: Secret Manager secret llm-hosting-eu-residency-api-consumer-<consumer>" in result.stdout
+    assert rows["gateway"]["type"] == "llmhost:index:GatewayCloudRun" and rows["endpoint"]["parent"] is None
 
 
 def test_aws_replicas_only_in_allowed_regions():
@@ -113,7 +114,7 @@ def test_every_example_stack_builds():
 
 
 def _managed_hybrid(project):
-    """A hybrid whose in-boundary tier is a SageMaker endpoint: valid config, but no cluster for the gateway."""
+    """A hybrid whose in-boundary tier is a SageMaker endpoint, written by hand from two example stacks."""
     managed = yaml.safe_load((project / "stacks/Pulumi.healthcare-hipaa.yaml").read_text())["config"]
     hybrid = yaml.safe_load((project / "stacks/Pulumi.tiered-sensitivity.yaml").read_text())["config"]
     config = {k: v for k, v in hybrid.items() if k not in ("llm-hosting:selfHosted", "llm-hosting:generatedBy")}
@@ -122,19 +123,19 @@ def _managed_hybrid(project):
     (project / "stacks/Pulumi.managed-hybrid.yaml").write_text(yaml.safe_dump({"config": config}))
 
 
-def test_unbuilt_combination_exits_2_and_says_what_is_missing(cli, project):
+def test_a_hybrid_on_a_managed_endpoint_runs_its_gateway_on_fargate(project):
+    """No cluster: the gateway runs on ECS on Fargate and signs its SageMaker calls as its task role, which may invoke
+    this endpoint and nothing else."""
     _managed_hybrid(project)
-    result = cli("preview", "--stack", "managed-hybrid", "--project-dir", str(project))
-    assert result.exit_code == 2
-    assert "a hybrid stack whose in-boundary tier is a managed endpoint needs a cluster to run its gateway" in result.stderr
-    assert result.stdout == ""
-
-
-def test_unbuilt_combination_registers_nothing(project):
-    _managed_hybrid(project)
-    with pytest.raises(ProgramRefused) as info:
-        run_preview(project, "managed-hybrid")
-    assert info.value.registered == 0
+    result = run_preview(project, "managed-hybrid")
+    [task] = result.by_type("aws:ecs/taskDefinition:TaskDefinition")
+    assert task.inputs["requiresCompatibilities"] == ["FARGATE"]
+    [task_policy] = [r for r in result.by_type("aws:iam/rolePolicy:RolePolicy") if r.name == "gateway-task-policy"]
+    [statement] = json.loads(task_policy.inputs["policy"])["Statement"]
+    assert statement["Action"] == ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"]
+    [endpoint] = result.by_type("aws:sagemaker/endpoint:Endpoint")
+    assert statement["Resource"].endswith(":endpoint/" + endpoint.inputs["name"])  # this endpoint, nothing else
+    assert result.outputs["endpoint_url"] == "https://managed-hybrid.llm.internal/v1"
 
 
 def test_project_defaults_are_merged_like_the_cli(project):

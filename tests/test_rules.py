@@ -517,7 +517,7 @@ def hybrid(decision, pattern: str):
 def parts(cand) -> str:
     """The hybrid's cost in its parts, as its losing reason states it."""
     c = cand.cost
-    return (f"${c['gpu_compute_usd'] + c['staffing_usd']:,.0f} (self-hosted part: {cand.plan.fleet.replicas} replica(s), "
+    return (f"${c['gpu_compute_usd'] + c['staffing_usd']:,.0f} ({cand.boundary_tier} part: {cand.plan.fleet.replicas} replica(s), "
             f"${c['gpu_compute_usd']:,.0f} GPUs + ${c['staffing_usd']:,.0f} staffing) + ${c['api_usd']:,.0f} (API part) "
             f"+ ${c['gateway_staffing_usd']:,.0f} (gateway staffing) = ${cand.monthly_cost_usd:,.0f}/month")
 
@@ -525,7 +525,8 @@ def parts(cand) -> str:
 def test_burst_overflow_sends_nothing_to_the_api_when_the_floor_carries_the_peak(catalog):
     # 20,000 requests/day x 300 output tokens x 3 at peak = 208 tok/s; two replicas (the floor) carry 2 x 330.
     decision = run(catalog, spiky_internal(20_000))
-    burst, alone = hybrid(decision, "burst-overflow"), by_tier(decision, "self-hosted")[0]
+    burst = hybrid(decision, "burst-overflow")
+    alone = by_tier(decision, burst.boundary_tier)[0]  # the hybrid's in-boundary tier carrying everything
     assert burst.plan.sizing.limited_by == "redundancy floor"
     capacity = burst.plan.fleet.replicas * burst.plan.option.tok_s_per_replica
     assert capacity > 208.4
@@ -533,17 +534,18 @@ def test_burst_overflow_sends_nothing_to_the_api_when_the_floor_carries_the_peak
     assert burst.cost["api_usd"] == 0
     assert burst.monthly_cost_usd == pytest.approx(alone.monthly_cost_usd + burst.cost["gateway_staffing_usd"], abs=0.01)
     assert (f"burst-overflow loses: the redundancy floor of 2 replicas already carries the peak of 208 tok/s "
-            f"(capacity {capacity:,.0f} tok/s), so nothing overflows and the hybrid is the self-hosted fleet plus "
+            f"(capacity {capacity:,.0f} tok/s), so nothing overflows and the hybrid is the {burst.boundary_tier} fleet plus "
             f"${burst.cost['gateway_staffing_usd']:,.0f}/month of gateway staffing") in burst.reasons
 
 
 def test_burst_overflow_that_loses_states_its_parts_against_the_fleet_for_the_peak(catalog):
     decision = run(catalog, spiky_internal(800_000))
-    burst, alone = hybrid(decision, "burst-overflow"), by_tier(decision, "self-hosted")[0]
+    burst = hybrid(decision, "burst-overflow")
+    alone = by_tier(decision, burst.boundary_tier)[0]
     assert burst.cost["api_usd"] > 0
     line = next(r for r in burst.reasons if r.startswith("burst-overflow costs"))
     assert line.startswith(f"burst-overflow costs {parts(burst)} against ${alone.monthly_cost_usd:,.0f}/month for the "
-                           f"self-hosted tier alone ({alone.plan.fleet.replicas} replica(s) for the 8,333 tok/s peak)")
+                           f"{alone.tier} tier alone ({alone.plan.fleet.replicas} replica(s) for the 8,333 tok/s peak)")
     saved = alone.cost["gpu_compute_usd"] - burst.cost["gpu_compute_usd"]
     added = burst.cost["api_usd"] + burst.cost["gateway_staffing_usd"]
     assert line.endswith(f"saving ${saved:,.0f} of GPUs for ${added:,.0f} of API and gateway")
@@ -552,11 +554,12 @@ def test_burst_overflow_that_loses_states_its_parts_against_the_fleet_for_the_pe
 
 def test_tiered_by_sensitivity_that_loses_states_its_parts_against_the_tier_alone(catalog):
     decision = run(catalog, spiky_mixed_sensitivity(20_000))
-    tiered, alone = hybrid(decision, "tiered-by-sensitivity"), by_tier(decision, "self-hosted")[0]
+    tiered = hybrid(decision, "tiered-by-sensitivity")
+    alone = by_tier(decision, tiered.boundary_tier)[0]
     line = next(r for r in tiered.reasons if r.startswith("tiered-by-sensitivity costs"))
     # Both fleets are the redundancy floor, so moving 70% of requests to the API saves no GPU at all.
     assert line == (f"tiered-by-sensitivity costs {parts(tiered)} against ${alone.monthly_cost_usd:,.0f}/month for the "
-                    f"self-hosted tier alone (2 replica(s) for the whole 208 tok/s peak): sending 70% of requests to the "
+                    f"{alone.tier} tier alone (2 replica(s) for the whole 208 tok/s peak): sending 70% of requests to the "
                     f"API saves $0 of GPUs and adds ${tiered.cost['api_usd'] + tiered.cost['gateway_staffing_usd']:,.0f} "
                     f"of API and gateway; its 62 tok/s alone needs the redundancy floor of 2 replicas")
 
@@ -570,5 +573,5 @@ def test_tiered_by_complexity_that_loses_states_its_parts_against_the_frontier_a
     own = tiered.monthly_cost_usd - tiered.cost["api_usd"]
     assert line == (f"tiered-by-complexity costs {parts(tiered)} against ${api.monthly_cost_usd:,.0f}/month for "
                     f"{api.api.provider} {api.api.model} carrying all traffic: the 80% of requests it keeps off the "
-                    f"frontier API would cost ${kept_off:,.0f} there, against ${own:,.0f} for the self-hosted part and gateway")
+                    f"frontier API would cost ${kept_off:,.0f} there, against ${own:,.0f} for the {tiered.boundary_tier} part and gateway")
     assert kept_off < own

@@ -3,8 +3,11 @@ of settings the provider cannot express stays true to the provider's schema."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import inspect
 import ipaddress
+import json
 import re
 from functools import lru_cache
 from types import SimpleNamespace
@@ -13,6 +16,7 @@ from urllib.parse import urlparse
 import pulumi
 import pulumi_gcp as gcp
 import pytest
+import yaml
 from pulumi_gcp.vertex import _inputs as vertex_inputs
 
 from components.gcp_network import GcpNetwork, GcpNetworkArgs
@@ -21,6 +25,7 @@ from components.versions import VERSIONS
 from conftest import ROOT
 from preview.harness import run_preview, run_program
 from preview.mocks import PROJECT_NUMBER
+from serving.gateway_config import CONFIG_FILE, FILES_ENV
 
 REGION = "us-central1"
 PROJECT = "acme-llm"
@@ -367,9 +372,14 @@ def test_stack_url_resolves_in_its_vpc_to_an_address_its_policy_hands_out(name):
     [psc_subnet] = [s for s in result.by_type(SUBNET) if s.name == "network-psc"]
     assert policy["pscConfig"]["subnetworks"] == [
         f"projects/{psc_subnet.inputs['project']}/regions/{location}/subnetworks/{psc_subnet.inputs['name']}"]
-    zone, record = one(result, ZONE).inputs, one(result, RECORD).inputs
+    zone, record = result.named("vertex-psc-dns").inputs, result.named("vertex-psc-dns-a").inputs
     assert zone["privateVisibilityConfig"]["networks"] == [{"networkUrl": policy["network"]}]
-    assert record["name"] == urlparse(result.outputs["endpoint_url"]).hostname + "."
+    # The stack's gateway (Cloud Run, egress through the VPC) calls the endpoint by the name this zone resolves.
+    [service] = result.by_type("gcp:cloudrunv2/service:Service")
+    env = {e["name"]: e.get("value") for e in service.inputs["template"]["containers"][0]["envs"]}
+    files = json.loads(gzip.decompress(base64.b64decode(env[FILES_ENV])))
+    [upstream] = [m["litellm_params"]["api_base"] for m in yaml.safe_load(files[CONFIG_FILE])["model_list"]]
+    assert record["name"] == urlparse(upstream).hostname + "."
     [address] = record["rrdatas"]
     assert ipaddress.ip_address(address) in ipaddress.ip_network(psc_subnet.inputs["ipCidrRange"])
 

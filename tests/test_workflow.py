@@ -384,8 +384,8 @@ mkdir -p "$2/.venv/bin" && cp "{wrapper}" "$2/.venv/bin/llmhost"
     assert "`api-key-cmk-replica-us-east-2`" in sections["startup-api"]
     refused = "Refused offline on this PR: `error: stacks/Pulumi.refused-api.yaml: llm-hosting:api:"
     assert refused in sections["refused-api"]
-    assert "**new-api: 8 to add, 0 to delete, 0 to change" in sections["new-api"]
-    assert "DELETE (stateful)" in sections["old-api"] and "0 to add, 13 to delete" in sections["old-api"]
+    assert "**new-api: 75 to add, 0 to delete, 0 to change" in sections["new-api"]
+    assert "DELETE (stateful)" in sections["old-api"] and "0 to add, 59 to delete" in sections["old-api"]
     for name in ("startup-api", "new-api"):
         assert (work / "preview-diff" / "new" / f"{name}.json").exists()
 

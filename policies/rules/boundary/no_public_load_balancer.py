@@ -10,6 +10,10 @@ SERVICE = "kubernetes:core/v1:Service"
 AWS_LBS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer", "aws:elb/loadBalancer:LoadBalancer")
 GCP_RULES = ("gcp:compute/forwardingRule:ForwardingRule", "gcp:compute/globalForwardingRule:GlobalForwardingRule")
 INTERNAL_SCHEMES = ("INTERNAL", "INTERNAL_MANAGED", "INTERNAL_SELF_MANAGED")
+ECS_SERVICE = "aws:ecs/service:Service"
+CLOUD_RUN = "gcp:cloudrunv2/service:Service"
+# Cloud Run ingress settings that keep the service off the internet (INGRESS_TRAFFIC_ALL, the default, does not).
+CLOUD_RUN_PRIVATE_INGRESS = ("INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER")
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 ALB_SCHEME = "alb.ingress.kubernetes.io/scheme"
@@ -28,12 +32,17 @@ RULE = Rule(
     id="BND-003-no-public-load-balancer",
     title="No internet-facing load balancer for confidential or regulated data",
     area="boundary",
-    description="Services, load balancers and forwarding rules of a confidential or regulated stack are internal.",
+    description="Services, load balancers, forwarding rules, ECS tasks and Cloud Run services of a confidential or "
+                "regulated stack are internal.",
     checks="Kubernetes `Service` of type LoadBalancer: carries an internal-load-balancer annotation "
            "(`service.beta.kubernetes.io/aws-load-balancer-scheme: internal`, `...-internal: \"true\"`, "
            "`networking.gke.io/load-balancer-type: Internal`). `aws:lb`/`aws:alb`/`aws:elb` load balancers: "
-           "`internal` is true. GCP forwarding rules: `loadBalancingScheme` is INTERNAL* (EXTERNAL is the default), or "
-           "the rule is a Private Service Connect endpoint. Kubernetes `Ingress` of class alb: "
+           "`internal` is true. GCP forwarding rules: `loadBalancingScheme` is INTERNAL* (EXTERNAL is the default; "
+           "EXTERNAL and EXTERNAL_MANAGED are internet-facing), or the rule is a Private Service Connect endpoint. ECS "
+           "services: `networkConfiguration.assignPublicIp` is not true (a public address puts each task on the "
+           "internet beside the load balancer). Cloud Run services (`gcp:cloudrunv2/service:Service`): `ingress` is "
+           "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER or INGRESS_TRAFFIC_INTERNAL_ONLY (INGRESS_TRAFFIC_ALL, the "
+           "default, answers the internet on the service's run.app URL). Kubernetes `Ingress` of class alb: "
            "`alb.ingress.kubernetes.io/scheme` is not internet-facing (the controller's default is internal); of "
            "class gce: reported (GKE's external load balancer; gce-internal is internal). Gateway API `Gateway`: "
            "its gatewayClassName is not one of GKE's external classes (gke-l7-global-external-managed, "
@@ -43,9 +52,11 @@ RULE = Rule(
     severity="high",
     controls=("FedRAMP SC-7", "HIPAA 164.312(e)(1)", "GDPR art. 32"),
     remediation="Keep the model server's Service as ClusterIP (the kit's default) or add the internal annotation; "
-                "set `internal=True` on AWS load balancers and an INTERNAL_MANAGED scheme on GCP forwarding rules. "
+                "set `internal=True` on AWS load balancers and an INTERNAL_MANAGED scheme on GCP forwarding rules; run ECS "
+                "tasks with `assign_public_ip=False` in private subnets; set Cloud Run ingress to "
+                "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER. "
                 "Reach the endpoint through the VPC, a VPN or Private Service Connect.",
-    applies_to=(SERVICE, *AWS_LBS, *GCP_RULES, INGRESS, GATEWAY),
+    applies_to=(SERVICE, *AWS_LBS, *GCP_RULES, INGRESS, GATEWAY, ECS_SERVICE, CLOUD_RUN),
     limits="Ingresses of other classes and Gateways of other classes are not judged: whether they are public depends "
            "on the controller installed in the cluster, which the program does not describe; nor is a scheme set "
            "through an alb IngressClassParams.",
@@ -54,7 +65,20 @@ RULE = Rule(
 
 def check(ctx: ResourceContext) -> None:
     require_boundary(ctx)
-    applies(ctx, ctx.type, (SERVICE, *AWS_LBS, *GCP_RULES, INGRESS, GATEWAY))
+    applies(ctx, ctx.type, (SERVICE, *AWS_LBS, *GCP_RULES, INGRESS, GATEWAY, ECS_SERVICE, CLOUD_RUN))
+    if ctx.type == ECS_SERVICE:
+        public = ctx.get("networkConfiguration.assignPublicIp", "whether the tasks get public addresses")
+        if public is not UNKNOWN and truthy(public) is True:
+            ctx.violation("networkConfiguration.assignPublicIp is true: every task gets a public IP address, reachable "
+                          "from the internet around the internal load balancer")
+        return
+    if ctx.type == CLOUD_RUN:
+        ingress = ctx.get("ingress", "who may reach the service")
+        if ingress is not UNKNOWN and ingress not in CLOUD_RUN_PRIVATE_INGRESS:
+            shown = ingress or "not set (INGRESS_TRAFFIC_ALL, the default)"
+            ctx.violation(f"ingress is {shown}: the service answers the internet on its run.app URL (set "
+                          "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER)")
+        return
     if ctx.type == INGRESS:
         annotations = ctx.get("metadata.annotations", "the Ingress's annotations")
         cls = ctx.get("spec.ingressClassName", "the Ingress class")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ...props import UNKNOWN, is_unknown
@@ -16,8 +17,22 @@ GCP_PLAIN_PROXIES = ("gcp:compute/targetHttpProxy:TargetHttpProxy", "gcp:compute
                      "gcp:compute/targetTcpProxy:TargetTcpProxy", "gcp:compute/regionTargetTcpProxy:RegionTargetTcpProxy")
 GCP_TLS_PROXIES = ("gcp:compute/targetHttpsProxy:TargetHttpsProxy", "gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy",
                    "gcp:compute/targetSslProxy:TargetSslProxy")
-TYPES = (*AWS_LISTENERS, INGRESS, GATEWAY, SERVICE, *GCP_PLAIN_PROXIES, *GCP_TLS_PROXIES)
+GCP_FORWARDING_RULES = ("gcp:compute/forwardingRule:ForwardingRule", "gcp:compute/globalForwardingRule:GlobalForwardingRule")
+CLOUD_RUN = "gcp:cloudrunv2/service:Service"
+TYPES = (*AWS_LISTENERS, INGRESS, GATEWAY, SERVICE, *GCP_PLAIN_PROXIES, *GCP_TLS_PROXIES, *GCP_FORWARDING_RULES,
+         CLOUD_RUN)
 TLS_PROTOCOLS = ("HTTPS", "TLS")
+# Elastic Load Balancing's predefined security policies that accept TLS 1.2 and later only (TLS13-1-2/1-3 with their
+# -Res, -Ext, -FIPS and -PQ forms, TLS-1-2 and FS-1-2). A listener without ssl_policy gets ELBSecurityPolicy-2016-08
+# when created through the API (Pulumi, CLI, CloudFormation), which still accepts TLS 1.0 and 1.1.
+TLS12_SSL_POLICY = re.compile(r"^ELBSecurityPolicy-(TLS13-1-[23]|TLS-1-2|FS-1-2)-")
+API_DEFAULT_SSL_POLICY = "ELBSecurityPolicy-2016-08"
+# A forwarding rule whose target is a target HTTP or TCP proxy (a self link or id: .../targetHttpProxies/<name>)
+# answers in plain text whatever port it listens on.
+PLAIN_PROXY_REF = re.compile(r"target(Http|Tcp)Prox", re.IGNORECASE)
+# Cloud Run: only this ingress setting keeps the service's own run.app URL closed, so every request crosses the load
+# balancer's HTTPS listener (and its certificate and TLS policy); INGRESS_TRAFFIC_ALL is the API's default.
+CLOUD_RUN_LB_ONLY = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
 # The certificate fields of the GCP proxies that terminate TLS (any one is enough).
 GCP_CERT_FIELDS = ("sslCertificates", "certificateManagerCertificates", "certificateMap")
 
@@ -42,9 +57,12 @@ RULE = Rule(
     id="ENC-009-tls-listeners",
     title="Every listener serves TLS",
     area="encryption",
-    description="Load balancer listeners, Ingresses, Gateways, target proxies and LoadBalancer Services of the stack "
-                "accept only TLS (HTTPS), or redirect plain HTTP to it.",
-    checks="`aws:lb`/`aws:alb` listeners: `protocol` is HTTPS or TLS, or HTTP (the ALB default) whose only default "
+    description="Load balancer listeners, Ingresses, Gateways, target proxies, forwarding rules and LoadBalancer "
+                "Services of the stack accept only TLS 1.2+ (HTTPS), or redirect plain HTTP to it; Cloud Run services "
+                "are reached only through their load balancer.",
+    checks="`aws:lb`/`aws:alb` listeners: `protocol` is HTTPS or TLS with an `sslPolicy` that accepts TLS 1.2 and "
+           "later only (ELBSecurityPolicy-TLS13-1-2-*, -TLS13-1-3-*, -TLS-1-2-*, -FS-1-2-*; without one the API "
+           "applies ELBSecurityPolicy-2016-08, which accepts TLS 1.0), or HTTP (the ALB default) whose only default "
            "action is a redirect with protocol HTTPS. Kubernetes `Ingress` of class alb (`spec.ingressClassName` or "
            "the `kubernetes.io/ingress.class` annotation): every port of `alb.ingress.kubernetes.io/listen-ports` is "
            "HTTPS (an HTTP port only with `alb.ingress.kubernetes.io/ssl-redirect`), and a certificate comes from "
@@ -55,7 +73,10 @@ RULE = Rule(
            "`Gateway`: every listener's protocol is HTTPS or TLS and it has a `tls` block (on GKE an HTTPS listener "
            "may take its certificates from the `networking.gke.io/certmap` annotation instead). GCP target HTTP and TCP "
            "proxies (global and regional) are plain: always reported; target HTTPS and SSL proxies need a "
-           "certificate (`sslCertificates`, `certificateManagerCertificates` or `certificateMap`). Kubernetes "
+           "certificate (`sslCertificates`, `certificateManagerCertificates` or `certificateMap`). GCP forwarding "
+           "rules (regional and global): a `target` that names a target HTTP or TCP proxy is reported. Cloud Run "
+           "services (`gcp:cloudrunv2/service:Service`): `ingress` is INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER, so "
+           "requests reach them only through the load balancer's HTTPS listener. Kubernetes "
            "`Service` of type LoadBalancer: `service.beta.kubernetes.io/aws-load-balancer-ssl-cert`, with "
            "`...-ssl-ports` (when set) covering every port. A value unknown during preview is reported as cannot "
            "verify, never passed.",
@@ -64,13 +85,16 @@ RULE = Rule(
     severity="high",
     controls=("FedRAMP SC-8", "FedRAMP SC-8(1)", "HIPAA 164.312(e)(1)", "GDPR art. 32"),
     remediation="Serve HTTPS with a certificate (ACM on AWS, Certificate Manager or a Kubernetes Secret on GCP): set "
-                "`protocol=\"HTTPS\"` and `certificate_arn` on AWS listeners (keep port 80 only as a redirect to "
-                "HTTPS); annotate an alb Ingress with `listen-ports: '[{\"HTTPS\":443}]'` and `certificate-arn`; give "
-                "every Gateway listener `protocol: HTTPS` and `tls`; use target HTTPS proxies on GCP; put a "
+                "`protocol=\"HTTPS\"`, `certificate_arn` and `ssl_policy=\"ELBSecurityPolicy-TLS13-1-2-2021-06\"` on "
+                "AWS listeners (keep port 80 only as a redirect to HTTPS); annotate an alb Ingress with `listen-ports: '[{\"HTTPS\":443}]'` and `certificate-arn`; give "
+                "every Gateway listener `protocol: HTTPS` and `tls`; use target HTTPS proxies on GCP; set Cloud Run ingress to "
+                "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER; put a "
                 "LoadBalancer Service behind an Ingress or Gateway, or annotate it with `aws-load-balancer-ssl-cert`.",
     applies_to=TYPES,
-    limits="Only the first hop is checked: the TLS policy (minimum version, ciphers) and whether the load balancer "
-           "re-encrypts to the pods are not. An HTTP-to-HTTPS redirect on GCP lives in the URL map, which this "
+    limits="Only the first hop is checked: whether the load balancer re-encrypts to its targets is not, and the TLS "
+           "policy (minimum version) only on `aws:lb` listeners (not an alb Ingress's ssl-policy annotation, nor a GCP "
+           "proxy's sslPolicy). A forwarding rule whose target is not known yet is judged through that proxy's own "
+           "check. An HTTP-to-HTTPS redirect on GCP lives in the URL map, which this "
            "per-resource check does not read, so a redirect-only target HTTP proxy is reported (record an "
            "exception for it). A GKE LoadBalancer Service has no TLS annotation: one whose pods terminate TLS "
            "themselves needs an exception. Listeners the controllers create from Ingresses and Gateways are checked "
@@ -90,6 +114,15 @@ def _aws_listener(ctx: ResourceContext) -> None:
     shown = protocol or "not set (HTTP, the default)"
     protocol = (protocol or "HTTP").upper()
     if protocol in TLS_PROTOCOLS:
+        policy = ctx.get("sslPolicy", "the listener's TLS policy")
+        if policy is UNKNOWN:
+            return
+        if not policy:
+            ctx.violation(f"protocol is {protocol} without sslPolicy: the listener gets {API_DEFAULT_SSL_POLICY}, "
+                          "which still accepts TLS 1.0 and 1.1 (set ELBSecurityPolicy-TLS13-1-2-2021-06)")
+        elif not TLS12_SSL_POLICY.match(str(policy)):
+            ctx.violation(f"sslPolicy is {policy}, which accepts TLS versions below 1.2 (use "
+                          "ELBSecurityPolicy-TLS13-1-2-2021-06 or another TLS 1.2+ policy)")
         return
     if protocol == "HTTP":
         actions = ctx.get("defaultActions", "the listener's default actions")
@@ -250,6 +283,25 @@ def _gcp_tls_proxy(ctx: ResourceContext) -> None:
         ctx.violation(f"none of {', '.join(GCP_CERT_FIELDS)} is set: the proxy has no certificate to serve")
 
 
+def _forwarding_rule(ctx: ResourceContext) -> None:
+    # An unknown target is the proxy the stack creates: that proxy is checked on its own (a target HTTP proxy is
+    # always reported), so the rule's reference adds nothing to wait for.
+    target = ctx.peek("target")
+    if isinstance(target, str) and PLAIN_PROXY_REF.search(target):
+        kind = "HTTP" if "http" in PLAIN_PROXY_REF.search(target).group(1).lower() else "TCP"
+        ctx.violation(f"target is {target}, a target {kind} proxy: the forwarding rule serves plain {kind} (target a "
+                      f"target {'HTTPS' if kind == 'HTTP' else 'SSL'} proxy with a certificate)")
+
+
+def _cloud_run(ctx: ResourceContext) -> None:
+    ingress = ctx.get("ingress", "who may reach the service")
+    if ingress is UNKNOWN or ingress == CLOUD_RUN_LB_ONLY:
+        return
+    shown = ingress or "not set (INGRESS_TRAFFIC_ALL, the default)"
+    ctx.violation(f"ingress is {shown}: the service is reachable on its own run.app URL, around the load balancer's "
+                  f"HTTPS listener and its certificate and TLS policy (set {CLOUD_RUN_LB_ONLY})")
+
+
 def check(ctx: ResourceContext) -> None:
     applies(ctx, ctx.type, TYPES)
     if ctx.type in AWS_LISTENERS:
@@ -260,6 +312,10 @@ def check(ctx: ResourceContext) -> None:
         _gateway(ctx)
     elif ctx.type == SERVICE:
         _service(ctx)
+    elif ctx.type in GCP_FORWARDING_RULES:
+        _forwarding_rule(ctx)
+    elif ctx.type == CLOUD_RUN:
+        _cloud_run(ctx)
     elif ctx.type in GCP_PLAIN_PROXIES:
         plain = "HTTP" if "HttpProxy" in ctx.type else "TCP"
         ctx.violation(f"a target {plain} proxy serves plain {plain}: use a target "

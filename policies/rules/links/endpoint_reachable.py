@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from ...props import UNKNOWN, get, host_of_url, is_unknown, truthy
 from ...rulekit import Rule, StackContext, stack_policy
-from ...workloads import VERTEX_DEPLOYMENT
+from ...workloads import ECS_TASK, VERTEX_DEPLOYMENT, containers_of
 
 SERVICE = "kubernetes:core/v1:Service"
 SAGEMAKER_ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
@@ -21,6 +21,25 @@ AWS_ZONE = "aws:route53/zone:Zone"
 AWS_RECORD = "aws:route53/record:Record"
 AWS_LBS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 GCP_ADDRESS = "gcp:compute/address:Address"
+# The serverless front doors: an ALB before the gateway's ECS service (AWS), an internal Application Load Balancer
+# before its Cloud Run service (GCP).
+AWS_LISTENERS = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
+AWS_LISTENER_RULES = ("aws:lb/listenerRule:ListenerRule", "aws:alb/listenerRule:ListenerRule")
+AWS_TARGET_GROUPS = ("aws:lb/targetGroup:TargetGroup", "aws:alb/targetGroup:TargetGroup")
+ECS_SERVICE = "aws:ecs/service:Service"
+GCP_FORWARDING_RULES = ("gcp:compute/forwardingRule:ForwardingRule", "gcp:compute/globalForwardingRule:GlobalForwardingRule")
+GCP_HTTPS_PROXIES = ("gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy",
+                     "gcp:compute/targetHttpsProxy:TargetHttpsProxy")
+GCP_HTTP_PROXIES = ("gcp:compute/regionTargetHttpProxy:RegionTargetHttpProxy", "gcp:compute/targetHttpProxy:TargetHttpProxy")
+GCP_URL_MAPS = ("gcp:compute/regionUrlMap:RegionUrlMap", "gcp:compute/uRLMap:URLMap")
+GCP_BACKENDS = ("gcp:compute/regionBackendService:RegionBackendService", "gcp:compute/backendService:BackendService")
+GCP_NEGS = ("gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup",)
+CLOUD_RUN = "gcp:cloudrunv2/service:Service"
+# Cloud Run ingress that keeps the service's run.app URL off the internet (INGRESS_TRAFFIC_ALL is the API's default).
+CLOUD_RUN_PRIVATE_INGRESS = ("INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", "INGRESS_TRAFFIC_INTERNAL_ONLY")
+INTERNAL_SCHEMES = ("INTERNAL_MANAGED", "INTERNAL", "INTERNAL_SELF_MANAGED")
+# The gateway's container in the ECS task definition, the name its service registers in the target group.
+GATEWAY_CONTAINER = "litellm"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
@@ -50,13 +69,13 @@ RULE = Rule(
     title="The exported endpoint is reachable from where the stack's consumers are",
     area="links",
     kind="stack",
-    description="The endpoint the stack exports resolves and routes for its consumers: in its VPC for private and "
-                "air-gapped stacks, anywhere for public ones. Advisory until the kit exposes its in-cluster "
-                "endpoints.",
+    description="The endpoint the stack exports resolves and routes for its consumers: in its VPC for endpoint "
+                "audience `vpc` (the default, whatever the network variant), anywhere for audience `internet`.",
     checks="Once per stack. The endpoint is the stack's `endpoint_url` output when the offline preview has it "
            "(`llmhost preview`); a stack policy under `pulumi preview` cannot see outputs, so there it is the front "
            "door the resources render: the gateway's Service (app.kubernetes.io/component gateway), else the model "
-           "server's Service, else the SageMaker endpoint or the Vertex AI endpoint. A `*.svc.cluster.local` host, or "
+           "server's Service, else the gateway's ECS service (container litellm) or Cloud Run service, else the "
+           "SageMaker endpoint or the Vertex AI endpoint. A `*.svc.cluster.local` host, or "
            "a ClusterIP Service, is reachable only from inside its cluster. A LoadBalancer Service is reachable from "
            "the VPC; from anywhere only without an internal-load-balancer annotation. A SageMaker runtime host "
            "(runtime.sagemaker.<region>.amazonaws.com) is reachable from a private or air-gapped VPC only through an "
@@ -70,8 +89,17 @@ RULE = Rule(
            "Route 53 alias or Cloud DNS A record made from it: an alb Ingress, whose scheme is internal unless "
            "annotated internet-facing; a Gateway of class gke-l7-rilb, directly or through the reserved address it "
            "names; an internal aws:lb), and that load balancer has an HTTPS listener and forwards (Ingress backends, "
-           "the Gateway's HTTPRoutes) to the front-door Service. Under `pulumi preview` a ClusterIP front door with "
-           "such an Ingress or Gateway in front of it is reachable through it. A public stack needs a public zone "
+           "the Gateway's HTTPRoutes) to the front-door Service. Without a cluster the chain is followed hop by hop "
+           "to the gateway: on AWS an internal aws:lb whose HTTPS listener (load_balancer_arn) forwards (its default "
+           "actions, or a listener rule whose host-header condition admits the exported host) to a target group that an ECS service registers its `litellm` container in (load_balancers), "
+           "with a task definition declaring that container; on GCP a Cloud DNS A record holding the reserved "
+           "internal address (or the forwarding rule's), an INTERNAL_MANAGED forwarding rule on 443 whose target is "
+           "a target HTTPS proxy, its URL map, a backend service, a SERVERLESS network endpoint group in its "
+           "backends, and the Cloud Run service that group names, whose ingress is "
+           "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER (or INTERNAL_ONLY) rather than ALL. The first hop that is "
+           "missing or points elsewhere is reported on the resource that holds the broken reference. Under `pulumi "
+           "preview` a ClusterIP front door with such an Ingress or Gateway in front of it, or an ECS or Cloud Run "
+           "gateway with such a load balancer in front of it, is reachable through it. A public stack needs a public zone "
            "and an internet-facing load balancer.",
     why="An endpoint its consumers cannot resolve or route to is an outage on day one: the stack deploys cleanly and "
         "every client call fails with a DNS or connection error.",
@@ -84,13 +112,20 @@ RULE = Rule(
                 "config until the kit exposes its in-cluster endpoints; set its `enforcementLevel` to mandatory in "
                 "stacks/<stack>.policy-config.json to enforce it sooner.",
     applies_to=(SERVICE, SAGEMAKER_ENDPOINT, *VERTEX_ENDPOINTS, VPC_ENDPOINT, DNS_ZONE, DNS_RECORD, AWS_ZONE, AWS_RECORD,
-                INGRESS, GATEWAY, HTTP_ROUTE, *AWS_LBS, GCP_ADDRESS),
+                INGRESS, GATEWAY, HTTP_ROUTE, *AWS_LBS, GCP_ADDRESS, *AWS_LISTENERS, *AWS_LISTENER_RULES, *AWS_TARGET_GROUPS, ECS_SERVICE,
+                ECS_TASK, *GCP_FORWARDING_RULES, *GCP_HTTPS_PROXIES, *GCP_HTTP_PROXIES, *GCP_URL_MAPS, *GCP_BACKENDS,
+                *GCP_NEGS, CLOUD_RUN),
     level="advisory",
     limits="Under `pulumi preview` the exported endpoint is inferred from the rendered front door (stack outputs are "
            "not visible to a stack policy). Security groups, firewall rules and peering between the consumers and "
            "the endpoint are not checked; an exported third-party API is left to the boundary and air-gap policies. An "
            "Ingress's scheme set through IngressClassParams, and Gateway classes other than GKE's, are not read; "
-           "whether the certificate names the host is not checked (ENC-009 checks that listeners serve TLS).",
+           "whether the certificate names the host is not checked (ENC-009 checks that listeners serve TLS). The "
+           "references along the serverless chains (ARNs, ids, self links, the ALB's DNS name) are outputs: a known "
+           "value is matched by the name it carries, and one not known yet (or, under the offline preview's mocks, "
+           "an id that carries no name) by the holder's dependency on the resource it was made from, so two "
+           "candidates the same resource depends on are not told apart. Listener rule conditions other than the "
+           "host header, and which of several Cloud Run services is the gateway, are not read.",
 )
 
 
@@ -98,10 +133,11 @@ def _network(ctx: StackContext) -> Optional[Any]:
     return next((r for r in ctx.resources if r.type in (VPC, GCP_NETWORK)), None)
 
 
-def _where(network: str, net: Optional[Any]) -> str:
+def _where(network: str, net: Optional[Any], audience: str = "vpc", variant: Optional[str] = None) -> str:
     if network == "public":
-        return "anywhere (network public)"
-    return f"the stack's network {net.name if net else '(none in the stack)'} (network {network})"
+        return "anywhere (endpoint audience internet)"
+    return (f"the stack's network {net.name if net else '(none in the stack)'} "
+            f"(network {variant or network}, endpoint audience {audience})")
 
 
 def _expose(network: str, net: Optional[Any]) -> str:
@@ -145,6 +181,13 @@ def _front_door(ctx: StackContext) -> tuple[str, Optional[Any], Optional[str]]:
         for r in services:
             if (get(r.props, "metadata.labels") or {}).get("app.kubernetes.io/component") == component:
                 return "service", r, None
+    # A stack without a cluster runs the gateway on ECS or Cloud Run, in front of its managed or third-party model.
+    for r in ctx.resources:
+        if r.type == ECS_SERVICE and _gateway_task(ctx, r) is not False:
+            return "ecs", r, None
+    for r in ctx.resources:
+        if r.type == CLOUD_RUN:
+            return "cloud-run", r, None
     for r in ctx.resources:
         if r.type == SAGEMAKER_ENDPOINT:
             return "sagemaker", r, None
@@ -179,7 +222,7 @@ def _service_reachable(ctx: StackContext, svc: Any, network: str, net: Optional[
         if internal and network == "public":
             ctx.violation(f"the stack exports {name} on an internal load balancer, but its consumers are {where}. "
                           "Fix: drop the internal annotation (and keep the data classification's boundary in mind), "
-                          "or mark the stack's network private.", svc.urn)
+                          "or set the stack's endpoint audience to vpc.", svc.urn)
         return
     if kind == "NodePort" and network == "public":
         ctx.violation(f"the stack exports {name} as a NodePort, reached on the nodes' private addresses only, but "
@@ -240,7 +283,7 @@ def _vertex(ctx: StackContext, endpoint: Any, host: Optional[str], network: str,
     if network == "public":
         ctx.violation(f"the stack exports a Vertex AI Private Service Connect endpoint ({host or VERTEX_PSC_SUFFIX}), "
                       f"reachable only inside networks with a PSC connection, but its consumers are {where}. Fix: "
-                      "serve it on Vertex AI's public endpoint, or mark the stack's network private.", who)
+                      "serve it on Vertex AI's public endpoint, or set the stack's endpoint audience to vpc.", who)
         return
     zones = []
     for z in (r for r in ctx.resources if r.type == DNS_ZONE):
@@ -395,7 +438,7 @@ def _gateway_addresses(gw: Any) -> list[str]:
 
 
 def _load_balancers(ctx: StackContext) -> list[Any]:
-    return [r for r in ctx.resources if r.type in (INGRESS, GATEWAY, *AWS_LBS) or
+    return [r for r in ctx.resources if r.type in (INGRESS, GATEWAY, *AWS_LBS, *GCP_FORWARDING_RULES) or
             (r.type == SERVICE and get(r.props, "spec.type") == "LoadBalancer")]
 
 
@@ -404,11 +447,19 @@ def _lb_for_value(ctx: StackContext, value: Any, rec: Any) -> Optional[Any]:
     `pulumi up`) the one the record was made from, directly or through the reserved address a Gateway takes."""
     lbs = _load_balancers(ctx)
     addresses = [r for r in ctx.resources if r.type == GCP_ADDRESS]
+    # What the record was made from decides first: a forwarding rule, or the reserved address it holds. (Addresses
+    # the cloud assigns may repeat across a stack's previews; the dependency does not.)
+    made_from = [a for a in addresses if a.urn in rec.dependency_urns]
+    rules = [fr for fr in lbs if fr.type in GCP_FORWARDING_RULES and
+             (fr.urn in rec.dependency_urns or _linked(fr, get(fr.props, "ipAddress"), made_from))]
+    if rules:
+        return rules[0]
     if isinstance(value, str) and not is_unknown(value):
         value = value.rstrip(".").lower()
         for lb in lbs:
             known = [get(lb.props, "dnsName"), get(lb.props, "status.loadBalancer.ingress[0].hostname"),
-                     get(lb.props, "status.loadBalancer.ingress[0].ip"), get(lb.props, "status.addresses[0].value")]
+                     get(lb.props, "status.loadBalancer.ingress[0].ip"), get(lb.props, "status.addresses[0].value"),
+                     get(lb.props, "ipAddress")]
             if lb.type == GATEWAY:
                 known += _gateway_addresses(lb)
                 known += [get(a.props, "address") for a in addresses if get(a.props, "name") in _gateway_addresses(lb)]
@@ -437,6 +488,9 @@ def _annotation(r: Any, key: str) -> Any:
 def _lb_internal(lb: Any) -> Optional[bool]:
     if lb.type in AWS_LBS:
         return truthy(get(lb.props, "internal")) is True
+    if lb.type in GCP_FORWARDING_RULES:
+        scheme = _scheme(lb)
+        return None if is_unknown(scheme) else scheme in INTERNAL_SCHEMES
     annotations = get(lb.props, "metadata.annotations") or {}
     if is_unknown(annotations):
         return None
@@ -497,6 +551,8 @@ def _lb_label(lb: Any) -> str:
     kind = {INGRESS: "Ingress", GATEWAY: "Gateway", SERVICE: "Service"}.get(lb.type)
     if kind:
         return f"the {kind} {_namespace(lb)}/{get(lb.props, 'metadata.name')}"
+    if lb.type in GCP_FORWARDING_RULES:
+        return f"the load balancer's forwarding rule {lb.name}"
     return f"the load balancer {lb.name}"
 
 
@@ -510,17 +566,17 @@ def _front_service(ctx: StackContext) -> Optional[Any]:
 
 
 def _check_lb(ctx: StackContext, lb: Any, https: bool, network: str, net: Optional[Any], where: str,
-              via: str) -> None:
+              via: str, host: Optional[str] = None) -> None:
     """The load balancer a front door reaches: internal for a private stack, forwarding to the front-door Service, and
     serving HTTPS for an https:// URL."""
     internal = _lb_internal(lb)
     if network != "public" and internal is False:
         ctx.violation(f"{via} {_lb_label(lb)}, an internet-facing load balancer, but the stack's consumers are {where}. "
                       "Fix: make it internal (alb.ingress.kubernetes.io/scheme: internal, gatewayClassName "
-                      "gke-l7-rilb, internal=True).", lb.urn)
+                      "gke-l7-rilb, internal=True, load_balancing_scheme INTERNAL_MANAGED).", lb.urn)
     elif network == "public" and internal is True:
         ctx.violation(f"{via} {_lb_label(lb)}, an internal load balancer, but its consumers are {where}. Fix: use an "
-                      "internet-facing load balancer, or mark the stack's network private.", lb.urn)
+                      "internet-facing load balancer, or set the stack's endpoint audience to vpc.", lb.urn)
     if lb.type in (INGRESS, GATEWAY):
         backends = _backends(ctx, lb)
         front = _front_service(ctx)
@@ -538,9 +594,343 @@ def _check_lb(ctx: StackContext, lb: Any, https: bool, network: str, net: Option
             shown = ", ".join("/".join(b) for b in backends)
             ctx.violation(f"{via} {_lb_label(lb)}, which forwards to {shown}, a Service the stack does not create.",
                           lb.urn)
+    if lb.type in AWS_LBS:
+        _aws_chain(ctx, lb, https, via, host)
+    elif lb.type in GCP_FORWARDING_RULES:
+        _gcp_chain(ctx, lb, https, network, via)
     if https and _lb_https(lb) is False:
         ctx.violation(f"{via} {_lb_label(lb)} over https, but it has no HTTPS listener: every client call fails the "
                       "TLS handshake. Fix: listen on HTTPS 443 with the endpoint's certificate.", lb.urn)
+
+
+# --- the serverless front doors: an ALB before ECS (AWS), an internal Application Load Balancer before Cloud Run (GCP)
+#
+# The references between these resources are outputs (ARNs, ids, self links) that a policy sees only once they are
+# known; a value made from another resource's output always makes the holder depend on it. So a reference names its
+# target by the name a known value carries (an ARN or self link ends in it) or, failing that, by the dependency.
+
+def _named_by(value: str, resource: Any) -> bool:
+    """Whether a known reference (a name, an ARN, an id or a self link) carries the resource's own name."""
+    for key in ("name", "family"):
+        name = get(resource.props, key)
+        if isinstance(name, str) and name and not is_unknown(name) and \
+                re.search(rf"(^|/){re.escape(name)}($|[/:])", value):
+            return True
+    return False
+
+
+def _linked(holder: Any, value: Any, candidates: list[Any], by_name_only: bool = False) -> Optional[list[Any]]:
+    """The candidates a reference held by `holder` points at; None when that cannot be told yet (the value is unknown
+    and the holder depends on none of them). `by_name_only`: the value is the target's name itself, so a known value
+    that differs from a known name points elsewhere even when the holder depends on that target."""
+    known = isinstance(value, str) and not is_unknown(value)
+    if known:
+        named = [c for c in candidates if _named_by(value, c)]
+        if named:
+            return named
+    deps = [c for c in candidates if c.urn in holder.dependency_urns]
+    if by_name_only and known:
+        deps = [c for c in deps if not isinstance(get(c.props, "name"), str) or is_unknown(get(c.props, "name"))]
+    if deps:
+        return deps
+    return None if value is UNKNOWN or is_unknown(value) else []
+
+
+def _of_type(ctx: StackContext, types: tuple[str, ...]) -> list[Any]:
+    return [r for r in ctx.resources if r.type in types]
+
+
+def _gateway_task(ctx: StackContext, svc: Any) -> Optional[bool]:
+    """Whether the ECS service runs the gateway container; None when its task definition is not known yet."""
+    names = [get(e, "containerName") for e in _list(get(svc.props, "loadBalancers")) if isinstance(e, dict)]
+    if GATEWAY_CONTAINER in names:
+        return True
+    tasks = _linked(svc, get(svc.props, "taskDefinition"), _of_type(ctx, (ECS_TASK,))) or []
+    if any(is_unknown(get(t.props, "containerDefinitions")) for t in tasks):
+        return None
+    return any(c.name == GATEWAY_CONTAINER for t in tasks for c in containers_of(ECS_TASK, t.props))
+
+
+def _aws_listeners(ctx: StackContext, lb: Any) -> list[Any]:
+    return [l for l in _of_type(ctx, AWS_LISTENERS) if _linked(l, get(l.props, "loadBalancerArn"), [lb])]
+
+
+def _is_tls(listener: Any) -> Optional[bool]:
+    protocol = get(listener.props, "protocol")
+    return None if is_unknown(protocol) else str(protocol or "HTTP").upper() in ("HTTPS", "TLS")
+
+
+def _forwards(actions: Any) -> list[Any]:
+    refs = []
+    for action in _list(actions):
+        if not isinstance(action, dict) or action.get("type") != "forward":
+            continue
+        if action.get("targetGroupArn") is not None:
+            refs.append(action["targetGroupArn"])
+        refs += [t.get("arn") for t in _list(get(action, "forward.targetGroups")) if isinstance(t, dict)]
+    return refs
+
+
+def _host_matches(rule: Any, host: Optional[str]) -> bool:
+    """Whether a listener rule's host-header condition (if any) admits the exported host; ALB patterns take * and ?."""
+    if host is None:
+        return True
+    for condition in _list(get(rule.props, "conditions")):
+        values = get(condition, "hostHeader.values") if isinstance(condition, dict) else None
+        if not isinstance(values, list) or any(is_unknown(v) for v in values):
+            continue
+        patterns = [re.escape(str(v).lower()).replace(r"\*", ".*").replace(r"\?", ".") for v in values]
+        if not any(re.fullmatch(p, host.lower()) for p in patterns):
+            return False
+    return True
+
+
+def _forward_refs(ctx: StackContext, listener: Any, host: Optional[str] = None) -> list[tuple[Any, Any]]:
+    """(holder, target group ARN) for every forward of the listener: its default actions, and the actions of the
+    listener rules attached to it whose host condition admits the exported host."""
+    refs = [(listener, r) for r in _forwards(get(listener.props, "defaultActions"))]
+    for rule in _of_type(ctx, AWS_LISTENER_RULES):
+        if _linked(rule, get(rule.props, "listenerArn"), [listener]) and _host_matches(rule, host):
+            refs += [(rule, r) for r in _forwards(get(rule.props, "actions"))]
+    return refs
+
+
+def _registrations(ctx: StackContext, tg: Any, refs: list[Any]) -> list[tuple[Any, dict]]:
+    """(ECS service, its loadBalancers entry) that register their tasks in the target group: the entry holds the ARN
+    the listener forwards to, or names the group, or (an ARN known only later) the service depends on the group."""
+    known = [r for r in refs if isinstance(r, str) and not is_unknown(r)]
+    out = []
+    for svc in _of_type(ctx, (ECS_SERVICE,)):
+        for entry in _list(get(svc.props, "loadBalancers")):
+            if not isinstance(entry, dict):
+                continue
+            ref = entry.get("targetGroupArn")
+            if (isinstance(ref, str) and ref in known) or tg in (_linked(svc, ref, [tg]) or []):
+                out.append((svc, entry))
+    return out
+
+
+def _aws_chain(ctx: StackContext, lb: Any, https: bool, via: str, host: Optional[str]) -> None:
+    """An aws:lb front door: a listener (HTTPS for an https URL) forwards to a target group that the gateway's ECS
+    service (container litellm) registers its tasks in."""
+    label = _lb_label(lb)
+    listeners = _aws_listeners(ctx, lb)
+    if not listeners:
+        ctx.violation(f"{via} {label}, which has no listener of the stack: nothing answers on it. Fix: add an HTTPS "
+                      f"listener on 443 (load_balancer_arn {lb.name}) forwarding to the gateway's target group.", lb.urn)
+        return
+    serving = listeners
+    if https:
+        if any(_is_tls(l) is None for l in listeners):
+            ctx.cannot_verify(f"{label} listeners' protocol", "whether the load balancer serves HTTPS")
+        serving = [l for l in listeners if _is_tls(l)]
+        if not serving:
+            shown = ", ".join(f"{l.name} ({get(l.props, 'protocol') or 'HTTP'}:{get(l.props, 'port')})" for l in listeners)
+            if not ctx.unknown:
+                ctx.violation(f"{via} {label} over https, but it has no HTTPS listener ({shown}): every client call "
+                              "fails the TLS handshake. Fix: listen on HTTPS 443 with the endpoint's certificate and "
+                              "an ELBSecurityPolicy-TLS13-1-2 policy.", listeners[0].urn)
+            return
+    groups = _of_type(ctx, AWS_TARGET_GROUPS)
+    reached: list[tuple[Any, Any, list[Any]]] = []  # (listener, target group, the ARNs it is forwarded by)
+    for l in serving:
+        pairs = _forward_refs(ctx, l, host)
+        refs = [r for _, r in pairs]
+        for holder, ref in pairs:
+            linked = _linked(holder, ref, groups)
+            where = "actions" if holder is not l else "defaultActions"
+            if linked is None:
+                ctx.cannot_verify(f"{holder.name}.{where}", "which target group the listener forwards to")
+            elif not linked:
+                ctx.violation(f"{via} {label}, whose listener {l.name} forwards to {ref}"
+                              f"{f' (rule {holder.name})' if holder is not l else ''}, not a target group of the "
+                              "stack. Fix: forward to the gateway's target group.", holder.urn)
+            reached += [(l, tg, refs) for tg in linked or [] if tg not in [t for _, t, _ in reached]]
+    if not reached:
+        if not any(_forward_refs(ctx, l, host) for l in serving):
+            shown = f" for {host}" if host else ""
+            ctx.violation(f"{via} {label}, whose listener {serving[0].name} forwards to no target group{shown} (no "
+                          "forward default action, and no listener rule forwarding that host): requests never reach "
+                          "the gateway. Fix: forward to the gateway's target group.", serving[0].urn)
+        return
+    for listener, tg, refs in reached:
+        registered = _registrations(ctx, tg, refs)
+        port = get(tg.props, "port")
+        if not registered:
+            ctx.violation(f"{via} {label}, whose listener {listener.name} forwards to the target group {tg.name}, but "
+                          "no ECS service registers its tasks there (no load_balancers entry names it): the target "
+                          f"group stays empty and the load balancer answers 503. Fix: add {tg.name} to the gateway ECS "
+                          f"service's load_balancers (container {GATEWAY_CONTAINER}"
+                          f"{f', port {port}' if port else ''}).", tg.urn)
+            continue
+        gateway = [(s, e) for s, e in registered if e.get("containerName") == GATEWAY_CONTAINER]
+        if not gateway:
+            shown = ", ".join(f"{s.name} (container {e.get('containerName')})" for s, e in registered)
+            ctx.violation(f"{via} {label}, whose target group {tg.name} sends to {shown}, not the gateway container "
+                          f"{GATEWAY_CONTAINER}. Fix: register the gateway service's {GATEWAY_CONTAINER} container in "
+                          f"{tg.name}.", tg.urn)
+            continue
+        svc = gateway[0][0]
+        tasks = _linked(svc, get(svc.props, "taskDefinition"), _of_type(ctx, (ECS_TASK,))) or []
+        for task in tasks:
+            defs = get(task.props, "containerDefinitions")
+            if isinstance(defs, str) and all(c.name != GATEWAY_CONTAINER for c in containers_of(ECS_TASK, task.props)):
+                ctx.violation(f"{via} {label}, whose target group {tg.name} sends to container {GATEWAY_CONTAINER} of "
+                              f"{svc.name}, but its task definition {task.name} declares no container "
+                              f"{GATEWAY_CONTAINER}: ECS refuses the service. Fix: run the gateway's task definition.",
+                              svc.urn)
+
+
+def _behind_aws_lb(ctx: StackContext, svc: Any) -> Optional[Any]:
+    """The aws:lb whose listener forwards to a target group the ECS service registers in."""
+    for lb in _of_type(ctx, AWS_LBS):
+        for l in _aws_listeners(ctx, lb):
+            pairs = _forward_refs(ctx, l)
+            refs = [r for _, r in pairs]
+            for holder, ref in pairs:
+                for tg in _linked(holder, ref, _of_type(ctx, AWS_TARGET_GROUPS)) or []:
+                    if any(s is svc for s, _ in _registrations(ctx, tg, refs)):
+                        return lb
+    return None
+
+
+def _scheme(fr: Any) -> Any:
+    return get(fr.props, "loadBalancingScheme")
+
+
+def _url_map_services(url_map: Any) -> list[Any]:
+    """Every backend service a URL map routes to: its default, its path matchers' defaults, path and route rules."""
+    refs = [get(url_map.props, "defaultService")]
+    for pm in _list(get(url_map.props, "pathMatchers")):
+        refs.append(get(pm, "defaultService"))
+        refs += [get(r, "service") for r in _list(get(pm, "pathRules"))]
+        refs += [get(r, "service") for r in _list(get(pm, "routeRules"))]
+    return [r for r in refs if r is not None]
+
+
+def _gcp_hops(ctx: StackContext, fr: Any) -> dict[str, Any]:
+    """The chain behind a forwarding rule, hop by hop; each hop is (resources, the resource holding the reference,
+    the reference, "unknown" | "missing" | "ok")."""
+    hops: dict[str, Any] = {}
+
+    def follow(key: str, holders: list[Any], refs_of, candidates: list[Any], by_name_only: bool = False) -> list[Any]:
+        found: list[Any] = []
+        unknown = first = None
+        for h in holders:
+            for ref in refs_of(h):
+                linked = _linked(h, ref, candidates, by_name_only)
+                if linked is None and unknown is None:
+                    unknown = (h, ref)
+                if first is None:
+                    first = (h, ref)
+                found += [c for c in linked or [] if c not in found]
+        if found:
+            hops[key] = (found, None, None, "ok")
+        elif unknown is not None:
+            hops[key] = (found, *unknown, "unknown")
+        else:
+            hops[key] = (found, *(first or (holders[0] if holders else None, None)), "missing")
+        return found
+
+    proxies = follow("proxy", [fr], lambda h: [get(h.props, "target")], _of_type(ctx, (*GCP_HTTPS_PROXIES, *GCP_HTTP_PROXIES)))
+    maps = follow("url map", proxies, lambda h: [get(h.props, "urlMap")], _of_type(ctx, GCP_URL_MAPS))
+    backends = follow("backend service", maps, _url_map_services, _of_type(ctx, GCP_BACKENDS))
+    negs = follow("network endpoint group", backends,
+                  lambda h: [get(b, "group") for b in _list(get(h.props, "backends")) if isinstance(b, dict)],
+                  _of_type(ctx, GCP_NEGS))
+    follow("Cloud Run service", negs, lambda h: [get(h.props, "cloudRun.service")], _of_type(ctx, (CLOUD_RUN,)),
+           by_name_only=True)
+    return hops
+
+
+HOP_FIX = {
+    "proxy": "target the region target HTTPS proxy of the load balancer",
+    "url map": "give the proxy the load balancer's URL map",
+    "backend service": "route the URL map's default service to the backend service of the gateway",
+    "network endpoint group": "add the serverless network endpoint group of the gateway's Cloud Run service to the "
+                              "backend service's backends",
+    "Cloud Run service": "set the network endpoint group's cloud_run.service to the gateway's Cloud Run service",
+}
+
+
+def _gcp_chain(ctx: StackContext, fr: Any, https: bool, network: str, via: str) -> None:
+    """A forwarding-rule front door: INTERNAL_MANAGED (for a private stack) on 443, to a target HTTPS proxy, its URL
+    map, a backend service, a serverless NEG, and the Cloud Run service behind it, whose ingress admits only load
+    balancers."""
+    label = _lb_label(fr)
+    scheme = _scheme(fr)
+    if network != "public" and isinstance(scheme, str) and scheme in ("INTERNAL", "INTERNAL_SELF_MANAGED"):
+        ctx.violation(f"{via} {label}, whose loadBalancingScheme is {scheme}, not INTERNAL_MANAGED: only an internal "
+                      "Application Load Balancer's forwarding rule carries a target HTTPS proxy to a serverless "
+                      "backend. Fix: set load_balancing_scheme INTERNAL_MANAGED on the rule and its backend "
+                      "service.", fr.urn)
+    ports = get(fr.props, "portRange")
+    if https and isinstance(ports, str) and not is_unknown(ports) and ports:
+        low, _, high = ports.partition("-")
+        if low.isdigit() and not int(low) <= 443 <= int(high or low):
+            ctx.violation(f"{via} {label} over https, but the rule listens on port {ports}, not 443. Fix: set "
+                          "port_range \"443\".", fr.urn)
+    hops = _gcp_hops(ctx, fr)
+    for key, (found, holder, ref, state) in hops.items():
+        if state == "unknown":
+            ctx.cannot_verify(f"{holder.name} {key}", f"which {key} it points at")
+            return
+        if state == "missing":
+            holder = holder or fr
+            what = f"names {ref}, not a {key} of the stack" if ref is not None else f"names no {key}"
+            ctx.violation(f"{via} {label}, whose chain to the gateway breaks at {holder.name}: it {what}. Fix: "
+                          f"{HOP_FIX[key]}.", holder.urn)
+            return
+        if key == "proxy" and https:
+            plain = [p for p in found if p.type in GCP_HTTP_PROXIES]
+            if plain and len(plain) == len(found):
+                ctx.violation(f"{via} {label} over https, but the rule targets the target HTTP proxy {plain[0].name}: "
+                              "there is no TLS listener and every client call fails the handshake. Fix: target a "
+                              "target HTTPS proxy with the endpoint's certificate.", fr.urn)
+                return
+        if key == "network endpoint group":
+            for neg in found:
+                kind = get(neg.props, "networkEndpointType")
+                if isinstance(kind, str) and not is_unknown(kind) and kind != "SERVERLESS":
+                    ctx.violation(f"{via} {label}, whose backend reaches the network endpoint group {neg.name} of type "
+                                  f"{kind}, not SERVERLESS: it does not front a Cloud Run service. Fix: "
+                                  "network_endpoint_type SERVERLESS with cloud_run.service.", neg.urn)
+                    return
+    if network == "public":
+        return
+    for run in hops["Cloud Run service"][0]:
+        ingress = get(run.props, "ingress")
+        if is_unknown(ingress):
+            ctx.cannot_verify(f"{run.name}.ingress", "who may reach the Cloud Run service")
+        elif ingress not in CLOUD_RUN_PRIVATE_INGRESS:
+            ctx.violation(f"{via} {label}, which reaches the Cloud Run service {run.name}, but its ingress is "
+                          f"{ingress or 'not set (INGRESS_TRAFFIC_ALL)'}: the gateway also answers the internet on its "
+                          "run.app URL, around the private load balancer. Fix: set ingress "
+                          "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER.", run.urn)
+
+
+def _behind_forwarding_rule(ctx: StackContext, run: Any) -> Optional[Any]:
+    """The forwarding rule whose chain ends at the Cloud Run service."""
+    for fr in _of_type(ctx, GCP_FORWARDING_RULES):
+        if any(r is run for r in _gcp_hops(ctx, fr)["Cloud Run service"][0]):
+            return fr
+    return None
+
+
+def _serverless_reachable(ctx: StackContext, kind: str, front: Any, network: str, net: Optional[Any],
+                          where: str) -> None:
+    """Under `pulumi preview` (no outputs): the gateway's ECS service or Cloud Run service behind a load balancer."""
+    lb = _behind_aws_lb(ctx, front) if kind == "ecs" else _behind_forwarding_rule(ctx, front)
+    what = f"the gateway's {'ECS' if kind == 'ecs' else 'Cloud Run'} service {front.name}"
+    if lb is None:
+        shown = ("an internal Application Load Balancer (aws.lb.LoadBalancer internal=True) with an HTTPS listener "
+                 "forwarding to a target group its tasks register in" if kind == "ecs" else
+                 "an internal Application Load Balancer (an INTERNAL_MANAGED forwarding rule, target HTTPS proxy, URL "
+                 "map, backend service and a serverless network endpoint group naming it)")
+        ctx.violation(f"the stack's front door is {what}, but no load balancer of the stack forwards to it, so its "
+                      f"consumers in {where} have no address to call. Fix: put it behind {shown}.", front.urn)
+        return
+    _check_lb(ctx, lb, False, network, net, where, f"the stack exposes {what} through")
 
 
 def _private_dns(ctx: StackContext, url: str, host: str, network: str, net: Optional[Any], where: str) -> None:
@@ -592,13 +982,18 @@ def _private_dns(ctx: StackContext, url: str, host: str, network: str, net: Opti
         ctx.violation(f"the stack exports {url}, a plain-http URL: clients would send prompts and API keys in clear. "
                       "Fix: export the https:// URL the load balancer serves.", rec.urn)
     _check_lb(ctx, lbs[0], url.lower().startswith("https://"), network, net, where,
-              f"the stack exports {url}, whose record {rec.name} points at")
+              f"the stack exports {url}, whose record {rec.name} points at", host)
 
 
 def check(ctx: StackContext) -> None:
-    network = ctx.config["network"]
+    # Where the consumers are is the stack's endpoint audience, not its network variant: a `public` network (NAT,
+    # public subnets, a public API server) still serves applications inside the VPC unless the stack declares an
+    # internet audience. Below, "public" stands for consumers anywhere and any other value for the stack's network.
+    variant = ctx.config["network"]
+    audience = ctx.config.get("endpointAudience") or "vpc"
+    network = "public" if audience == "internet" else ("private" if variant == "public" else variant)
     net = _network(ctx)
-    where = _where(network, net)
+    where = _where(network, net, audience, variant)
     kind, resource, host = _front_door(ctx)
     if kind == "unknown":
         ctx.cannot_verify("endpoint_url", "the exported endpoint is known only after `pulumi up`")
@@ -615,6 +1010,8 @@ def check(ctx: StackContext) -> None:
                       resource.urn if resource else None)
     elif kind == "service":
         _service_reachable(ctx, resource, network, net, where)
+    elif kind in ("ecs", "cloud-run"):
+        _serverless_reachable(ctx, kind, resource, network, net, where)
     elif kind == "sagemaker":
         _sagemaker(ctx, resource, host, network, net, where)
     elif kind == "vertex-psc":
