@@ -221,6 +221,24 @@ class Staffing(_Strict):
         return self.fte_annual_cost_usd / 12
 
 
+class FrontDoorRates(_Strict):
+    """List prices of the stack's front door (us-east-1 / Tier 1 regions), which every tier has and the cost model
+    does not count: the decision report states them beside the totals."""
+    aws_private_ca_monthly_usd: float = Field(gt=0)
+    aws_private_ca_source: str
+    aws_alb_hourly_usd: float = Field(gt=0)
+    aws_alb_lcu_hourly_usd: float = Field(gt=0)
+    aws_alb_source: str
+    aws_fargate_vcpu_hourly_usd: float = Field(gt=0)
+    aws_fargate_gb_hourly_usd: float = Field(gt=0)
+    aws_fargate_source: str
+    gcp_cloud_run_vcpu_second_usd: float = Field(gt=0)
+    gcp_cloud_run_gib_second_usd: float = Field(gt=0)
+    gcp_cloud_run_source: str
+    gcp_forwarding_rule_hourly_usd: float = Field(gt=0)
+    gcp_forwarding_rule_source: str
+
+
 class Serving(_Strict):
     target_utilization: float = Field(gt=0, le=1)
     target_utilization_source: str
@@ -301,6 +319,7 @@ class Catalog(_Strict):
     serving: Serving
     latency: Latency
     availability: Availability
+    front_door: Optional[FrontDoorRates] = None
     source_notes: list[SourceNote] = []
     gaps: list[str] = []
 

@@ -69,7 +69,52 @@ def _scaling_lines(c: "Candidate", p: "Profile") -> list[str]:
             f"nodes; following the day the endpoint would cost about {_usd(f.scaled_monthly_compute_usd)}.{target}"]
 
 
-def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: str) -> str:
+def _front_door_lines(cfg: "StackConfig", stack: str, rates) -> list[str]:
+    """Where applications call the stack, and what that costs beside the totals (list prices from the catalog)."""
+    from serving.gateway_config import (CLOUD_RUN_CPU, CLOUD_RUN_MEMORY_GIB, ECS_TASK_CPU_UNITS, ECS_TASK_MEMORY_MIB,
+                                        SERVERLESS_REPLICAS)
+
+    hours = 720  # as the cost model's month (serving.hours_per_month)
+    cluster = cfg.self_hosted is not None
+    runtime = ("the cluster" if cluster else
+               {"aws": "ECS on Fargate", "gcp": "Cloud Run"}[cfg.cloud])
+    internet = cfg.endpoint.audience == "internet"
+    where = (f"https://{cfg.endpoint.domain}/v1 on an internet-facing load balancer" if internet else
+             f"https://{stack}.llm.internal/v1 on an internal load balancer in the stack's VPC")
+    lines = ["", "## Front door", "",
+             f"- Applications call {where}, through the gateway on {runtime}, each with its own key "
+             f"({', '.join(c.name for c in cfg.consumers)})."]
+    if rates is None:
+        return lines
+    items: list[str] = []
+    if cfg.cloud == "aws":
+        items.append(f"internal ALB {_usd((rates.aws_alb_hourly_usd + rates.aws_alb_lcu_hourly_usd) * hours)} "
+                     "(hours plus one LCU)" if not internet else
+                     f"ALB {_usd((rates.aws_alb_hourly_usd + rates.aws_alb_lcu_hourly_usd) * hours)} (hours plus one LCU)")
+        if not cluster:
+            vcpu, gb = ECS_TASK_CPU_UNITS / 1024, ECS_TASK_MEMORY_MIB / 1024
+            task = (vcpu * rates.aws_fargate_vcpu_hourly_usd + gb * rates.aws_fargate_gb_hourly_usd) * hours
+            items.append(f"{SERVERLESS_REPLICAS} Fargate tasks of {vcpu:g} vCPU and {gb:g} GB "
+                         f"{_usd(SERVERLESS_REPLICAS * task)}")
+        if not internet and not cfg.endpoint.certificate_authority_arn:
+            items.append(f"the stack's AWS Private CA {_usd(rates.aws_private_ca_monthly_usd)} (set "
+                         "endpoint.certificate_authority_arn to issue from the organisation's CA instead)")
+    else:
+        items.append(f"the load balancer's forwarding rule {_usd(rates.gcp_forwarding_rule_hourly_usd * hours)} plus "
+                     "its proxy instances")
+        if not cluster:
+            instance = (CLOUD_RUN_CPU * rates.gcp_cloud_run_vcpu_second_usd
+                        + CLOUD_RUN_MEMORY_GIB * rates.gcp_cloud_run_gib_second_usd) * 3600 * hours
+            items.append(f"{SERVERLESS_REPLICAS} always-on Cloud Run instances of {CLOUD_RUN_CPU} vCPU and "
+                         f"{CLOUD_RUN_MEMORY_GIB} GiB {_usd(SERVERLESS_REPLICAS * instance)}")
+        if not internet:
+            items.append("the stack's CA Service DevOps-tier pool (its fee was not found)")
+    lines.append("- Not in the totals above, at list prices: " + "; ".join(items) + ".")
+    return lines
+
+
+def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: str, front_door=None) -> str:
+    """The decision report. `front_door`: the catalog's FrontDoorRates, to price what the totals leave out."""
     p, c = d.profile, d.chosen
     lines = [f"# Hosting decision: {stack}", "",
              f"Profile: `{profile_path}`" + (f" ({p.description.strip()})" if p.description else ""), "",
@@ -86,6 +131,7 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
         lines.append("- Routes: " + "; ".join(f"`{k}` -> {v}" for k, v in d.class_routes.items()) + ".")
     for n in c.notes:
         lines.append(f"- Note: {n}")
+    lines += _front_door_lines(cfg, stack, front_door)
     lines += ["", "## Rules that fired", ""] + [f"- {r}" for r in d.reasons]
     lines += ["", "## Numbers used", "", "| quantity | value |", "|---|---|"]
     lines += [f"| {k} | {v:,} |" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"| {k} | {v} |"

@@ -332,7 +332,7 @@ def write_stack(decision: Decision, stack: str, stacks_dir: Path, profile_path: 
     policy_file = stacks_dir / f"{stack}.policy-config.json"
     policy_file.write_text(json.dumps(policy_config(cfg, catalog), indent=2) + "\n")
     report_file = stacks_dir / f"{stack}.decision.md"
-    report_file.write_text(render_report(_with_serving_note(decision), cfg, stack, profile_path))
+    report_file.write_text(render_report(_with_serving_note(decision), cfg, stack, profile_path, catalog.front_door))
     return PlanFiles(stack_file, policy_file, report_file, cfg)
 
 

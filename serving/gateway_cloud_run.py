@@ -43,7 +43,8 @@ import pulumi_gcp as gcp
 
 from components.gcp_network import name_prefix
 
-from .gateway_config import (BOOTSTRAP_ENTRYPOINT, CONSUMER_KEY_ENV_PREFIX, FILES_ENV, KEY_ENV_PATTERN,
+from .gateway_config import (BOOTSTRAP_ENTRYPOINT, CLOUD_RUN_CPU, CLOUD_RUN_MEMORY_GIB, CONSUMER_KEY_ENV_PREFIX,
+                             FILES_ENV, KEY_ENV_PATTERN, SERVERLESS_REPLICAS,
                              MASTER_KEY_ENV, PORT, PROXY_ENV, GatewayRoutes, check_consumer_mapping, check_keys,
                              consumer_key_env, packed_files, render_config)
 
@@ -135,9 +136,9 @@ class GatewayCloudRunArgs:
     # The Vertex AI endpoint the routes call (VertexEndpoint.endpoint_name: projects/<p>/locations/<r>/endpoints/<id>,
     # or its numeric id in `region`); None when no route calls Vertex AI.
     vertex_endpoint: Optional[pulumi.Input[str]] = None
-    replicas: int = 2
-    cpu: str = "2"
-    memory: str = "2Gi"
+    replicas: int = SERVERLESS_REPLICAS
+    cpu: str = str(CLOUD_RUN_CPU)
+    memory: str = f"{CLOUD_RUN_MEMORY_GIB}Gi"
     concurrency: int = 80  # in-flight requests per instance; the proxy is async, most of a request is waiting
     timeout_seconds: int = 600  # per request: the longest route's budget (litellm_settings.request_timeout) fits
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -573,6 +573,11 @@ def check_keys(routes: GatewayRoutes, api_keys: Mapping[str, Any], consumer_keys
 # secret store. A consumer's secret is the JSON document its application reads (base_url, api_key, model): where the
 # runtime cannot pick one field of it (Cloud Run), the bootstrap takes `api_key` from the document.
 FILES_ENV = "LLMHOST_GATEWAY_FILES"
+# The serverless runtimes' default size, also what the decision report prices (planner/report.py): two copies (the
+# limits are rendered per copy), each an ECS task of 1 vCPU and 2 GiB or a Cloud Run instance of 2 vCPU and 2 GiB.
+SERVERLESS_REPLICAS = 2
+ECS_TASK_CPU_UNITS, ECS_TASK_MEMORY_MIB = 1024, 2048
+CLOUD_RUN_CPU, CLOUD_RUN_MEMORY_GIB = 2, 2
 # The proxy's plain environment on every runtime: no fetch of the price map or of tokenizers from the internet; the
 # non-root layout, with the admin UI and assets copied to the writable /tmp instead of the read-only image.
 PROXY_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1", "HOME": "/tmp", "LITELLM_NON_ROOT": "true",

@@ -27,7 +27,8 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from .gateway_config import (BOOTSTRAP_ENTRYPOINT, CONSUMER_KEY_ENV_PREFIX, FILES_ENV, KEY_ENV_PATTERN,
+from .gateway_config import (BOOTSTRAP_ENTRYPOINT, CONSUMER_KEY_ENV_PREFIX, ECS_TASK_CPU_UNITS, ECS_TASK_MEMORY_MIB,
+                             FILES_ENV, KEY_ENV_PATTERN, SERVERLESS_REPLICAS,
                              MASTER_KEY_ENV, PORT, PROXY_ENV, GatewayRoutes, check_consumer_mapping, check_keys,
                              consumer_key_env, packed_files, render_config)
 
@@ -84,9 +85,9 @@ class GatewayEcsArgs:
     # The ALB listener forwarding to target_group_arn: ECS refuses a target group no listener uses, so the service is
     # ordered after it when given.
     listener_arn: Any = None
-    replicas: int = 2  # fixed: consumer limits were rendered per replica for exactly this count
-    cpu: int = 1024  # Fargate CPU units
-    memory: int = 2048  # MiB
+    replicas: int = SERVERLESS_REPLICAS  # fixed: consumer limits were rendered per replica for exactly this count
+    cpu: int = ECS_TASK_CPU_UNITS  # Fargate CPU units
+    memory: int = ECS_TASK_MEMORY_MIB  # MiB
     log_retention_days: int = 30
     cpu_architecture: str = "X86_64"  # or ARM64 (Graviton), if the image has an arm64 variant
     health_check_grace_period_seconds: int = STARTUP_SECONDS  # the ALB's failed checks count only after this

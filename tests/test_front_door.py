@@ -171,3 +171,22 @@ def test_a_pinned_key_version_is_what_the_task_definition_reads():
     current = container_definition(Args, {"model_list": []}, "g", "m", {}, {"app": arn})
     assert [s["valueFrom"] for s in pinned["secrets"]][1] == arn + ":api_key::v-2"
     assert [s["valueFrom"] for s in current["secrets"]][1] == arn + ":api_key::"
+
+
+def test_the_report_prices_the_front_door_the_totals_leave_out(cli, project, tmp_path):
+    """List prices from the catalog's front_door section: the ALB's hours and one LCU ((0.0225 + 0.008) x 720 = $22),
+    two Fargate tasks of 1 vCPU and 2 GB (2 x (0.04048 + 2 x 0.004445) x 720 = $71), and the stack's private CA ($400)
+    unless the organisation's CA issues the certificate."""
+    report = (ROOT / "stacks/startup-api.decision.md").read_text()
+    section = report.split("## Front door", 1)[1].split("\n## ", 1)[0]
+    assert "https://startup-api.llm.internal/v1" in section and "gateway on ECS on Fargate" in section
+    assert "internal ALB $22" in section and "2 Fargate tasks of 1 vCPU and 2 GB $71" in section
+    assert "AWS Private CA $400" in section
+    _plan(cli, project, tmp_path, "startup-api", {"certificate_authority_arn": ORG_CA})
+    section = (project / "stacks/startup-api.decision.md").read_text().split("## Front door", 1)[1].split("\n## ", 1)[0]
+    assert "Private CA" not in section and "internal ALB $22" in section
+    gcp = (ROOT / "stacks/us-vertex-support.decision.md").read_text().split("## Front door", 1)[1].split("\n## ", 1)[0]
+    # 2 x (2 vCPU x 0.000018 + 2 GiB x 0.000002) x 3600 x 720 = $207.36
+    assert "2 always-on Cloud Run instances of 2 vCPU and 2 GiB $207" in gcp and "gateway on Cloud Run" in gcp
+    cluster = (ROOT / "stacks/realtime-captions.decision.md").read_text().split("## Front door", 1)[1]
+    assert "gateway on the cluster" in cluster and "Cloud Run" not in cluster.split("\n## ", 1)[0]
