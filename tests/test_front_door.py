@@ -190,3 +190,28 @@ def test_the_report_prices_the_front_door_the_totals_leave_out(cli, project, tmp
     assert "2 always-on Cloud Run instances of 2 vCPU and 2 GiB $207" in gcp and "gateway on Cloud Run" in gcp
     cluster = (ROOT / "stacks/realtime-captions.decision.md").read_text().split("## Front door", 1)[1]
     assert "gateway on the cluster" in cluster and "Cloud Run" not in cluster.split("\n## ", 1)[0]
+
+
+def test_the_fargate_gateway_of_a_managed_hybrid_keeps_regulated_traffic_on_the_endpoint():
+    """The rendered config the ECS task unpacks: `llm-sensitive` reaches only this stack's SageMaker endpoint, in the
+    stack's region, and the guard that refuses request-level fallbacks is loaded; `llm` goes to the API first."""
+    import base64
+    import gzip
+
+    from serving.gateway_config import (CONFIG_FILE, FILES_ENV, GUARD_FILE, SENSITIVE_MODEL,
+                                        assert_no_third_party_route)
+
+    result = run_preview(ROOT, "tiered-managed-hybrid")
+    [task] = result.by_type("aws:ecs/taskDefinition:TaskDefinition")
+    env = {e["name"]: e["value"] for e in json.loads(task.inputs["containerDefinitions"])[0]["environment"]}
+    files = json.loads(gzip.decompress(base64.b64decode(env[FILES_ENV])))
+    config = yaml.safe_load(files[CONFIG_FILE])
+    [endpoint] = result.by_type("aws:sagemaker/endpoint:Endpoint")
+    sensitive = [m["litellm_params"] for m in config["model_list"] if m["model_name"] == SENSITIVE_MODEL]
+    assert sensitive == [{**sensitive[0], "model": f"sagemaker_chat/{endpoint.inputs['name']}",
+                          "aws_region_name": "us-east-1"}]
+    third_party = [m["model_name"] for m in config["model_list"] if m.get("model_info", {}).get("third_party")]
+    assert third_party  # the API is there, for the public share
+    assert_no_third_party_route(config, SENSITIVE_MODEL, third_party)
+    assert GUARD_FILE in files
+    assert result.outputs["endpoint_url"] == "https://tiered-managed-hybrid.llm.internal/v1"

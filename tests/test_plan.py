@@ -24,6 +24,7 @@ EXPECTED = {
     "us-vertex-support": ("managed", None, "private", "vertex"),
     "realtime-captions": ("self-hosted", None, "public", "gke"),
     "tgi-fine-tuned-eks": ("self-hosted", None, "private", "eks"),
+    "tiered-managed-hybrid": ("hybrid", "tiered-by-sensitivity", "private", "sagemaker"),
 }
 
 

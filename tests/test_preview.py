@@ -13,7 +13,7 @@ from preview.harness import ProgramRefused, run_preview
 
 INVENTORIED = ["startup-api", "eu-residency-api", "healthcare-hipaa", "eu-sovereign-airgapped", "realtime-npc",
                "eu-airgapped-gke", "us-vertex-support", "realtime-captions", "tiered-sensitivity", "burst-hybrid",
-               "tgi-fine-tuned-eks"]
+               "tgi-fine-tuned-eks", "tiered-managed-hybrid"]
 BUILT = INVENTORIED + ["eu-confidential-vertex", "fine-tuned"]  # stacks whose tier this version builds
 
 
