@@ -301,13 +301,14 @@ class GatewayEcs(pulumi.ComponentResource):
 
         # Execution role: ECS's own calls to start a task. Inline and least-privilege, instead of the managed
         # AmazonECSTaskExecutionRolePolicy (which reads any secret's parameters and pulls from any repository).
-        execution_trust = identity.account_id.apply(lambda account: json.dumps({
+        # The trust policy ECS documents for the execution role, without conditions: the confused-deputy keys are
+        # documented for the task role (below), and a condition the execution path does not send would leave every
+        # task unable to start. What this role may do is cut down instead (its policy below).
+        execution_trust = json.dumps({
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                           "Action": "sts:AssumeRole",
-                           # Only ECS acting for this account (confused-deputy protection).
-                           "Condition": {"StringEquals": {"aws:SourceAccount": account}}}],
-        }))
+                           "Action": "sts:AssumeRole"}],
+        })
         execution_role = aws.iam.Role(
             f"{name}-execution-role", name=f"{prefix}-execution",
             description=f"ECS task execution role of the llm-hosting {args.stack} gateway: its logs, keys and image",

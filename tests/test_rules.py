@@ -365,6 +365,7 @@ EXPECTED_TIERS = {
     "us-vertex-support": ("managed", None),
     "realtime-captions": ("self-hosted", None),
     "tgi-fine-tuned-eks": ("self-hosted", None),
+    "tiered-managed-hybrid": ("hybrid", "tiered-by-sensitivity"),
 }
 
 
