@@ -15,6 +15,7 @@ from pulumi.runtime.config import CONFIG, get_config_env
 from components.aws_api_key_secret import AwsApiKeySecret, AwsApiKeySecretArgs
 from components.aws_alb_endpoint import AwsAlbEndpoint, AwsAlbEndpointArgs
 from components.aws_alert_topic import AwsAlertTopic, AwsAlertTopicArgs
+from components.aws_budget import AwsBudget, AwsBudgetArgs
 from components.aws_consumer_keys import AwsConsumerKeys, AwsConsumerKeysArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
 from components.aws_private_endpoint import AwsPrivateEndpoint, AwsPrivateEndpointArgs, dns_name as aws_endpoint_host
@@ -27,6 +28,7 @@ from components.eks_container_logs import EksContainerLogs, EksContainerLogsArgs
 from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArgs
 from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
 from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
+from components.gcp_budget import GcpBudget, GcpBudgetArgs
 from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
 from components.gcp_consumer_keys import GcpConsumerKeys, GcpConsumerKeysArgs
 from components.gcp_image_mirror import GcpImageMirror, GcpImageMirrorArgs
@@ -50,6 +52,7 @@ from planner.errors import InputError
 from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts, pod_size, weights_gb
 from planner.stack_config import GATEWAY_MASTER_KEY, PROJECT, StackConfig, load_stack_config
 from serving.alerts import AlertContext, prometheus_rule, runbooks
+from serving.usage import GROWTH_RETENTION
 from serving.dashboard import grafana_dashboard
 from serving.engine import QUEUE_TARGET_PER_REPLICA, EngineInputs, EngineSpec
 from serving.gateway_cloud_run import GatewayCloudRun, GatewayCloudRunArgs
@@ -95,8 +98,50 @@ def api_key_secret(cfg: StackConfig):
 def build_api(cfg: StackConfig) -> TierOutputs:
     """The API tier: applications call the stack's gateway with their own keys; only the gateway holds the provider's."""
     if cfg.cloud == "aws":
-        return ecs_front_door(cfg, aws_network(cfg), api=api_key_secret(cfg))
-    return cloud_run_front_door(cfg, gcp_network(cfg, proxy_only_subnet=True), api=api_key_secret(cfg))
+        topic = aws_alerts(cfg)  # the budget's and the gateway's drift alarms
+        return ecs_front_door(cfg, aws_network(cfg), topic, api=api_key_secret(cfg))
+    channel = gcp_alerts(cfg, kms_key_id=None)
+    return cloud_run_front_door(cfg, gcp_network(cfg, proxy_only_subnet=True), channel, api=api_key_secret(cfg))
+
+
+def aws_alerts(cfg: StackConfig) -> AwsAlertTopic:
+    """The stack's alert topic, and the budget at the plan's cloud cost that notifies it (where the plan gave one)."""
+    tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
+    topic = AwsAlertTopic("alerts", AwsAlertTopicArgs(stack=stack, tags=tags, protect=cfg.protect))
+    pulumi.export("alerts_topic", topic.topic_arn)
+    if cfg.spend is not None:
+        budget = AwsBudget("budget", AwsBudgetArgs(
+            stack=stack, amount_usd=cfg.spend.cloud_monthly_usd, topic_arn=topic.topic_arn, tags=tags,
+            activate_cost_allocation_tag=cfg.spend.activate_cost_allocation_tag, wait_for=topic.grants,
+            protect=cfg.protect))
+        pulumi.export("budget_name", budget.budget_name)
+    return topic
+
+
+def gcp_alerts(cfg: StackConfig, kms_key_id) -> GcpAlertChannel:
+    """The stack's alert channel, and the budget at the plan's cloud cost that publishes to its topic. A GCP budget
+    lives on a Cloud Billing account: without spend.billingAccount there is none (the planner warns)."""
+    labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
+    budgeted = cfg.spend is not None and cfg.spend.billing_account is not None
+    channel = GcpAlertChannel("alerts", GcpAlertChannelArgs(
+        stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=kms_key_id, labels=labels,
+        protect=cfg.protect, budget_notifications=budgeted))
+    pulumi.export("alerts_topic", channel.topic_id)
+    if budgeted:
+        budget = GcpBudget("budget", GcpBudgetArgs(
+            stack=stack, billing_account=cfg.spend.billing_account, amount_usd=cfg.spend.cloud_monthly_usd,
+            topic_id=channel.topic_id, project=cfg.gcp_project, labels=labels, wait_for=channel.budget_grants,
+            protect=cfg.protect))
+        pulumi.export("budget_name", budget.budget_name)
+    return channel
+
+
+def export_spend(cfg: StackConfig) -> None:
+    """What the plan said the stack costs a month, beside what was built for it."""
+    if cfg.spend is not None:
+        s = cfg.spend
+        pulumi.export("planned_monthly_cost_usd", {"total": s.planned_monthly_usd, "cloud": s.cloud_monthly_usd,
+                                                   "api": s.api_monthly_usd, "staffing": s.staffing_monthly_usd})
 
 
 def aws_network(cfg: StackConfig, private_api_endpoints: tuple[str, ...] = ()) -> AwsNetwork:
@@ -106,13 +151,12 @@ def aws_network(cfg: StackConfig, private_api_endpoints: tuple[str, ...] = ()) -
         protect=cfg.protect, tags=aws_tags(stack, cfg.tier, cfg.residency.classification)))
 
 
-def sagemaker_tier(cfg: StackConfig) -> tuple[AwsNetwork, SageMakerEndpoint]:
+def sagemaker_tier(cfg: StackConfig) -> tuple[AwsNetwork, SageMakerEndpoint, AwsAlertTopic]:
     m, model = cfg.managed, cfg.model
     # Invocations of a private endpoint stay inside the VPC, not out through the NAT.
     net = aws_network(cfg, private_api_endpoints=("sagemaker.runtime",))
     tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
-    topic = AwsAlertTopic("alerts", AwsAlertTopicArgs(stack=stack, tags=tags, protect=cfg.protect))
-    pulumi.export("alerts_topic", topic.topic_arn)
+    topic = aws_alerts(cfg)
     endpoint = SageMakerEndpoint("sagemaker", SageMakerEndpointArgs(
         stack=stack, region=cfg.region, model_id=model.id, image_uri=versions.sagemaker_image(cfg.region, cfg.registry),
         weights_uri=model.weights_uri, instance_type=m.instance_type, gpus_per_replica=m.gpus_per_replica,
@@ -126,16 +170,16 @@ def sagemaker_tier(cfg: StackConfig) -> tuple[AwsNetwork, SageMakerEndpoint]:
         protect=cfg.protect, tags=tags))
     # For operators and SigV4 callers of the endpoint itself; applications call the gateway.
     pulumi.export("sagemaker_endpoint_name", endpoint.endpoint_name)
-    return net, endpoint
+    return net, endpoint, topic
 
 
 def build_managed(cfg: StackConfig) -> TierOutputs:
-    net, endpoint = sagemaker_tier(cfg)
-    return ecs_front_door(cfg, net, sagemaker=endpoint)
+    net, endpoint, topic = sagemaker_tier(cfg)
+    return ecs_front_door(cfg, net, topic, sagemaker=endpoint)
 
 
-def ecs_front_door(cfg: StackConfig, net: AwsNetwork, sagemaker: Optional[SageMakerEndpoint] = None,
-                   api: Optional[AwsApiKeySecret] = None) -> TierOutputs:
+def ecs_front_door(cfg: StackConfig, net: AwsNetwork, alerts: AwsAlertTopic,
+                   sagemaker: Optional[SageMakerEndpoint] = None, api: Optional[AwsApiKeySecret] = None) -> TierOutputs:
     """Where there is no cluster (API and SageMaker tiers, hybrids on SageMaker): the same gateway on ECS on Fargate,
     behind an internal ALB with the stack's private certificate and name. It signs SageMaker calls as its task role,
     which may invoke this endpoint and nothing else, and reads the provider key from Secrets Manager."""
@@ -165,6 +209,8 @@ def ecs_front_door(cfg: StackConfig, net: AwsNetwork, sagemaker: Optional[SageMa
         vpc_id=net.vpc_id, subnet_ids=net.private_subnet_ids, load_balancer_security_group_id=endpoint.security_group_id,
         target_group_arn=endpoint.target_group_arn, listener_arn=endpoint.listener_arn, task_role_statements=statements,
         log_retention_days=cfg.observability.log_retention_days if cfg.observability else 30,
+        # The usage lines become CloudWatch metrics; the plan's drift thresholds alarm on them to the stack's topic.
+        drift=cfg.spend.drift if cfg.spend else None, alarm_topic_arn=alerts.topic_arn,
         tags=tags, protect=cfg.protect))
     return gateway_contract(cfg, endpoint, keys)
 
@@ -189,7 +235,8 @@ def alert_context(cfg: StackConfig) -> AlertContext:
         ttft_p95_ms=cfg.observability.ttft_p95_ms, queue_target_per_replica=QUEUE_TARGET_PER_REPLICA,
         max_replicas=s.max_replicas, hpa_name=f"keda-hpa-{s.engine}",
         gateway=GATEWAY_NAME,  # every cluster tier serves through the gateway
-        overflow=cfg.pattern == "burst-overflow")
+        overflow=cfg.pattern == "burst-overflow",
+        usage=True, drift=cfg.spend.drift if cfg.spend else None)
 
 
 def replica_hourly_usd(cfg: StackConfig) -> float:
@@ -215,6 +262,8 @@ def cluster_addons(cfg: StackConfig, cluster, nodes, ctx: AlertContext, sns_topi
     monitoring = MonitoringStack("monitoring", MonitoringStackArgs(
         stack=stack, cloud=cfg.cloud, region=cfg.region, registry=cfg.registry, versions=versions,
         node_selector=system_node_labels("system"), sns_topic_arn=sns_topic_arn,
+        # The growth alert compares a day with the same day a month earlier: the recorded series must outlive that.
+        prometheus_retention=GROWTH_RETENTION if ctx.drift is not None else "15d",
         # The scaler reads it; on GKE the managed collectors scrape its firing alerts to forward them.
         prometheus_readers=[KEDA_NAMESPACE] + ([GMP_NAMESPACE] if cfg.cloud == "gcp" else []),
         dashboards={f"llm-hosting-{stack}": dashboard},
@@ -231,7 +280,7 @@ def cluster_addons(cfg: StackConfig, cluster, nodes, ctx: AlertContext, sns_topi
 def eks_watch(cfg: StackConfig, cluster: EksCluster, nodes: EksGpuNodeGroups) -> ClusterWatch:
     """EKS: alerts to an SNS topic, node groups scaled by cluster-autoscaler, container logs to CloudWatch Logs."""
     tags = aws_tags(stack, cfg.tier, cfg.residency.classification)
-    topic = AwsAlertTopic("alerts", AwsAlertTopicArgs(stack=stack, tags=tags, protect=cfg.protect))
+    topic = aws_alerts(cfg)
     monitoring, keda = cluster_addons(cfg, cluster, nodes, alert_context(cfg), sns_topic_arn=topic.topic_arn)
     # Alertmanager publishes with SigV4 as its own service account: sns:Publish on this topic and the key it encrypts with.
     EksPodIdentity("alertmanager", EksPodIdentityArgs(
@@ -247,7 +296,6 @@ def eks_watch(cfg: StackConfig, cluster: EksCluster, nodes: EksGpuNodeGroups) ->
         stack=stack, cluster_name=cluster.cluster_name, region=cfg.region, kms_key_arn=cluster.kms_key_arn,
         retention_days=cfg.observability.log_retention_days, addon_version=versions.cloudwatch_observability_addon,
         wait_for=[nodes.system_node_group], tags=tags, protect=cfg.protect))
-    pulumi.export("alerts_topic", topic.topic_arn)
     return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release], [nodes.system_node_group])
 
 
@@ -255,9 +303,7 @@ def gke_watch(cfg: StackConfig, cluster: GkeCluster, nodes: GkeGpuNodePools) -> 
     """GKE: firing alerts forwarded to Cloud Monitoring and a Pub/Sub channel; workload logs to an in-region bucket.
     The pools' own autoscaling (GKE's cluster autoscaler) scales the nodes."""
     labels = gcp_labels(stack, cfg.tier, cfg.residency.classification)
-    channel = GcpAlertChannel("alerts", GcpAlertChannelArgs(
-        stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=cluster.kms_key_id, labels=labels,
-        protect=cfg.protect))
+    channel = gcp_alerts(cfg, kms_key_id=cluster.kms_key_id)
     ctx = alert_context(cfg)
     monitoring, keda = cluster_addons(cfg, cluster, nodes, ctx)
     GkeAlertForwarding("alert-forwarding", GkeAlertForwardingArgs(
@@ -268,7 +314,6 @@ def gke_watch(cfg: StackConfig, cluster: GkeCluster, nodes: GkeGpuNodePools) -> 
         stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=cluster.kms_key_id,
         retention_days=cfg.observability.log_retention_days, cluster_name=cluster.cluster_name, labels=labels,
         protect=cfg.protect))
-    pulumi.export("alerts_topic", channel.topic_id)
     return ClusterWatch(monitoring.prometheus_url, [monitoring.release, keda.release], [])
 
 
@@ -439,7 +484,7 @@ def gcp_network(cfg: StackConfig, control_plane_cidr=None, psc_service_classes=(
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
 
 
-def vertex_tier(cfg: StackConfig) -> tuple[GcpNetwork, VertexEndpoint]:
+def vertex_tier(cfg: StackConfig) -> tuple[GcpNetwork, VertexEndpoint, GcpAlertChannel]:
     m, model = cfg.managed, cfg.model
     private = cfg.network != "public"
     # PSC automation creates the endpoint's forwarding rule only under the network's policy for Vertex AI's class.
@@ -447,10 +492,7 @@ def vertex_tier(cfg: StackConfig) -> tuple[GcpNetwork, VertexEndpoint]:
     # The gateway's internal Application Load Balancer connects from a proxy-only subnet.
     net = gcp_network(cfg, psc_service_classes=(service_class,) if private else (), proxy_only_subnet=True)
     token = pulumi.Config().require_secret(model.hugging_face_token_config) if model.hugging_face_token_config else None
-    channel = GcpAlertChannel("alerts", GcpAlertChannelArgs(
-        stack=stack, project=cfg.gcp_project, region=cfg.region, kms_key_id=None,
-        labels=gcp_labels(stack, cfg.tier, cfg.residency.classification), protect=cfg.protect))
-    pulumi.export("alerts_topic", channel.topic_id)
+    channel = gcp_alerts(cfg, kms_key_id=None)  # no key of its own in the region: the channel makes one
     endpoint = VertexEndpoint("vertex", VertexEndpointArgs(
         stack=stack, region=cfg.region, project=cfg.gcp_project, model_id=model.id,
         image_uri=versions.vllm_serving_image(cfg.registry), weights_uri=model.weights_uri, machine_type=m.instance_type,
@@ -464,16 +506,16 @@ def vertex_tier(cfg: StackConfig) -> tuple[GcpNetwork, VertexEndpoint]:
         labels=gcp_labels(stack, cfg.tier, cfg.residency.classification)))
     # For operators and direct callers with Google credentials; applications call the gateway.
     pulumi.export("vertex_endpoint_name", endpoint.endpoint_name)
-    return net, endpoint
+    return net, endpoint, channel
 
 
 def build_managed_gcp(cfg: StackConfig) -> TierOutputs:
-    net, endpoint = vertex_tier(cfg)
-    return cloud_run_front_door(cfg, net, vertex=endpoint)
+    net, endpoint, channel = vertex_tier(cfg)
+    return cloud_run_front_door(cfg, net, channel, vertex=endpoint)
 
 
-def cloud_run_front_door(cfg: StackConfig, net: GcpNetwork, vertex: Optional[VertexEndpoint] = None,
-                         api: Optional[GcpApiKeySecret] = None) -> TierOutputs:
+def cloud_run_front_door(cfg: StackConfig, net: GcpNetwork, alerts: GcpAlertChannel,
+                         vertex: Optional[VertexEndpoint] = None, api: Optional[GcpApiKeySecret] = None) -> TierOutputs:
     """Where there is no cluster (API and Vertex AI tiers, hybrids on Vertex AI): the same gateway on Cloud Run,
     reachable only through a regional internal Application Load Balancer with the stack's private certificate and
     name. Its service account may call this Vertex AI endpoint's predict and nothing else, and read its secrets."""
@@ -500,7 +542,9 @@ def cloud_run_front_door(cfg: StackConfig, net: GcpNetwork, vertex: Optional[Ver
         consumer_key_secrets=keys.secret_names, consumer_key_versions=keys.versions, kms_key_id=keys.kms_key_id,
         network=net.network_self_link, subnetwork=net.subnet_self_link,
         vertex_endpoint=vertex.endpoint_name if vertex is not None else None,
-        labels=labels, protect=cfg.protect, secrets_ready=[keys] + ([api] if api is not None else [])))
+        labels=labels, protect=cfg.protect, secrets_ready=[keys] + ([api] if api is not None else []),
+        # The usage lines become log-based metrics; the plan's drift thresholds alert on them to the stack's channel.
+        drift=cfg.spend.drift if cfg.spend else None, notification_channels=[alerts.channel_name]))
     endpoint = GcpServerlessEndpoint("endpoint", GcpServerlessEndpointArgs(
         stack=stack, project=cfg.gcp_project, region=cfg.region, network=net.network_self_link,
         subnetwork=net.subnet_self_link, cloud_run_service=gateway.service_name,
@@ -557,10 +601,10 @@ def build_hybrid(cfg: StackConfig) -> TierOutputs:
         api_key_secret(cfg)  # the provider key in the cloud's secret store, encrypted with our key, for other consumers too
         return front_door(cfg, *serving)
     if cfg.cloud == "aws":
-        net, endpoint = sagemaker_tier(cfg)
-        return ecs_front_door(cfg, net, sagemaker=endpoint, api=api_key_secret(cfg))
-    net, endpoint = vertex_tier(cfg)
-    return cloud_run_front_door(cfg, net, vertex=endpoint, api=api_key_secret(cfg))
+        net, endpoint, topic = sagemaker_tier(cfg)
+        return ecs_front_door(cfg, net, topic, sagemaker=endpoint, api=api_key_secret(cfg))
+    net, endpoint, channel = vertex_tier(cfg)
+    return cloud_run_front_door(cfg, net, channel, vertex=endpoint, api=api_key_secret(cfg))
 
 
 BUILDERS = {("api", "aws"): build_api, ("api", "gcp"): build_api,
@@ -574,3 +618,4 @@ if (cfg.tier, cfg.cloud) not in BUILDERS:
         f"tiers built: {', '.join(f'{t} ({c})' for t, c in BUILDERS)}")
 
 BUILDERS[(cfg.tier, cfg.cloud)](cfg).export()
+export_spend(cfg)

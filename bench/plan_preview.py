@@ -1,5 +1,8 @@
 """Time `plan` and `preview` for every example stack, next to a bare import of the three provider SDKs.
 
+`plan` is split into the decision itself and the searches over volume it writes beside it (the drift band and the
+costs along the horizon, `planner.spend`), printed as a ratio to the decision, both timed in the same run.
+
 Prints figures; asserts nothing. Run with `make bench`.
 """
 
@@ -32,14 +35,24 @@ def main() -> None:
     from planner.errors import InputError
     from planner.profile import load_profile
     from planner.rules import decide
+    from planner.spend import decision_band, horizon_costs
     from planner.stackgen import write_stack
     from preview.harness import run_preview
 
     catalog = load_catalog()
-    print(f"{'stack':<24} {'tier':<12} {'plan ms (median)':>17} {'preview ms (first)':>19} {'preview ms (median)':>20} {'resources':>10}")
+    print(f"{'stack':<24} {'tier':<12} {'plan ms (median)':>17} {'decide ms':>10} {'searches ms':>12} {'ratio':>6} "
+          f"{'preview ms (first)':>19} {'preview ms (median)':>20} {'resources':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for profile in sorted((ROOT / "stacks/profiles").glob("*.yaml")):
-            plan_ms = []
+            plan_ms, decide_ms, search_ms = [], [], []
+            for _ in range(REPEAT):
+                t = time.perf_counter()
+                decision = decide(load_profile(profile), catalog, str(profile))
+                decide_ms.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                decision_band(decision, catalog, str(profile))
+                horizon_costs(decision.profile, catalog, str(profile))
+                search_ms.append((time.perf_counter() - t) * 1000)
             for _ in range(REPEAT):
                 t = time.perf_counter()
                 decision = decide(load_profile(profile), catalog, str(profile))
@@ -54,8 +67,9 @@ def main() -> None:
                 except InputError:
                     resources = "refused"  # tier not built yet: time to a clean refusal
                 preview_ms.append((time.perf_counter() - t) * 1000)
-            print(f"{profile.stem:<24} {decision.tier:<12} {statistics.median(plan_ms):>17.1f} {preview_ms[0]:>19.1f} "
-                  f"{statistics.median(preview_ms):>20.1f} {resources:>10}")
+            d_ms, s_ms = statistics.median(decide_ms), statistics.median(search_ms)
+            print(f"{profile.stem:<24} {decision.tier:<12} {statistics.median(plan_ms):>17.1f} {d_ms:>10.1f} {s_ms:>12.1f} "
+                  f"{s_ms / d_ms:>6.1f} {preview_ms[0]:>19.1f} {statistics.median(preview_ms):>20.1f} {resources:>10}")
     imports = bare_import_seconds()
     print(f"\nbare `import pulumi_aws, pulumi_gcp, pulumi_kubernetes` in a fresh interpreter: "
           f"median {statistics.median(imports) * 1000:.0f} ms over {len(imports)} runs")

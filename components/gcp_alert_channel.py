@@ -3,6 +3,13 @@
 Cloud Monitoring publishes each incident (opened and closed) to the topic as JSON; the on-call tooling subscribes to
 it. A topic rather than e-mail or a webhook: the stack never names a person or a third-party URL, nothing leaves the
 project, and the subscriber (PagerDuty's Pub/Sub integration, a Cloud Run relay, ...) is the operator's choice.
+
+The stack's budget (GcpBudget) publishes to the same topic. Cloud Billing publishes as a Google-wide system identity,
+billing-budget-alert@system.gserviceaccount.com; the Budget API grants it the publisher role on the topic itself when
+a budget names the topic, and the component makes the same grant (`budget_notifications`) so the binding is in the
+stack's state, visible in review and removed with the stack. Pub/Sub encrypts the messages with the topic's key
+through its own service agent, so Cloud Billing needs no grant on the key. Organizations that restrict IAM members to
+their own domain (constraints/iam.allowedPolicyMemberDomains) must allow this principal, as Google documents.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ PUBLISHER = "roles/pubsub.publisher"
 # The identity Cloud Monitoring publishes notifications as; Google creates it with the first Pub/Sub channel, so
 # it is named from the project number rather than created here.
 NOTIFICATION_AGENT = "serviceAccount:service-{number}@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
+# Cloud Billing's identity for budget notifications to Pub/Sub (one for all of Google Cloud, not per project).
+BUDGET_NOTIFIER = "serviceAccount:billing-budget-alert@system.gserviceaccount.com"
 # An incident not acknowledged within a week is still in the topic for a subscriber that was down.
 MESSAGE_RETENTION = "604800s"
 
@@ -37,6 +46,7 @@ class GcpAlertChannelArgs:
     kms_key_id: Optional[pulumi.Input[str]]
     labels: dict[str, str] = field(default_factory=dict)
     protect: bool = True
+    budget_notifications: bool = False  # the stack's budget publishes here too: grant Cloud Billing the publisher role
 
     def __post_init__(self):
         if not self.stack:
@@ -49,7 +59,8 @@ class GcpAlertChannel(pulumi.ComponentResource):
     topic_id: pulumi.Output[str]  # projects/<project>/topics/llm-hosting-<stack>-alerts
     channel_name: pulumi.Output[str]  # projects/<project>/notificationChannels/<id>: what alert policies name
     kms_key_id: pulumi.Output[str]  # the topic's key (the one given, or the component's own)
-    grants: list[pulumi.Resource]  # the key and publisher grants, which notifications need before they can flow
+    grants: list[pulumi.Resource]  # the key and Cloud Monitoring's publisher grants, which notifications need first
+    budget_grants: list[pulumi.Resource]  # Cloud Billing's publisher grant (empty without budget_notifications)
 
     def __init__(self, name: str, args: GcpAlertChannelArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:GcpAlertChannel", name, None, opts)
@@ -104,5 +115,8 @@ class GcpAlertChannel(pulumi.ComponentResource):
         self.channel_name = channel.name
         self.kms_key_id = pulumi.Output.from_input(key_id)
         self.grants = [*key_grants, publisher]
+        self.budget_grants = [gcp.pubsub.TopicIAMMember(
+            f"{name}-budget-publisher", project=args.project, topic=topic.name, role=PUBLISHER, member=BUDGET_NOTIFIER,
+            opts=child)] if args.budget_notifications else []
         self.register_outputs({"topic_id": self.topic_id, "channel_name": self.channel_name,
                                "kms_key_id": self.kms_key_id})

@@ -131,6 +131,10 @@ class GkeCluster(pulumi.ComponentResource):
                 enable_components=SYSTEM_COMPONENTS,
                 managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True)),
             resource_labels=args.labels,
+            # GKE cost allocation: the bill itemises the cluster's costs by namespace and Kubernetes label (the
+            # workloads, not only the nodes under them). The stack's budget (GcpBudget) filters on the stack's label,
+            # which the resource labels above put on the nodes and disks GKE creates.
+            cost_management_config=gcp.container.ClusterCostManagementConfigArgs(enabled=True),
             deletion_protection=args.protect,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=keys.grants),
         )

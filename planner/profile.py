@@ -189,6 +189,14 @@ class Profile(_Strict):
     availability_target: float = Field(default=99.9, ge=90.0, lt=100.0)
     allow_spot: bool = True
     gcp_project: Optional[str] = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    gcp_billing_account: Optional[str] = Field(
+        default=None, pattern=r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$",
+        description="GCP: the Cloud Billing account (XXXXXX-XXXXXX-XXXXXX) the stack's budget is created on; "
+                    "without it a GCP stack gets no budget")
+    aws_activate_cost_allocation_tag: bool = Field(
+        default=True, description="AWS: the stack activates its `llm-hosting:stack` cost-allocation tag, which its budget "
+                                  "filters on; set false in an AWS Organizations member account, where only the "
+                                  "management (payer) account can activate it (activate it there once)")
     private_registry: Optional[str] = Field(default=None, description="in-region registry images are mirrored to (required when air_gapped)")
     consumers: list[ConsumerSpec] = Field(
         default_factory=lambda: [ConsumerSpec(name="app")], min_length=1,
@@ -207,6 +215,12 @@ class Profile(_Strict):
             raise _FieldError("residency.allowed_regions", "lists a region twice")
         if self.gcp_project and self.cloud != "gcp":
             raise _FieldError("gcp_project", f"only applies to cloud: gcp (this profile is cloud: {self.cloud})")
+        if not self.aws_activate_cost_allocation_tag and self.cloud != "aws":
+            raise _FieldError("aws_activate_cost_allocation_tag", f"only applies to cloud: aws (this profile is cloud: "
+                                                                  f"{self.cloud})")
+        if self.gcp_billing_account and self.cloud != "gcp":
+            raise _FieldError("gcp_billing_account", f"only applies to cloud: gcp (this profile is cloud: {self.cloud}); "
+                                                     "AWS budgets are created in the stack's account")
         if self.workloads:
             total = sum(w.share_percent for w in self.workloads)
             if abs(total - 100.0) > 0.01:

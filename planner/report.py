@@ -71,10 +71,8 @@ def _scaling_lines(c: "Candidate", p: "Profile") -> list[str]:
 
 def _front_door_lines(cfg: "StackConfig", stack: str, rates) -> list[str]:
     """Where applications call the stack, and what that costs beside the totals (list prices from the catalog)."""
-    from serving.gateway_config import (CLOUD_RUN_CPU, CLOUD_RUN_MEMORY_GIB, ECS_TASK_CPU_UNITS, ECS_TASK_MEMORY_MIB,
-                                        SERVERLESS_REPLICAS)
+    from .spend import front_door_items
 
-    hours = 720  # as the cost model's month (serving.hours_per_month)
     cluster = cfg.self_hosted is not None
     runtime = ("the cluster" if cluster else
                {"aws": "ECS on Fargate", "gcp": "Cloud Run"}[cfg.cloud])
@@ -86,35 +84,76 @@ def _front_door_lines(cfg: "StackConfig", stack: str, rates) -> list[str]:
              f"({', '.join(c.name for c in cfg.consumers)})."]
     if rates is None:
         return lines
-    items: list[str] = []
-    if cfg.cloud == "aws":
-        items.append(f"internal ALB {_usd((rates.aws_alb_hourly_usd + rates.aws_alb_lcu_hourly_usd) * hours)} "
-                     "(hours plus one LCU)" if not internet else
-                     f"ALB {_usd((rates.aws_alb_hourly_usd + rates.aws_alb_lcu_hourly_usd) * hours)} (hours plus one LCU)")
-        if not cluster:
-            vcpu, gb = ECS_TASK_CPU_UNITS / 1024, ECS_TASK_MEMORY_MIB / 1024
-            task = (vcpu * rates.aws_fargate_vcpu_hourly_usd + gb * rates.aws_fargate_gb_hourly_usd) * hours
-            items.append(f"{SERVERLESS_REPLICAS} Fargate tasks of {vcpu:g} vCPU and {gb:g} GB "
-                         f"{_usd(SERVERLESS_REPLICAS * task)}")
-        if not internet and not cfg.endpoint.certificate_authority_arn:
-            items.append(f"the stack's AWS Private CA {_usd(rates.aws_private_ca_monthly_usd)} (set "
-                         "endpoint.certificate_authority_arn to issue from the organisation's CA instead)")
-    else:
-        items.append(f"the load balancer's forwarding rule {_usd(rates.gcp_forwarding_rule_hourly_usd * hours)} plus "
-                     "its proxy instances")
-        if not cluster:
-            instance = (CLOUD_RUN_CPU * rates.gcp_cloud_run_vcpu_second_usd
-                        + CLOUD_RUN_MEMORY_GIB * rates.gcp_cloud_run_gib_second_usd) * 3600 * hours
-            items.append(f"{SERVERLESS_REPLICAS} always-on Cloud Run instances of {CLOUD_RUN_CPU} vCPU and "
-                         f"{CLOUD_RUN_MEMORY_GIB} GiB {_usd(SERVERLESS_REPLICAS * instance)}")
-        if not internet:
-            items.append("the stack's CA Service DevOps-tier pool (its fee was not found)")
-    lines.append("- Not in the totals above, at list prices: " + "; ".join(items) + ".")
+    lines.append("- Not in the totals above, at list prices: " + "; ".join(i.text for i in front_door_items(cfg, rates)) + ".")
     return lines
 
 
-def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: str, front_door=None) -> str:
-    """The decision report. `front_door`: the catalog's FrontDoorRates, to price what the totals leave out."""
+def _spend_lines(cfg: "StackConfig", stack: str, profile_path: str) -> list[str]:
+    """What the stack was planned to cost, the guardrails sized from it, and the traffic at which to re-plan."""
+    from .stack_config import BUDGET_ALERT_PERCENTS
+
+    s = cfg.spend
+    if s is None:
+        return []
+    d = s.drift
+    budget = "budget filtered to the stack's resources (its `llm-hosting:stack` cost-allocation tag)" if cfg.cloud == "aws" \
+        else "Cloud Billing budget filtered to the stack's project and `llm-hosting-stack` label"
+    alerts = ", ".join(f"{p}% ({_usd(s.cloud_monthly_usd * p / 100)})" for p in BUDGET_ALERT_PERCENTS)
+    lines = ["", "## Spend guardrails", "",
+             f"- Planned all-in: **{_usd(s.planned_monthly_usd)}/month** = cloud {_usd(s.cloud_monthly_usd)} + API "
+             f"{_usd(s.api_monthly_usd)} + staffing {_usd(s.staffing_monthly_usd)} (the stack exports it as "
+             "`planned_monthly_cost_usd`).",
+             f"- Cloud: the GPUs the plan prices plus the front door at list prices. A {budget} of "
+             f"{_usd(s.cloud_monthly_usd)}/month alerts the stack's `alerts_topic` at {alerts}"
+             + ("" if cfg.cloud == "aws" or s.billing_account else
+                "; **no budget is created: set `gcp_billing_account` in the profile and re-plan**") + "."]
+    if s.api_requests_per_minute:
+        lines.append(f"- API: the gateway admits at most {s.api_requests_per_minute:,} requests and "
+                     f"{s.api_tokens_per_minute:,} tokens per minute to {cfg.api.provider} (the plan's API share of the "
+                     f"projected peak x {s.api_headroom:g}); past them callers get 429. Set the provider's own spend "
+                     "limit as well (README, \"API spend caps\").")
+    lines.append(f"- Usage: the gateway records requests, prompt and completion tokens per day and the peak-to-average "
+                 f"ratio per route. Planned: {d.daily_tokens_now:,} tokens/day today, growing "
+                 f"{d.growth_monthly_percent:g}%/month to {d.daily_tokens_projected:,} at the horizon.")
+    watched = [("LLMTrafficAboveDecision", d.upper_daily_tokens, d.upper_reason),
+               ("LLMTrafficBelowDecision", d.lower_daily_tokens, d.lower_reason),
+               ("LLMTrafficPastCrossover", d.crossover_daily_tokens, d.crossover_reason)]
+    for alert, tokens, reason in watched:
+        if tokens is not None:
+            lines.append(f"- `{alert}` at {tokens:,} tokens/day: {reason}.")
+    if cfg.cloud == "aws" and cfg.self_hosted is None:
+        lines.append(f"- Growth against the planned {d.growth_monthly_percent:g}%/month is not alarmed on ECS (a CloudWatch "
+                     "alarm looks back at most 7 days, and its metric math cannot compare with a month earlier): compare "
+                     "the monthly figures when you re-plan.")
+    else:
+        lines.append(f"- `LLMTrafficGrowthAbovePlan`: month-over-month growth of daily tokens well above the planned "
+                     f"{d.growth_monthly_percent:g}%/month.")
+    if all(t is None for _, t, _ in watched):
+        lines.append("- No volume within 4096x of today's traffic, either way, changes the decision, so only the budget "
+                     "and the growth alert watch it.")
+    lines.append(f"- When one fires, export the observed usage and re-plan: `llmhost replan {profile_path} usage.yaml "
+                 f"--stack {stack}` (README, \"Re-planning from observed usage\").")
+    return lines
+
+
+def _horizon_lines(horizon, stack: str) -> list[str]:
+    from .spend import horizon_table
+
+    if horizon is None or not horizon.series:
+        return []
+    header, rows = horizon_table(horizon)
+    lines = ["", "## Cost along the horizon", "",
+             "Each option's all-in monthly cost at each month's projected volume, planned afresh at that volume "
+             "(dashed in the chart where the option is ruled out).", "",
+             "| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["", f"![Cost along the horizon]({stack}.costs.svg)"]
+    return lines
+
+
+def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: str, front_door=None, horizon=None) -> str:
+    """The decision report. `front_door`: the catalog's FrontDoorRates, to price what the totals leave out;
+    `horizon`: the options' costs along the growth horizon (planner.spend.HorizonCosts)."""
     p, c = d.profile, d.chosen
     lines = [f"# Hosting decision: {stack}", "",
              f"Profile: `{profile_path}`" + (f" ({p.description.strip()})" if p.description else ""), "",
@@ -132,6 +171,7 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
     for n in c.notes:
         lines.append(f"- Note: {n}")
     lines += _front_door_lines(cfg, stack, front_door)
+    lines += _spend_lines(cfg, stack, profile_path)
     lines += ["", "## Rules that fired", ""] + [f"- {r}" for r in d.reasons]
     lines += ["", "## Numbers used", "", "| quantity | value |", "|---|---|"]
     lines += [f"| {k} | {v:,} |" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"| {k} | {v} |"
@@ -173,6 +213,7 @@ def render_report(d: "Decision", cfg: "StackConfig", stack: str, profile_path: s
                       "provisioned for peak; where it is at or above the API price there is no crossover."]
     else:
         lines.append("No self-hosted or managed option could be priced, so there is no crossover to report.")
+    lines += _horizon_lines(horizon, stack)
     lines += ["", "## What would change the answer", ""] + [f"- {t}" for t in d.thresholds]
     lines += ["", "## Next steps", "", "```sh"]
     for key in cfg.required_secrets():

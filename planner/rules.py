@@ -61,6 +61,9 @@ class Candidate:
     region_note: Optional[str] = None  # why the plan runs outside the home region (None: it runs at home)
     # Hybrids: what the hybrid costs against the option it is meant to improve on, added to `reasons` if it loses.
     if_it_loses: Optional[str] = None
+    # Requests per second the plan sends to its third-party API at the projected peak (None: no API part): what the
+    # gateway's caps on the API routes are sized from.
+    api_peak_requests_s: Optional[float] = None
 
     @property
     def monthly_cost_usd(self) -> Optional[float]:
@@ -117,6 +120,10 @@ class Decision:
     thresholds: list[str]
     revisit: str
     class_routes: dict[str, str]
+    # The crossover against the best API as a daily volume the drift alerts watch: (requests/day, "above" or "below",
+    # the report's words for it). Above: an API stack where a GPU tier would undercut the API; below: a GPU stack
+    # where the API would cost less. None: no crossover.
+    crossover_threshold: Optional[tuple[float, str, str]] = None
 
     @property
     def tier(self) -> str:
@@ -195,6 +202,7 @@ def _api_candidates(profile: Profile, catalog: Catalog, volume: Volume, quality:
         cand = Candidate(tier="api", label=f"api: {m.provider} {m.model} ({kind})", provider=m.provider,
                          region=profile.home_region, api=m)
         cand.cost["api_usd"] = api_monthly_cost_usd(m, volume)
+        cand.api_peak_requests_s = volume.peak_requests_s
         jurisdiction, endpoint = _api_endpoint(profile, catalog, m)
         cand.api_endpoint = endpoint
         for b in blockers:
@@ -301,9 +309,11 @@ def _volume(profile: Profile, catalog: Catalog, months: float) -> Volume:
 
 
 def decide(profile: Profile, catalog: Catalog, source: str = "profile", catalog_path: Optional[str] = None,
-           relax: bool = True) -> Decision:
+           relax: bool = True, explain: bool = True) -> Decision:
     """The decision for `profile`. `catalog_path` is the file `catalog` came from, if not the kit's own (the stack
-    checks read it); `relax` names, when no tier can serve the profile, the single profile changes that would."""
+    checks read it); `relax` names, when no tier can serve the profile, the single profile changes that would.
+    `explain=False` chooses the same way but leaves out the crossovers, numbers and thresholds the report explains it
+    with (what the searches over volume need: `planner.spend`)."""
     now = _volume(profile, catalog, 0)
     projected = _volume(profile, catalog, profile.traffic.horizon_months)
     classes = profile.classes
@@ -383,14 +393,19 @@ def decide(profile: Profile, catalog: Catalog, source: str = "profile", catalog_
                        f"capacity in separate zones" + (f"; {f.spot_replicas} more on spot" if f.spot_replicas else ""))
 
     network = _network(profile, chosen)
-    crossovers = _crossovers(profile, catalog, projected, chosen, managed, selfhost, api_cands)
-    numbers = _numbers(profile, catalog, now, projected, chosen)
-    thresholds, revisit = _thresholds(profile, catalog, now, projected, chosen, candidates, crossovers)
+    if explain:
+        crossovers = _crossovers(profile, catalog, projected, chosen, managed, selfhost, api_cands)
+        numbers = _numbers(profile, catalog, now, projected, chosen)
+        thresholds, revisit, crossover_threshold = _thresholds(profile, catalog, now, projected, chosen, candidates,
+                                                               crossovers)
+    else:
+        crossovers, numbers, thresholds, revisit, crossover_threshold = [], {}, [], "", None
     routes = _routes(profile, chosen, classes, api_ok)
     # Candidates listed: the chosen one first, then by cost.
     ordered = [chosen] + sorted([c for c in candidates if c is not chosen],
                                 key=lambda c: (not c.feasible, c.monthly_cost_usd if c.monthly_cost_usd is not None else math.inf))
-    return Decision(profile, chosen, network, ordered, crossovers, reasons, numbers, thresholds, revisit, routes)
+    return Decision(profile, chosen, network, ordered, crossovers, reasons, numbers, thresholds, revisit, routes,
+                    crossover_threshold)
 
 
 _REGISTRY_REGION = {"aws": r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(/|$)", "gcp": r"^([a-z0-9-]+)-docker\.pkg\.dev/"}
@@ -611,6 +626,7 @@ def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: lis
             cand.reject(f"no API model of {api_quality} quality is allowed for the overflow/API share")
         else:
             cand.api, cand.api_endpoint = api[0].api, api[0].api_endpoint
+            cand.api_peak_requests_s = api_volume(part.plan).peak_requests_s
             cand.label = f"hybrid ({pattern}): {part.label.split(': ', 1)[-1]} + {api[0].api.provider} {api[0].api.model}"
             cand.cost["api_usd"] = api[0].cost["api_usd"]
         cand.cost.update(part.cost)
@@ -687,6 +703,10 @@ def _hybrids(profile: Profile, catalog: Catalog, projected: Volume, classes: lis
 
         # The fleet carries the off-peak base all day (the API takes the peak above it): a flat day for the fleet.
         cand = combine("burst-overflow", classes, base, burst, api_quality, why, FLAT_DAY)
+        if cand.api is not None:
+            # Overflow runs only in the daily peak, at the peak above what the fleet carries (the `burst` volume
+            # spreads it over the day, which is right for its cost, not for its rate).
+            cand.api_peak_requests_s = overflow_tok_s(cand.plan) / projected.avg_output_tokens
         whole = alone(cand.boundary_tier)
         if cand.feasible:
             cap = _fleet_capacity_tok_s(cand.plan)
@@ -824,8 +844,9 @@ def _numbers(profile: Profile, catalog: Catalog, now: Volume, projected: Volume,
 
 
 def _thresholds(profile: Profile, catalog: Catalog, now: Volume, projected: Volume, chosen: Candidate,
-                candidates: list[Candidate], crossovers: list[Crossover]) -> tuple[list[str], str]:
+                candidates: list[Candidate], crossovers: list[Crossover]) -> tuple[list[str], str, Optional[tuple]]:
     out: list[str] = []
+    watched: Optional[tuple[float, str, str]] = None
     revisit = f"re-plan at the {profile.traffic.horizon_months}-month horizon, or when traffic departs from the profile"
     g = profile.traffic.growth_monthly_percent
     if chosen.tier == "api" and chosen.api:
@@ -851,16 +872,22 @@ def _thresholds(profile: Profile, catalog: Catalog, now: Volume, projected: Volu
                                f"traffic would take about {months} months to reach {where}")
             elif x.daily_requests <= now.daily_requests:
                 revisit = f"revisit now: {x.tier} would already undercut {label} at today's volume, if the team can run it"
+            watched = (x.daily_requests, "above", f"{x.tier} costs no more than {label} at every volume from "
+                       f"{tokens_label(x.monthly_tokens)} tokens/month ({x.daily_requests:,.0f} requests/day): {revisit}")
         out.append(f"confidential or regulated data, an air gap, or a p95 TTFT below {catalog.latency.api_min_reliable_ttft_ms} ms "
                    f"would rule the API tier out")
     else:
         for x in crossovers:
             if chosen.tier in (x.tier, "hybrid") and x.monthly_tokens is not None and x.against == _best_api_label(candidates):
                 # Below the crossover the API is cheaper, except where a step's capacity is nearly full.
-                out.append(f"below {tokens_label(x.monthly_tokens)} tokens/month ({x.daily_requests:,.0f} requests/day) "
-                           f"{x.against} would cost less than {x.tier}"
-                           + ("" if x.api_cheaper_below else " at most volumes")
-                           + ", if the data were allowed to leave")
+                line = (f"below {tokens_label(x.monthly_tokens)} tokens/month ({x.daily_requests:,.0f} requests/day) "
+                        f"{x.against} would cost less than {x.tier}"
+                        + ("" if x.api_cheaper_below else " at most volumes")
+                        + ", if the data were allowed to leave")
+                out.append(line)
+                if x.tier == (chosen.boundary_tier if chosen.tier == "hybrid" else chosen.tier) and (
+                        watched is None or x.daily_requests > watched[0]):
+                    watched = (x.daily_requests, "below", line)
     if profile.team.ml_ops_capacity != "dedicated":
         sh = next((c for c in candidates if c.tier == "self-hosted"), None)
         if sh and sh.monthly_cost_usd is not None:
@@ -872,7 +899,7 @@ def _thresholds(profile: Profile, catalog: Catalog, now: Volume, projected: Volu
         gap = nxt.monthly_cost_usd - chosen.monthly_cost_usd
         out.append(f"next best is {nxt.label} at ${nxt.monthly_cost_usd:,.0f}/month; the answer flips if "
                    f"{chosen.label}'s cost rises by more than ${gap:,.0f}/month")
-    return out, revisit
+    return out, revisit, watched
 
 
 def _best_api_label(candidates: list[Candidate]) -> Optional[str]:

@@ -188,6 +188,72 @@ class ObservabilityConfig(_Camel):
         return self
 
 
+BUDGET_ALERT_PERCENTS = (80, 100, 120)  # of the planned cloud spend: approaching, at, and past the plan
+
+
+class DriftConfig(_Camel):
+    """The planner's thresholds as daily token rates (prompt + completion, all routes): what the drift alerts watch.
+
+    The band [lowerDailyTokens, upperDailyTokens] is the range of today's daily traffic over which the planner makes the
+    same decision (tier and pattern); outside it the answer changes, in the report's own words (`upperReason`,
+    `lowerReason`). `dailyTokensNow` and `growthMonthlyPercent` are the profile's assumption, which the growth alert
+    holds the observed month-over-month growth to."""
+
+    daily_tokens_now: int = Field(ge=0, description="the profile's traffic today, tokens per day")
+    daily_tokens_projected: int = Field(ge=0, description="at the horizon, tokens per day (what the fleet is sized for)")
+    growth_monthly_percent: float = Field(ge=0, description="the profile's growth assumption")
+    upper_daily_tokens: Optional[int] = Field(default=None, gt=0, description="above: the decision changes (None: not within the search)")
+    upper_reason: Optional[str] = None
+    lower_daily_tokens: Optional[int] = Field(default=None, gt=0, description="below: the decision changes (None: it holds down to zero)")
+    lower_reason: Optional[str] = None
+    crossover_daily_tokens: Optional[int] = Field(
+        default=None, gt=0, description="the crossover against the best API, as a daily volume (None: no crossover)")
+    crossover_direction: Optional[Literal["above", "below"]] = Field(
+        default=None, description="above: an API stack is past it when traffic rises above it (a GPU tier would cost "
+                                  "less); below: a GPU stack is past it when traffic falls below it (the API would)")
+    crossover_reason: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.upper_daily_tokens is not None and self.lower_daily_tokens is not None \
+                and self.lower_daily_tokens >= self.upper_daily_tokens:
+            raise _Field("spend.drift.lowerDailyTokens", f"{self.lower_daily_tokens} must be below "
+                                                         f"spend.drift.upperDailyTokens ({self.upper_daily_tokens})")
+        if (self.crossover_daily_tokens is None) != (self.crossover_direction is None) or \
+                (self.crossover_daily_tokens is not None and not self.crossover_reason):
+            raise _Field("spend.drift.crossoverDailyTokens", "comes with spend.drift.crossoverDirection (above or below) "
+                                                             "and spend.drift.crossoverReason")
+        for bound, reason in (("upper", self.upper_reason), ("lower", self.lower_reason)):
+            if getattr(self, f"{bound}_daily_tokens") is not None and not reason:
+                raise _Field(f"spend.drift.{bound}Reason", f"says what changes past spend.drift.{bound}DailyTokens")
+        return self
+
+
+class SpendConfig(_Camel):
+    """What the plan said the stack costs, and the guardrails sized from it (written by `llmhost plan`).
+
+    - `cloudMonthlyUsd` is what the cloud bills for the stack's own resources (GPUs and the front door at list prices):
+      the budget's amount, alerting at 80/100/120 % to the stack's notification topic.
+    - `apiRequestsPerMinute` / `apiTokensPerMinute` cap the gateway's routes to third-party APIs (the whole gateway;
+      each replica admits its share): the planned API share of the peak with `apiHeadroom`.
+    - `billingAccount` (GCP): the Cloud Billing account the budget is created on."""
+
+    planned_monthly_usd: float = Field(ge=0, description="all-in: cloud + API + staffing, as the report's total")
+    cloud_monthly_usd: float = Field(gt=0, description="the budget's amount: what the cloud bills for the stack")
+    api_monthly_usd: float = Field(default=0.0, ge=0, description="planned third-party API spend (the provider bills it)")
+    staffing_monthly_usd: float = Field(default=0.0, ge=0, description="people: in the plan, on no bill")
+    api_requests_per_minute: Optional[int] = Field(default=None, gt=0, description="cap on the third-party routes")
+    api_tokens_per_minute: Optional[int] = Field(default=None, gt=0, description="cap on the third-party routes")
+    api_headroom: Optional[float] = Field(default=None, ge=1, description="the caps over the planned API peak")
+    billing_account: Optional[str] = Field(default=None, pattern=r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$",
+                                           description="GCP: the Cloud Billing account id the budget is created on")
+    activate_cost_allocation_tag: bool = Field(
+        default=True, description="AWS: the stack activates its cost-allocation tag; false in an Organizations member "
+                                  "account, where only the management account can (the profile's "
+                                  "aws_activate_cost_allocation_tag)")
+    drift: DriftConfig
+
+
 CLOUDWATCH_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                              2922, 3288, 3653)
 
@@ -216,6 +282,7 @@ class StackConfig(_Camel):
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig, description="where the endpoint is served (vpc or internet)")
     versions: dict[str, str] = Field(default_factory=dict, description="overrides of components/versions.py")
     catalog: Optional[str] = Field(default=None, description="the catalog the stack was planned with, if not the kit's own")
+    spend: Optional[SpendConfig] = Field(default=None, description="the plan's cost and the guardrails sized from it")
     generated_by: Optional[GeneratedBy] = None
 
     @model_validator(mode="after")
@@ -256,6 +323,17 @@ class StackConfig(_Camel):
         if self.tier in ("managed", "self-hosted", "hybrid") and self.observability is None:
             raise _Field("observability", f"is required for tier {self.tier}: observability.ttftP95Ms (the latency SLA "
                                           "the alerts hold the model to)")
+        if self.spend is not None:
+            if not self.spend.activate_cost_allocation_tag and self.cloud != "aws":
+                raise _Field("spend.activateCostAllocationTag", "is for AWS stacks (a GCP budget filters on labels)")
+            if self.spend.billing_account and self.cloud != "gcp":
+                raise _Field("spend.billingAccount", "is for GCP stacks (a Cloud Billing account); AWS budgets live in the account")
+            capped = self.spend.api_requests_per_minute is not None or self.spend.api_tokens_per_minute is not None
+            if self.api is None and capped:
+                raise _Field("spend.apiRequestsPerMinute", "caps a route to a third-party API, and this stack has no api section")
+            if self.api is not None and (self.spend.api_requests_per_minute is None or self.spend.api_tokens_per_minute is None):
+                raise _Field("spend.apiRequestsPerMinute", "a stack that sends traffic to a third-party API caps it: set "
+                                                           "spend.apiRequestsPerMinute and spend.apiTokensPerMinute")
         # Contradictions, refused with the reason.
         if self.api is not None and self.network == "airgapped":
             raise _Field("api", "an air-gapped stack has no route to a third-party API; remove the api section or choose network private")

@@ -20,24 +20,66 @@ from typing import Any, Optional
 import yaml
 
 from .catalog import Catalog, load_catalog
-from .costmodel import kv_cache_tokens
+from .costmodel import kv_cache_tokens, project_daily_requests
 from .errors import InputError, refuse
 from .profile import Profile, licence_refusal
 from .sizing import (GKE_ACCELERATOR, VERTEX_ACCELERATOR, clamp_sagemaker, root_volume_gb, same_class_instance_types,
                      startup_budget, weights_gb)
 from .report import render_report
 from .rules import Candidate, Decision
+from .spend import HorizonCosts, api_caps, api_headroom, cloud_monthly_usd, decision_band, horizon_costs, horizon_svg
 from .stack_config import PROJECT, PROVIDER_REGION_KEY, StackConfig, load_stack_config
 
 GENERATED_KEY = f"{PROJECT}:generatedBy"
 
 
 def stack_config_from(decision: Decision, profile_path: str, catalog: Catalog, catalog_path: Optional[str] = None) -> StackConfig:
-    return candidate_stack_config(decision.profile, decision.chosen, decision.network, profile_path, catalog, catalog_path)
+    """The chosen candidate's stack config, with the plan's cost and the guardrails sized from it (`spend`)."""
+    p, c = decision.profile, decision.chosen
+    plain = candidate_stack_config(p, c, decision.network, profile_path, catalog, catalog_path)
+    return candidate_stack_config(p, c, decision.network, profile_path, catalog, catalog_path,
+                                  spend=spend_section(decision, plain, catalog, profile_path, catalog_path))
+
+
+def spend_section(decision: Decision, cfg: StackConfig, catalog: Catalog, source: str,
+                  catalog_path: Optional[str] = None) -> dict[str, Any]:
+    """The stack's `spend` key: the plan's cost by bill, the budget's amount, the API caps and the drift thresholds."""
+    p, c = decision.profile, decision.chosen
+    t = p.traffic
+    per_request = t.avg_input_tokens + t.avg_output_tokens
+    band = decision_band(decision, catalog, source, catalog_path)
+    projected = project_daily_requests(t.daily_requests, t.growth_monthly_percent, t.horizon_months)
+    spend: dict[str, Any] = {
+        "plannedMonthlyUsd": round(c.monthly_cost_usd, 2),
+        "cloudMonthlyUsd": round(cloud_monthly_usd(c, cfg, catalog.front_door), 2),
+        "apiMonthlyUsd": round(c.cost.get("api_usd", 0.0), 2),
+        "staffingMonthlyUsd": round(c.cost.get("staffing_usd", 0.0) + c.cost.get("gateway_staffing_usd", 0.0), 2),
+        "billingAccount": p.gcp_billing_account,
+        # Written only when the profile turns it off, so stacks that keep the default stay as they were.
+        "activateCostAllocationTag": None if p.aws_activate_cost_allocation_tag else False,
+        "drift": {"dailyTokensNow": t.daily_requests * per_request,
+                  "dailyTokensProjected": int(round(projected * per_request)),
+                  "growthMonthlyPercent": t.growth_monthly_percent,
+                  "upperDailyTokens": band.upper.daily_tokens if band.upper else None,
+                  "upperReason": band.upper.reason if band.upper else None,
+                  "lowerDailyTokens": band.lower.daily_tokens if band.lower else None,
+                  "lowerReason": band.lower.reason if band.lower else None},
+    }
+    if decision.crossover_threshold is not None:
+        requests, direction, reason = decision.crossover_threshold
+        # Watched only from the side today's traffic is on: a crossover already behind us is the plan's premise (the
+        # data may not leave, the team cannot run GPUs), which an alert firing from day one would not change.
+        if (direction == "above") == (requests > t.daily_requests):
+            spend["drift"].update(crossoverDailyTokens=max(1, int(round(requests * per_request))),
+                                  crossoverDirection=direction, crossoverReason=reason)
+    caps = api_caps(p, c)
+    if caps is not None:
+        spend.update(apiRequestsPerMinute=caps[0], apiTokensPerMinute=caps[1], apiHeadroom=api_headroom(c))
+    return spend
 
 
 def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path: str, catalog: Catalog,
-                           catalog_path: Optional[str] = None) -> StackConfig:
+                           catalog_path: Optional[str] = None, spend: Optional[dict[str, Any]] = None) -> StackConfig:
     """The stack config a candidate would be written as, held to the stack's own checks (`load_stack_config`).
 
     `decide` calls this for every feasible candidate before it chooses, so a plan never writes a stack that
@@ -78,6 +120,8 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
     if e != type(e)():  # only what the profile says: a default endpoint leaves the stack file as it was
         data["endpoint"] = {"audience": e.audience, "domain": e.domain, "publicZone": e.public_zone,
                             "allowedCidrs": list(e.allowed_cidrs), "certificateAuthorityArn": e.certificate_authority_arn}
+    if spend is not None:
+        data["spend"] = spend
     if c.api:
         region = data["region"]
         data["api"] = {"provider": c.api.provider, "model": c.api.model, "baseUrl": c.api_endpoint,
@@ -158,6 +202,9 @@ _PROFILE_FIELD = {
     "model.sizeClass": "model.size_class",
     "model.fineTuned": "model.fine_tuned",
     "model.id": "model.id",
+    "spend.billingAccount": "gcp_billing_account",
+    "spend.activateCostAllocationTag": "aws_activate_cost_allocation_tag",
+    "spend": "traffic",
     "model": "model",
     "residency.allowedRegions": "residency.allowed_regions",
     "residency.classification": "data_sensitivity",
@@ -305,6 +352,8 @@ class PlanFiles:
     policy_file: Path
     report_file: Path
     config: StackConfig
+    chart_file: Optional[Path] = None  # the options' costs along the horizon, next to the report
+    horizon: Optional[HorizonCosts] = None
 
 
 def write_stack(decision: Decision, stack: str, stacks_dir: Path, profile_path: str, catalog: Catalog, force: bool = False,
@@ -331,9 +380,13 @@ def write_stack(decision: Decision, stack: str, stacks_dir: Path, profile_path: 
     stack_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
     policy_file = stacks_dir / f"{stack}.policy-config.json"
     policy_file.write_text(json.dumps(policy_config(cfg, catalog), indent=2) + "\n")
+    horizon = horizon_costs(decision.profile, catalog, profile_path, catalog_path)
+    chart_file = stacks_dir / f"{stack}.costs.svg"
+    chart_file.write_text(horizon_svg(horizon, f"{stack}: all-in monthly cost along the {decision.profile.traffic.horizon_months}-month horizon"))
     report_file = stacks_dir / f"{stack}.decision.md"
-    report_file.write_text(render_report(_with_serving_note(decision), cfg, stack, profile_path, catalog.front_door))
-    return PlanFiles(stack_file, policy_file, report_file, cfg)
+    report_file.write_text(render_report(_with_serving_note(decision), cfg, stack, profile_path, catalog.front_door,
+                                         horizon))
+    return PlanFiles(stack_file, policy_file, report_file, cfg, chart_file, horizon)
 
 
 def _with_serving_note(decision: Decision) -> Decision:

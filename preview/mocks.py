@@ -205,6 +205,10 @@ class PreviewMocks(pulumi.runtime.Mocks):
         if typ == "gcp:secretmanager/secretVersion:SecretVersion":
             rid = f"{inputs['secret']}/versions/1"
             return rid, {**inputs, "name": rid, "version": "1"}
+        if typ == "gcp:pubsub/topic:Topic":
+            # The provider's id is the topic's full name, which budgets and subscriptions are given.
+            rid = f"projects/{project}/topics/{inputs['name']}"
+            return rid, {**inputs, "project": project, "id": rid}
         if typ == "gcp:serviceaccount/account:Account":
             email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
             rid = f"projects/{project}/serviceAccounts/{email}"

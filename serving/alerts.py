@@ -1,7 +1,9 @@
 """Alert rules for a self-hosted model: latency against the profile's SLA, errors, saturation, waste and scheduling.
 
-`rule_groups(ctx)` returns the PrometheusRule `spec.groups`; `prometheus_rule(ctx, name, labels)` the whole CR.
-Every rule carries `severity` (critical / warning / info), `stack`, `namespace` and `deployment` labels, and
+`rule_groups(ctx)` returns the PrometheusRule `spec.groups`; `prometheus_rule(ctx, name, labels)` the whole CR. With
+`usage`, a group of recording rules counts the gateway's requests and tokens per route and day; with `drift`, the same
+group alerts when the daily tokens leave the band the plan's decision holds for (both in serving/usage.py). Every alert
+carries `severity` (critical / warning / info), `stack`, `namespace` and `deployment` labels, and
 `summary`, `description` and `runbook` (what to check and do, one line) annotations.
 
 Labels the expressions rely on (the integrator's scrape configuration must produce exactly these):
@@ -18,7 +20,8 @@ Labels the expressions rely on (the integrator's scrape configuration must produ
   PodMonitor or ServiceMonitor that keeps `namespace` and `pod`: they are selected by the gateway Deployment's pod
   names, `pod=~"<gateway>-<hash>-<suffix>"`, so they do not depend on how the gateway pods are labelled. LiteLLM
   1.106.2 answers an unauthenticated /metrics with 401 unless `litellm_settings.require_auth_for_metrics_endpoint`
-  is false (or the scrape sends the master key), and redirects /metrics to /metrics/ (Prometheus follows it).
+  is false (or the scrape sends the master key), and redirects /metrics to /metrics/ (Prometheus follows it). The usage
+  records also read the gateway pods' `up` (same `namespace` and `pod`), so an idle but scraped gateway counts zero.
 
 Where a series carries no copy of the pod's labels (DCGM, kube-state-metrics, the gateway), pods are told apart by
 name: `<deployment>-<replicaset hash>-<suffix>`.
@@ -29,17 +32,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from planner.stack_config import DriftConfig
+
 from .autoscaling import engine_matchers, pod_matchers, selector
 from .engine import EngineSpec
 from .gateway_config import FALLBACK_PREFIX
+from .usage import DRIFT_ALERTS, LITELLM_FALLBACKS, LITELLM_REQUESTS, drift_rules, recorded_daily_tokens, usage_group
 
 API_VERSION = "monitoring.coreos.com/v1"
 
 # LiteLLM 1.106.2's counters (litellm/integrations/prometheus.py) as scraped: prometheus_client appends `_total`.
-# Requests with their HTTP `status_code`; fallbacks with the group fallen back to (`fallback_model`, tier-<upstream>);
-# requests per upstream group (`model_group`).
-LITELLM_REQUESTS = "litellm_proxy_total_requests_metric_total"
-LITELLM_FALLBACKS = "litellm_deployment_successful_fallbacks_total"
+# Requests with their HTTP `status_code` (LITELLM_REQUESTS); fallbacks with the group fallen back to
+# (`fallback_model`, tier-<upstream>; LITELLM_FALLBACKS), both from serving/usage.py; requests per upstream group
+# (`model_group`).
 LITELLM_GROUP_REQUESTS = "litellm_deployment_total_requests_total"
 
 # Annotation templates. Kept to these two forms so a test can render the annotations it expects.
@@ -68,6 +73,7 @@ ALERT_NAMES = (
     "LLMOverflowToAPIHigh",
     "LLMPodRestarting",
     "LLMPodUnschedulable",
+    *DRIFT_ALERTS,
 )
 
 
@@ -87,6 +93,11 @@ class AlertContext:
     # tier-<upstream name> (serving.gateway). The default counts every fallback group.
     overflow_fallback_models: str = FALLBACK_PREFIX + ".*"
     overflow_percent_max: float = 20  # share of requests served by the API before the fleet is called too small
+    # Record the gateway's per-route daily usage (serving/usage.py), what `llmhost replan` reads.
+    usage: bool = False
+    # The plan's drift thresholds (the stack's spend.drift): alerts when the daily tokens leave the band the decision
+    # holds for. None: no drift alerts. They read the usage recording rules.
+    drift: Optional[DriftConfig] = None
 
     def __post_init__(self):
         if self.ttft_p95_ms <= 0:
@@ -95,6 +106,10 @@ class AlertContext:
             raise ValueError("queue_target_per_replica and max_replicas must be at least 1")
         if self.overflow and not self.gateway:
             raise ValueError("overflow: burst overflow goes through the gateway; name it in `gateway`")
+        if self.usage and not self.gateway:
+            raise ValueError("usage: the usage is counted by the gateway; name it in `gateway`")
+        if self.drift is not None and not self.usage:
+            raise ValueError("drift: the drift alerts read the usage recording rules; set `usage`")
 
 
 def _rule(ctx: AlertContext, alert: str, expr: str, for_: Optional[str], severity: str, summary: str,
@@ -249,12 +264,26 @@ def rule_groups(ctx: AlertContext) -> list[dict]:
         "Read the pod's events and the node autoscaler (Karpenter / cluster-autoscaler) logs: GPU quota, instance "
         "capacity in the zones, node selector and taints."))
 
-    return [{"name": f"llm-serving-{ctx.stack}-{ctx.deployment}", "rules": rules}]
+    groups = [{"name": f"llm-serving-{ctx.stack}-{ctx.deployment}", "rules": rules}]
+    if ctx.usage:
+        usage = usage_group(f"llm-usage-{ctx.stack}", gateway_matchers(ctx), usage_labels(ctx))
+        if ctx.drift is not None:
+            # In the group that records the daily tokens, after the records: rules of a group run in order, so each
+            # evaluation compares the count it has just recorded (another group could run first and read a stale one).
+            labels = {"stack": ctx.stack, "namespace": ctx.namespace, "deployment": ctx.gateway}
+            usage["rules"] += drift_rules(ctx.drift, recorded_daily_tokens(usage_labels(ctx)), labels)
+        groups.append(usage)
+    return groups
+
+
+def usage_labels(ctx: AlertContext) -> dict[str, str]:
+    """The labels on the recorded usage series: the stack, so two stacks' series in one Prometheus never collide."""
+    return {"stack": ctx.stack}
 
 
 def runbooks(ctx: AlertContext) -> dict[str, str]:
     """Alert name -> its runbook line, for notification channels that cannot show annotations."""
-    return {r["alert"]: r["annotations"]["runbook"] for g in rule_groups(ctx) for r in g["rules"]}
+    return {r["alert"]: r["annotations"]["runbook"] for g in rule_groups(ctx) for r in g["rules"] if "alert" in r}
 
 
 def prometheus_rule(ctx: AlertContext, name: str, labels: Optional[dict[str, str]] = None) -> dict:

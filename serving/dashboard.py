@@ -1,5 +1,6 @@
 """The Grafana dashboard of one self-hosted model: latency against the SLA, throughput, queue, KV cache, GPUs,
-replicas, the gateway's routes and overflow, and the cost per million output tokens at the current rate.
+replicas, the gateway's routes and overflow, the daily tokens per route (with `usage`), and the cost per million
+output tokens at the current rate.
 
 `grafana_dashboard(ctx, usd_per_replica_hour)` returns the dashboard JSON model (for a ConfigMap the Grafana
 sidecar picks up, or the HTTP API). Every query uses the label contract of `serving.alerts` / `serving.autoscaling`
@@ -19,8 +20,10 @@ from .alerts import (
     gateway_matchers,
     gpu_util_expr,
     queue_per_replica_expr,
+    usage_labels,
 )
 from .autoscaling import engine_matchers, selector
+from .usage import INPUT_TOKENS_PER_DAY, OUTPUT_TOKENS_PER_DAY, TOKENS_PER_DAY, recorded
 
 # kube-prometheus-stack provisions its Prometheus datasource with this uid.
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
@@ -114,6 +117,14 @@ def grafana_dashboard(ctx: AlertContext, usd_per_replica_hour: float) -> dict:
             routes.append((f"sum by (fallback_model) (rate({selector(LITELLM_FALLBACKS, g)}[{RATE}]))",
                            "overflow to {{fallback_model}}"))
         p.add("Gateway routes" + (" and overflow" if ctx.overflow else ""), routes, "reqps")
+    if ctx.usage:
+        # The recorded daily usage (serving/usage.py): what `llmhost replan` is given, and what the drift alerts watch.
+        labels = usage_labels(ctx)
+        p.add("Tokens per day by route", [
+            (recorded(INPUT_TOKENS_PER_DAY, labels), "{{route}} input"),
+            (recorded(OUTPUT_TOKENS_PER_DAY, labels), "{{route}} output"),
+            (recorded(TOKENS_PER_DAY, labels), "all routes"),
+        ], "short", description="over the last 24 hours; a route's fallbacks count as the route's")
     if em.generation_tokens:
         # Cost of the replicas running now over the output tokens they produce per hour at the current rate.
         p.add("Cost per million output tokens", [(

@@ -42,6 +42,8 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.gcp_network import name_prefix
+from components.gcp_usage_metrics import GcpUsageMetrics, GcpUsageMetricsArgs
+from planner.stack_config import DriftConfig
 
 from .gateway_config import (BOOTSTRAP_ENTRYPOINT, CLOUD_RUN_CPU, CLOUD_RUN_MEMORY_GIB, CONSUMER_KEY_ENV_PREFIX,
                              FILES_ENV, KEY_ENV_PATTERN, SERVERLESS_REPLICAS,
@@ -149,6 +151,10 @@ class GatewayCloudRunArgs:
     # Consumer -> its secret's version number (GcpConsumerKeys.versions): pinned, so a rotated key makes a new
     # revision; without it the service reads `latest`, which an instance resolves only when it starts.
     consumer_key_versions: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The plan's drift thresholds (spend.drift). Given, the usage lines the gateway prints become log-based metrics
+    # (components/gcp_usage_metrics.py) and the thresholds alert policies on them, to notification_channels.
+    drift: Optional[DriftConfig] = None
+    notification_channels: Sequence[pulumi.Input[str]] = ()  # GcpAlertChannel.channel_name; required with drift
 
     def __post_init__(self):
         if not self.stack:
@@ -196,6 +202,11 @@ class GatewayCloudRunArgs:
             raise ValueError(f"concurrency: {self.concurrency} is outside Cloud Run's 1-1000")
         if not 1 <= self.timeout_seconds <= 3600:
             raise ValueError(f"timeout_seconds: {self.timeout_seconds} is outside Cloud Run's 1-3600")
+        if self.drift is not None and not isinstance(self.drift, DriftConfig):
+            raise ValueError("drift: a planner.stack_config.DriftConfig (spend.drift)")
+        if self.drift is not None and not self.notification_channels:
+            raise ValueError("notification_channels: the drift alert policies need the stack's notification channel "
+                             "(GcpAlertChannel.channel_name)")
         if isinstance(self.routes, GatewayRoutes):
             _check_secrets(self, self.routes)
         elif not _is_output(self.routes):
@@ -234,6 +245,7 @@ class GatewayCloudRun(pulumi.ComponentResource):
     uri: pulumi.Output[str]  # Cloud Run's own URL; not reachable from clients (ingress is the load balancer only)
     master_key_secret_id: pulumi.Output[str]
     config: pulumi.Output[dict]
+    usage: Optional[GcpUsageMetrics]  # the usage metrics and drift alert policies, when drift was given
 
     def __init__(self, name: str, args: GatewayCloudRunArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:GatewayCloudRun", name, None, opts)
@@ -370,6 +382,12 @@ class GatewayCloudRun(pulumi.ComponentResource):
             # The first revision starts only if its identity can already read every secret (and call the endpoint).
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
                                         depends_on=[*readers, master_version, *args.secrets_ready]))
+
+        # Cloud Run ships the service's stdout to Cloud Logging; the usage lines arrive there as jsonPayload.
+        self.usage = GcpUsageMetrics(f"{name}-usage", GcpUsageMetricsArgs(
+            stack=args.stack, project=args.project, region=args.region, service_name=service.name, drift=args.drift,
+            notification_channels=list(args.notification_channels), labels=dict(args.labels)),
+            opts=child) if args.drift is not None else None
 
         self.service_name = service.name
         self.service_id = service.id

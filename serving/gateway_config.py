@@ -1,8 +1,8 @@
 """The gateway's configuration, whatever runs it: the LiteLLM proxy config rendered from the stack's decision.
 
 `render_config(routes)` is pure: it turns a `GatewayRoutes` (the upstreams in preference order, the hybrid pattern,
-the consumers) into the LiteLLM proxy config (`config.yaml`) as a dict; `write_config_dir` writes it with the two
-Python modules the proxy loads from beside it (the request guard and the consumer authentication). A runtime
+the consumers) into the LiteLLM proxy config (`config.yaml`) as a dict; `write_config_dir` writes it with the three
+Python modules the proxy loads from beside it (the request guard, the consumer authentication and the usage log). A runtime
 (serving/gateway_k8s.py, serving/gateway_ecs.py, serving/gateway_cloud_run.py) only ships that directory and fills the environment variables the
 config names. The tests start the real proxy on exactly this config, with only the upstream addresses swapped.
 
@@ -38,6 +38,16 @@ Hard edges, by construction:
   never an application's; consumers reach only the model routes (CONSUMER_ROUTES).
 * Retries never apply to timeouts or saturation (429): those go straight to the next tier, so a hung upstream costs
   one timeout, not several.
+* Third-party upstreams carry request and token caps (`Upstream.rpm` / `tpm`, for the whole gateway; from the plan's
+  `spend.apiRequestsPerMinute` / `apiTokensPerMinute`). LiteLLM's simple-shuffle only weighs deployments by rpm/tpm;
+  the router enforces them only with `optional_pre_call_checks: [enforce_model_rate_limits]`, which counts each
+  deployment's requests (before the call) and tokens (after each answer) per minute in the replica's memory and
+  answers 429 past either. So the rendered config turns that check on and gives every deployment of a capped
+  upstream its share: cap / (replicas x the upstream's deployments), rounded up. A request over the cap gets 429 or
+  moves to the route's next tier, never to another third-party upstream the route does not name.
+* Every successful completion prints one usage line on stdout (`gateway_usage.py`, shipped beside config.yaml):
+  route, upstream, third_party, consumer and token counts, never the prompt or a key. The serverless runtimes turn
+  it into cloud metrics.
 """
 
 from __future__ import annotations
@@ -82,6 +92,11 @@ CONSUMER_KEY_ENV_PREFIX = "LLMHOST_CONSUMER_"
 CONSUMER_ROUTES = ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions",
                    "/v1/embeddings", "/embeddings", "/v1/models", "/models")
 OPERATOR_ALIAS = "operator"  # key_alias of requests made with the master key
+USAGE_FILE = "gateway_usage.py"
+USAGE_CALLBACK = "gateway_usage.usage"  # <module beside config.yaml>.<instance>
+USAGE_MARK = "llmhost_usage"  # the key that marks a usage line among the proxy's other output
+# LiteLLM's router check that enforces a deployment's rpm/tpm (simple-shuffle alone only uses them as weights).
+API_CAP_CHECK = "enforce_model_rate_limits"
 KEY_ENV_PATTERN = re.compile(r"^LLMHOST_[A-Z0-9_]+$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")
 CONSUMER_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -91,10 +106,20 @@ SELF_HOSTED_PREFIXES = ("hosted_vllm/", "openai/")
 CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential")
 RESERVED_PARAMS = {"model", "api_base", "base_url", "api_key", "timeout", "max_parallel_requests", "rpm", "tpm"}
 
+# What LiteLLM's enforce_model_rate_limits check says when a deployment is past its rpm or tpm. A request whose primary
+# tier failed and whose fallback to a capped API was refused surfaces the primary's error (a 503 from a full engine),
+# with this refusal only in the message; the guard turns that into the 429 it is.
+API_CAP_REFUSAL = "Model rate limit exceeded."
+
 # Request-level routing LiteLLM would honour; the guard rejects a request carrying any of them.
 GUARDED_FIELDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "router_settings_override",
                   "default_fallbacks", "model_group_alias")
 GUARDED_CONTAINERS = ("metadata", "litellm_metadata", "extra_body", "litellm_params")
+
+
+def over_api_cap(error):
+    """Whether a failed request was refused by an API route's spend cap (429 or not). Runs inside the proxy: stdlib only."""
+    return API_CAP_REFUSAL in str(error)
 
 
 def guard_violations(data):
@@ -117,6 +142,9 @@ GUARD_SOURCE = f'''"""Rejects request-level routing, so the routes in config.yam
 LiteLLM lets a request name its own fallbacks or router settings, and a comma-separated `model` fans one call out
 to several groups. Either would let a caller move traffic onto an upstream its route excludes (regulated traffic
 onto a third-party API), so both are refused with HTTP 400 before any routing happens.
+
+A request refused by a third-party route's spend cap (config.yaml: the deployment's rpm/tpm) answers 429 with
+Retry-After, also when the refusal came from the fallback and LiteLLM would report the primary tier's error.
 """
 
 from fastapi import HTTPException
@@ -124,9 +152,12 @@ from litellm.integrations.custom_logger import CustomLogger
 
 GUARDED_FIELDS = {GUARDED_FIELDS!r}
 GUARDED_CONTAINERS = {GUARDED_CONTAINERS!r}
+API_CAP_REFUSAL = {API_CAP_REFUSAL!r}
 
 
 {inspect.getsource(guard_violations)}
+
+{inspect.getsource(over_api_cap)}
 
 class RouteGuard(CustomLogger):
     async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
@@ -135,6 +166,14 @@ class RouteGuard(CustomLogger):
             raise HTTPException(status_code=400, detail={{"error": "request-level routing is not allowed on this "
                                 "gateway (" + ", ".join(found) + "); routes are fixed by the stack"}})
         return data
+
+    async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict,
+                                           traceback_str=None):
+        if over_api_cap(original_exception):
+            return HTTPException(status_code=429, headers={{"retry-after": "60"}}, detail={{"error": "the route's "
+                                 "third-party API is past the stack's spend cap for this minute (requests or tokens "
+                                 "per minute); retry after the minute turns"}})
+        return None
 
 
 guard = RouteGuard()
@@ -218,6 +257,77 @@ async def user_api_key_auth(request, api_key):
 '''
 
 
+def usage_record(payload, requested, deployments):
+    """The usage line's fields for one successful completion, or None when it is not one. Runs inside the proxy: stdlib only.
+
+    `payload` is LiteLLM's standard logging payload, `requested` the model group the client sent (None if unknown: the
+    group that served stands in), `deployments` model_info.id -> model_info from config.yaml. Only names and counts
+    are copied: the payload also holds the messages and a hash of the key, and neither may reach the log."""
+    if not isinstance(payload, dict) or payload.get("status", "success") != "success":
+        return None
+    info = deployments.get(payload.get("model_id")) or {}
+    metadata = payload.get("metadata") or {}
+    return {"llmhost_usage": 1,
+            "route": requested if isinstance(requested, str) and requested else payload.get("model_group"),
+            "upstream": info.get("upstream"),
+            "third_party": info.get("third_party") is not False,  # an unlabelled deployment counts as third-party
+            "consumer": metadata.get("user_api_key_alias"),
+            "prompt_tokens": int(payload.get("prompt_tokens") or 0),
+            "completion_tokens": int(payload.get("completion_tokens") or 0),
+            "total_tokens": int(payload.get("total_tokens") or 0)}
+
+
+# The module litellm_settings.callbacks loads from beside config.yaml. It carries usage_record's own source, so the
+# function the fast tests call is the one the proxy runs.
+USAGE_SOURCE = f'''"""Prints one usage line per successful completion on stdout (rendered by serving/gateway_config.py).
+
+A JSON object on a line of its own, marked {USAGE_MARK!r}: the public route the client asked for, the upstream that
+served it (model_info.upstream in {CONFIG_FILE}) and whether that is a third party, the consumer, and the token
+counts. LiteLLM calls async_log_success_event once per request, for a stream once it has ended with the final usage.
+The serverless runtimes turn these lines into cloud metrics; the cluster scrapes Prometheus instead. The prompt, the
+answer and the keys are never written.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from litellm.integrations.custom_logger import CustomLogger
+
+
+{inspect.getsource(usage_record)}
+
+def _deployments():
+    config = yaml.safe_load((Path(__file__).resolve().parent / {CONFIG_FILE!r}).read_text())
+    return {{(e.get("model_info") or {{}}).get("id"): e.get("model_info") or {{}} for e in config.get("model_list") or []}}
+
+
+DEPLOYMENTS = _deployments()
+
+
+def _requested(kwargs):
+    # The group in the client's request body: a fallback is served by a tier-<upstream> group, but the route the
+    # consumer used is the public one it asked for. Only the model name is read from the body.
+    for holder in (kwargs.get("litellm_params") or {{}}, kwargs):
+        request = holder.get("proxy_server_request")
+        if isinstance(request, dict) and isinstance(request.get("body"), dict):
+            return request["body"].get("model")
+    return None
+
+
+class UsageLog(CustomLogger):
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        record = usage_record(kwargs.get("standard_logging_object"), _requested(kwargs), DEPLOYMENTS)
+        if record is not None:
+            sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\\n")
+            sys.stdout.flush()
+
+
+usage = UsageLog()
+'''
+
+
 def consumer_key_env(name: str) -> str:
     """The environment variable holding consumer `name`'s key: LLMHOST_CONSUMER_<NAME>_KEY ('-' becomes '_')."""
     return CONSUMER_KEY_ENV_PREFIX + name.upper().replace("-", "_") + "_KEY"
@@ -243,6 +353,10 @@ class Upstream:
     third_party: bool  # True when requests leave the stack's boundary (an API provider)
     max_parallel_requests: Optional[int] = None  # per gateway replica; beyond it requests overflow (429 -> next tier)
     params: Mapping[str, Any] = field(default_factory=dict)  # non-secret provider settings (aws_region_name, ...)
+    # Spend caps on a third-party upstream, for the whole gateway (render_config splits them per replica): requests
+    # and tokens (prompt + completion) per minute. Past either the upstream answers 429 until the minute turns.
+    rpm: Optional[int] = None
+    tpm: Optional[int] = None
 
     def __post_init__(self):
         if not NAME_PATTERN.match(self.name):
@@ -278,6 +392,15 @@ class Upstream:
             raise ValueError(f"upstream {self.name}: timeout_seconds {self.timeout_seconds!r} must be in (0, 600]")
         if self.max_parallel_requests is not None and self.max_parallel_requests < 1:
             raise ValueError(f"upstream {self.name}: max_parallel_requests must be at least 1")
+        for what in ("rpm", "tpm"):
+            value = getattr(self, what)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"upstream {self.name}: {what} must be a whole number of at least 1, not {value!r}")
+            if not self.third_party:
+                raise ValueError(f"upstream {self.name}: {what} caps spend on a third-party API; an in-boundary "
+                                 "upstream is sized by its fleet (max_parallel_requests), not capped")
         for key, value in self.params.items():
             if key in RESERVED_PARAMS or any(w in key.lower() for w in CREDENTIAL_WORDS):
                 raise ValueError(f"upstream {self.name}: params may not set {key!r} (credentials come from the "
@@ -288,6 +411,10 @@ class Upstream:
     @property
     def in_boundary(self) -> bool:
         return not self.third_party
+
+    @property
+    def capped(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
 
 
 @dataclass(frozen=True)
@@ -424,7 +551,8 @@ def _check_routes(routes: GatewayRoutes) -> None:
 
 # -- rendering ---------------------------------------------------------------------------------------------------------
 
-def _params(u: Upstream) -> dict[str, Any]:
+def _params(u: Upstream, shares: int = 1) -> dict[str, Any]:
+    """litellm_params of one deployment of `u`; `shares`: how many deployments (over all replicas) split its caps."""
     p: dict[str, Any] = {"model": u.model}
     if u.api_base is not None:
         p["api_base"] = u.api_base
@@ -433,6 +561,10 @@ def _params(u: Upstream) -> dict[str, Any]:
     p["timeout"] = _number(u.timeout_seconds)
     if u.max_parallel_requests is not None:
         p["max_parallel_requests"] = u.max_parallel_requests
+    if u.rpm is not None:
+        p["rpm"] = per_replica_limit(u.rpm, shares)
+    if u.tpm is not None:
+        p["tpm"] = per_replica_limit(u.tpm, shares)
     p.update(dict(u.params))
     return p
 
@@ -445,8 +577,8 @@ def _number(x: float) -> Union[int, float]:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def _entry(group: str, u: Upstream) -> dict[str, Any]:
-    return {"model_name": group, "litellm_params": _params(u),
+def _entry(group: str, u: Upstream, shares: int = 1) -> dict[str, Any]:
+    return {"model_name": group, "litellm_params": _params(u, shares),
             "model_info": {"id": f"{group}/{u.name}", "upstream": u.name, "kind": u.kind, "third_party": u.third_party}}
 
 
@@ -454,7 +586,9 @@ def render_config(routes: GatewayRoutes, replicas: int = 1) -> dict[str, Any]:
     """The LiteLLM proxy config for `routes` run by `replicas` proxies (raises ValueError for a route that breaks a rule).
 
     Consumer limits are counted by each replica in its own memory, so each gets ceil(limit / replicas); with the
-    Service spreading requests evenly, the gateway as a whole admits the consumer's limit (rounded up)."""
+    Service spreading requests evenly, the gateway as a whole admits the consumer's limit (rounded up). An upstream's
+    caps are counted per deployment as well, so each of its deployments (one per group it serves, e.g. llm-frontier
+    and the fallback tier-<name>) gets ceil(cap / (replicas x deployments))."""
     _check_routes(routes)  # again: a frozen dataclass can still be mutated through object.__setattr__
     if not routes.consumers:
         raise ValueError("consumers: a gateway needs at least one consumer (applications call it with their own key; "
@@ -462,17 +596,18 @@ def render_config(routes: GatewayRoutes, replicas: int = 1) -> dict[str, Any]:
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         raise ValueError(f"replicas {replicas!r} must be a whole number of at least 1")
     table = routes.resolved_routes()
-    model_list: list[dict[str, Any]] = []
     fallbacks: list[dict[str, list[str]]] = []
+    groups: list[tuple[str, Upstream]] = []
     fallback_groups: dict[str, Upstream] = {}
     for public, chain in table.items():
-        model_list.append(_entry(public, routes.upstream(chain[0])))
+        groups.append((public, routes.upstream(chain[0])))
         if len(chain) > 1:
             fallbacks.append({public: [FALLBACK_PREFIX + n for n in chain[1:]]})
             for n in chain[1:]:
                 fallback_groups[FALLBACK_PREFIX + n] = routes.upstream(n)
-    for group, u in fallback_groups.items():
-        model_list.append(_entry(group, u))
+    groups += fallback_groups.items()
+    deployments = {u.name: sum(1 for _, v in groups if v.name == u.name) for u in routes.upstreams}
+    model_list = [_entry(group, u, replicas * deployments[u.name]) for group, u in groups]
     longest = max(sum(routes.upstream(n).timeout_seconds for n in chain) for chain in table.values())
     router: dict[str, Any] = {
         "routing_strategy": "simple-shuffle",
@@ -482,6 +617,8 @@ def render_config(routes: GatewayRoutes, replicas: int = 1) -> dict[str, Any]:
         "cooldown_time": routes.cooldown_seconds,
         "timeout": _number(max(u.timeout_seconds for u in routes.upstreams)),
     }
+    if any(u.capped for u in routes.upstreams):
+        router["optional_pre_call_checks"] = [API_CAP_CHECK]
     if routes.overflow_on_refusal:
         router["allowed_fails_policy"] = {"ServiceUnavailableErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN,
                                           "RateLimitErrorAllowedFails": REFUSALS_NEVER_COOL_DOWN}
@@ -500,9 +637,10 @@ def render_config(routes: GatewayRoutes, replicas: int = 1) -> dict[str, Any]:
             # Token counting on the error path would otherwise fetch a tokenizer from the Hugging Face hub (and stall
             # ~23 s retrying where egress is blocked); the bundled tiktoken encoding is enough for a proxy.
             "disable_hf_tokenizer_download": True,
-            # The request guard, and LiteLLM's Prometheus metrics on the proxy port's /metrics: requests, tokens and
-            # fallbacks per route, read by the alerts and the dashboard (serving/alerts.py).
-            "callbacks": [GUARD_CALLBACK, METRICS_CALLBACK],
+            # The request guard, the usage line on stdout (the serverless runtimes' metrics), and LiteLLM's Prometheus
+            # metrics on the proxy port's /metrics: requests, tokens and fallbacks per route, read by the alerts and
+            # the dashboard (serving/alerts.py).
+            "callbacks": [GUARD_CALLBACK, USAGE_CALLBACK, METRICS_CALLBACK],
             # Whole-request budget: every tier of the longest route timing out once, plus slack.
             "request_timeout": int(math.ceil(longest * (1 + routes.num_retries))) + 10,
         },
@@ -534,8 +672,8 @@ def write_config_dir(config: Mapping[str, Any], directory: Union[str, Path]) -> 
 
 
 def config_files(config: Mapping[str, Any]) -> dict[str, str]:
-    """The files of the config directory by name: config.yaml, the guard and the consumer authentication."""
-    return {CONFIG_FILE: render_yaml(config), GUARD_FILE: GUARD_SOURCE, AUTH_FILE: AUTH_SOURCE}
+    """The files of the config directory by name: config.yaml, the guard, the consumer authentication, the usage log."""
+    return {CONFIG_FILE: render_yaml(config), GUARD_FILE: GUARD_SOURCE, AUTH_FILE: AUTH_SOURCE, USAGE_FILE: USAGE_SOURCE}
 
 
 def check_consumer_mapping(field_name: str, mapping: Mapping[str, Any], what: str = "key") -> None:
@@ -568,8 +706,8 @@ def check_keys(routes: GatewayRoutes, api_keys: Mapping[str, Any], consumer_keys
 # Kubernetes mounts the config directory from a ConfigMap. ECS task definitions and Cloud Run services have no such
 # volume, and a custom image per stack would be one more thing to build, scan and mirror. So those runtimes override
 # the image's entrypoint with this bootstrap, run by the image's own Python: it unpacks the same files (config.yaml,
-# the guard, the consumer authentication) from one environment variable into a writable directory and then becomes
-# the `litellm` process. The files hold no key; the keys arrive as their own environment variables from the cloud's
+# the guard, the consumer authentication, the usage log) from one environment variable into a writable directory and
+# then becomes the `litellm` process. The files hold no key; the keys arrive as their own environment variables from the cloud's
 # secret store. A consumer's secret is the JSON document its application reads (base_url, api_key, model): where the
 # runtime cannot pick one field of it (Cloud Run), the bootstrap takes `api_key` from the document.
 FILES_ENV = "LLMHOST_GATEWAY_FILES"
@@ -707,18 +845,22 @@ def vertex_upstream(endpoint_url: str, endpoint_id: str, project: str, region: s
                     params={"vertex_project": project, "vertex_location": region})
 
 
-def api_upstream(provider: str, model: str, base_url: str, timeout_seconds: float = 60.0, name: Optional[str] = None) -> Upstream:
-    """An OpenAI-compatible API provider; its key is read from LLMHOST_<PROVIDER>_API_KEY."""
+def api_upstream(provider: str, model: str, base_url: str, timeout_seconds: float = 60.0, name: Optional[str] = None,
+                 rpm: Optional[int] = None, tpm: Optional[int] = None) -> Upstream:
+    """An OpenAI-compatible API provider; its key is read from LLMHOST_<PROVIDER>_API_KEY. rpm/tpm: whole-gateway caps."""
     return Upstream(name=name or re.sub(r"[^a-z0-9]+", "-", provider.lower()).strip("-") or "api", kind="api",
                     model=f"openai/{model}", api_base=base_url, api_key_env=api_key_env_name(provider),
-                    timeout_seconds=timeout_seconds, third_party=True)
+                    timeout_seconds=timeout_seconds, third_party=True, rpm=rpm, tpm=tpm)
 
 
 def stack_routes(cfg: Any, self_hosted_url: Optional[str] = None, managed: Optional[Upstream] = None,
                  self_hosted_max_parallel: Optional[int] = None, timeout_seconds: float = 60.0,
                  num_retries: int = 0, allowed_fails: int = 1, cooldown_seconds: int = 30,
                  consumers: Sequence[Consumer] = ()) -> GatewayRoutes:
-    """Routes for a `planner.stack_config.StackConfig`: its self-hosted model and/or managed endpoint, then its API."""
+    """Routes for a `planner.stack_config.StackConfig`: its self-hosted model and/or managed endpoint, then its API.
+
+    The API upstream carries the plan's caps (`spend.apiRequestsPerMinute` / `apiTokensPerMinute`); a stack without a
+    spend section (written by hand) gets none."""
     upstreams: list[Upstream] = []
     if cfg.self_hosted is not None:
         if not self_hosted_url:
@@ -727,7 +869,10 @@ def stack_routes(cfg: Any, self_hosted_url: Optional[str] = None, managed: Optio
     if managed is not None:
         upstreams.append(managed)
     if cfg.api is not None:
-        upstreams.append(api_upstream(cfg.api.provider, cfg.api.model, cfg.api.base_url, timeout_seconds))
+        spend = getattr(cfg, "spend", None)
+        upstreams.append(api_upstream(cfg.api.provider, cfg.api.model, cfg.api.base_url, timeout_seconds,
+                                      rpm=spend.api_requests_per_minute if spend is not None else None,
+                                      tpm=spend.api_tokens_per_minute if spend is not None else None))
     return GatewayRoutes(pattern=cfg.pattern or "none", upstreams=tuple(upstreams), num_retries=num_retries,
                          allowed_fails=allowed_fails, cooldown_seconds=cooldown_seconds,
                          overflow_on_refusal=cfg.pattern == "burst-overflow", consumers=tuple(consumers))

@@ -27,6 +27,9 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_usage_metrics import AwsUsageMetrics, AwsUsageMetricsArgs, drift_alarms
+from planner.stack_config import DriftConfig
+
 from .gateway_config import (BOOTSTRAP_ENTRYPOINT, CONSUMER_KEY_ENV_PREFIX, ECS_TASK_CPU_UNITS, ECS_TASK_MEMORY_MIB,
                              FILES_ENV, KEY_ENV_PATTERN, SERVERLESS_REPLICAS,
                              MASTER_KEY_ENV, PORT, PROXY_ENV, GatewayRoutes, check_consumer_mapping, check_keys,
@@ -93,6 +96,10 @@ class GatewayEcsArgs:
     health_check_grace_period_seconds: int = STARTUP_SECONDS  # the ALB's failed checks count only after this
     protect: bool = True
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The plan's drift thresholds (spend.drift). Given, the gateway's usage lines become CloudWatch metrics
+    # (components/aws_usage_metrics.py) and the thresholds alarms on them, to alarm_topic_arn.
+    drift: Optional[DriftConfig] = None
+    alarm_topic_arn: Any = None  # the stack's SNS topic (AwsAlertTopic.topic_arn); required when drift has thresholds
 
     def __post_init__(self):
         if not isinstance(self.stack, str) or not STACK_NAME.match(self.stack):
@@ -142,6 +149,10 @@ class GatewayEcsArgs:
             if any(a == "*" or (isinstance(a, str) and a.endswith(":*")) for a in actions):
                 raise ValueError(f"task_role_statements[{i}]: {statement['Action']!r} grants every action; name the "
                                  "actions the proxy calls")
+        if self.drift is not None and not isinstance(self.drift, DriftConfig):
+            raise ValueError("drift: a planner.stack_config.DriftConfig (spend.drift)")
+        if self.drift is not None and drift_alarms(self.stack, self.drift) and not self.alarm_topic_arn:
+            raise ValueError("alarm_topic_arn: the drift alarms need the stack's alert topic (AwsAlertTopic.topic_arn)")
         if isinstance(self.routes, GatewayRoutes):
             _check_keys(self.routes, self)
         elif not _is_output(self.routes):
@@ -261,6 +272,7 @@ class GatewayEcs(pulumi.ComponentResource):
     master_key_secret_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     config: pulumi.Output[dict]  # the rendered LiteLLM config
+    usage: Optional[AwsUsageMetrics]  # the usage metrics and drift alarms, when drift was given
 
     def __init__(self, name: str, args: GatewayEcsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llmhost:index:GatewayEcs", name, None, opts)
@@ -402,6 +414,12 @@ class GatewayEcs(pulumi.ComponentResource):
             propagate_tags="SERVICE", enable_ecs_managed_tags=True,
             enable_execute_command=False,  # no shell into a process that holds every key
             tags=tags, opts=child)
+
+        # The gateway prints one usage line per completion to stdout, which awslogs ships to this group.
+        self.usage = AwsUsageMetrics(f"{name}-usage", AwsUsageMetricsArgs(
+            stack=args.stack, log_group_name=log_group.name, log_group_arn=log_group.arn, drift=args.drift,
+            alarm_topic_arn=args.alarm_topic_arn, tags=dict(args.tags)),
+            opts=child) if args.drift is not None else None
 
         self.cluster_name = cluster.name
         self.service_name = service.name

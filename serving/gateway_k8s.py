@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 
 from .gateway_config import (AUTH_SOURCE, CONFIG_DIR, CONFIG_FILE, CONSUMER_KEY_ENV_PREFIX, GUARD_SOURCE,
                              KEY_ENV_PATTERN, MASTER_KEY_ENV, METRICS_PATH, PORT, PROXY_ENV, GatewayRoutes,
-                             check_consumer_mapping, check_keys, config_files, consumer_key_env, render_config,
+                             USAGE_SOURCE, check_consumer_mapping, check_keys, config_files, consumer_key_env, render_config,
                              render_yaml)
 from .monitoring import API_VERSION as MONITOR_API_VERSION, pod_monitor_spec
 
@@ -125,7 +125,8 @@ class Gateway(pulumi.ComponentResource):
             rendered = _build(args, args.routes)
             config = pulumi.Output.from_input(None).apply(lambda _: rendered)
         config_yaml = config.apply(render_yaml)
-        checksum = config_yaml.apply(lambda y: hashlib.sha256((y + GUARD_SOURCE + AUTH_SOURCE).encode()).hexdigest())
+        checksum = config_yaml.apply(
+            lambda y: hashlib.sha256((y + GUARD_SOURCE + AUTH_SOURCE + USAGE_SOURCE).encode()).hexdigest())
         ns = pulumi.Output.from_input(args.namespace)
         labels = {"app.kubernetes.io/name": "llm-gateway", "app.kubernetes.io/instance": args.name,
                   "app.kubernetes.io/component": "gateway", "app.kubernetes.io/managed-by": "pulumi"}

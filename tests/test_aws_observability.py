@@ -84,7 +84,7 @@ def test_alert_topic_has_the_stack_name_and_is_encrypted_with_its_own_key():
     assert topic.inputs["tags"] == {"team": "ml"}
 
 
-def test_alert_key_lets_cloudwatch_make_data_keys_and_nothing_more():
+def test_alert_key_lets_cloudwatch_and_budgets_make_data_keys_and_nothing_more():
     result = topic_run()
     key = one(result, "aws:kms/key:Key")
     assert key.options.get("protect") is True and key.inputs["enableKeyRotation"] is True
@@ -92,16 +92,21 @@ def test_alert_key_lets_cloudwatch_make_data_keys_and_nothing_more():
     services = [s for s in policy if "Service" in s["Principal"]]
     assert len(services) == 1
     [grant] = services
-    assert as_list(grant["Principal"]["Service"]) == ["cloudwatch.amazonaws.com"]
+    assert sorted(as_list(grant["Principal"]["Service"])) == ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]
     assert sorted(as_list(grant["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
 
 
-def test_topic_policy_lets_only_this_accounts_cloudwatch_alarms_publish():
+def test_topic_policy_lets_only_this_accounts_alarms_and_budgets_publish():
     result = topic_run()
     topic_arn = result.outputs["topic_arn"]
     policy = json.loads(one(result, "aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
     assert one(result, "aws:sns/topicPolicy:TopicPolicy").inputs["arn"] == topic_arn
-    [allow] = [s for s in policy if s["Effect"] == "Allow"]
+    allows = {s["Sid"]: s for s in policy if s["Effect"] == "Allow"}
+    assert set(allows) == {"CloudWatchAlarmsOfThisAccount", "BudgetsOfThisAccount"}
+    assert allows["BudgetsOfThisAccount"]["Principal"] == {"Service": "budgets.amazonaws.com"}
+    assert allows["BudgetsOfThisAccount"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT_ID}, "ArnLike": {"aws:SourceArn": f"arn:aws:budgets::{ACCOUNT_ID}:*"}}
+    allow = allows["CloudWatchAlarmsOfThisAccount"]
     assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert allow["Action"] == "sns:Publish" and allow["Resource"] == topic_arn
     assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}

@@ -29,7 +29,7 @@ from serving.gateway_config import (AUTH_FILE, AUTH_FUNCTION, AUTH_SOURCE, CONSU
                                     api_upstream, assert_no_third_party_route, consumer_key_env, consumer_key_envs,
                                     default_routes, guard_violations, identify, per_replica_limit, render_config,
                                     render_yaml, sagemaker_upstream, self_hosted_upstream, stack_routes,
-                                    write_config_dir)
+                                    USAGE_CALLBACK, USAGE_FILE, USAGE_SOURCE, write_config_dir)
 from serving.gateway_k8s import Gateway, GatewayArgs
 from tests.conftest import ROOT
 
@@ -217,8 +217,9 @@ def test_proxy_settings_telemetry_off_params_dropped_guard_loaded_master_key_fro
     assert config["litellm_settings"]["telemetry"] is False
     assert config["litellm_settings"]["drop_params"] is True
     assert config["litellm_settings"]["disable_hf_tokenizer_download"] is True  # no hub fetch on the error path
-    # the request guard, and LiteLLM's Prometheus metrics (requests, tokens, fallbacks) for the alerts and the dashboard
-    assert config["litellm_settings"]["callbacks"] == [GUARD_CALLBACK, "prometheus"]
+    # the request guard, the usage line (serverless metrics), and LiteLLM's Prometheus metrics (requests, tokens,
+    # fallbacks) for the alerts and the dashboard
+    assert config["litellm_settings"]["callbacks"] == [GUARD_CALLBACK, USAGE_CALLBACK, "prometheus"]
     assert config["general_settings"]["master_key"] == f"os.environ/{MASTER_KEY_ENV}"
     assert config["general_settings"]["custom_auth"] == AUTH_FUNCTION == "gateway_auth.user_api_key_auth"
 
@@ -435,8 +436,8 @@ def test_config_output_and_configmap_hold_exactly_the_rendered_config_and_the_gu
     assert result.outputs["config"] == expected
     data = one(result, CONFIGMAP).inputs["data"]
     assert yaml.safe_load(data["config.yaml"]) == expected
-    assert data[GUARD_FILE] == GUARD_SOURCE and data[AUTH_FILE] == AUTH_SOURCE
-    assert set(data) == {"config.yaml", GUARD_FILE, AUTH_FILE}
+    assert data[GUARD_FILE] == GUARD_SOURCE and data[AUTH_FILE] == AUTH_SOURCE and data[USAGE_FILE] == USAGE_SOURCE
+    assert set(data) == {"config.yaml", GUARD_FILE, AUTH_FILE, USAGE_FILE}
 
 
 def test_deployment_runs_two_pinned_replicas_spread_across_zones():
@@ -627,7 +628,7 @@ def test_custom_auth_is_shipped_beside_the_config_and_named_by_it(tmp_path):
     assert inspect.getsource(identify) in shipped  # the function tested here is the one the proxy runs
     assert repr(CONSUMER_ROUTES) in shipped and "/v1/chat/completions" in CONSUMER_ROUTES
     assert not any(r.startswith(("/key", "/config", "/model/", "/metrics")) for r in CONSUMER_ROUTES)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["config.yaml", GUARD_FILE, AUTH_FILE])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["config.yaml", GUARD_FILE, AUTH_FILE, USAGE_FILE])
 
 
 def test_identify_matches_exactly_one_key_and_never_an_empty_one():
