@@ -142,6 +142,13 @@ def export_spend(cfg: StackConfig) -> None:
         s = cfg.spend
         pulumi.export("planned_monthly_cost_usd", {"total": s.planned_monthly_usd, "cloud": s.cloud_monthly_usd,
                                                    "api": s.api_monthly_usd, "staffing": s.staffing_monthly_usd})
+        # When to look again: the report's revisit line, and the daily token rates the drift alerts watch.
+        d = s.drift
+        pulumi.export("revisit", {"when": s.revisit, "daily_tokens_planned_now": d.daily_tokens_now,
+                                  "daily_tokens_planned_at_horizon": d.daily_tokens_projected,
+                                  "decision_holds_above_daily_tokens": d.lower_daily_tokens,
+                                  "decision_holds_below_daily_tokens": d.upper_daily_tokens,
+                                  "api_crossover_daily_tokens": d.crossover_daily_tokens})
 
 
 def aws_network(cfg: StackConfig, private_api_endpoints: tuple[str, ...] = ()) -> AwsNetwork:

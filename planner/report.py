@@ -99,12 +99,13 @@ def _spend_lines(cfg: "StackConfig", stack: str, profile_path: str) -> list[str]
     budget = "budget filtered to the stack's resources (its `llm-hosting:stack` cost-allocation tag)" if cfg.cloud == "aws" \
         else "Cloud Billing budget filtered to the stack's project and `llm-hosting-stack` label"
     alerts = ", ".join(f"{p}% ({_usd(s.cloud_monthly_usd * p / 100)})" for p in BUDGET_ALERT_PERCENTS)
+    gpus = s.planned_monthly_usd - s.api_monthly_usd - s.staffing_monthly_usd
     lines = ["", "## Spend guardrails", "",
-             f"- Planned all-in: **{_usd(s.planned_monthly_usd)}/month** = cloud {_usd(s.cloud_monthly_usd)} + API "
-             f"{_usd(s.api_monthly_usd)} + staffing {_usd(s.staffing_monthly_usd)} (the stack exports it as "
-             "`planned_monthly_cost_usd`).",
-             f"- Cloud: the GPUs the plan prices plus the front door at list prices. A {budget} of "
-             f"{_usd(s.cloud_monthly_usd)}/month alerts the stack's `alerts_topic` at {alerts}"
+             f"- Planned all-in: **{_usd(s.planned_monthly_usd)}/month** = GPUs {_usd(gpus)} + API "
+             f"{_usd(s.api_monthly_usd)} + staffing {_usd(s.staffing_monthly_usd)}; the stack exports it, with the cloud "
+             "bill below, as `planned_monthly_cost_usd`.",
+             f"- Cloud bill: the GPUs plus the front door at list prices (not in the total above) = "
+             f"{_usd(s.cloud_monthly_usd)}/month. A {budget} of that amount alerts the stack's `alerts_topic` at {alerts}"
              + ("" if cfg.cloud == "aws" or s.billing_account else
                 "; **no budget is created: set `gcp_billing_account` in the profile and re-plan**") + "."]
     if s.api_requests_per_minute:

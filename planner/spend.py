@@ -41,6 +41,10 @@ HOURS_PER_MONTH = 720  # the cost model's month (catalog serving.hours_per_month
 # The band search: doublings each way from today's volume, then bisection to about 1 % of the volume.
 BAND_DOUBLINGS = 12
 BAND_BISECTIONS = 7
+# The decision holds where another option is not cheaper by more than this share of its cost. The candidates' costs
+# are step functions of volume (whole instances), so near a tie they trade places in windows a few percent wide; a
+# saving under 2 % is not worth a migration, nor an alert.
+MATERIAL_SAVING = 0.02
 
 
 def _usd(v: Optional[float]) -> str:
@@ -131,6 +135,17 @@ def _signature(d: Optional["Decision"]) -> tuple:
     return ("none", None) if d is None else (d.chosen.tier, d.chosen.pattern)
 
 
+def holds(d: Optional["Decision"], signature: tuple) -> bool:
+    """Whether the option `signature` (tier, pattern) is still the answer at `d`'s volume: chosen, or feasible and at
+    most MATERIAL_SAVING dearer than what is chosen."""
+    if d is None:
+        return False
+    if _signature(d) == signature:
+        return True
+    same = [c for c in d.candidates if c.feasible and (c.tier, c.pattern) == signature and c.monthly_cost_usd is not None]
+    return bool(same) and min(c.monthly_cost_usd for c in same) <= d.chosen.monthly_cost_usd * (1 + MATERIAL_SAVING)
+
+
 def _decide_at(p: "Profile", catalog: "Catalog", daily_requests: int, source: str, catalog_path: Optional[str]):
     from .rules import decide
 
@@ -142,7 +157,8 @@ def _decide_at(p: "Profile", catalog: "Catalog", daily_requests: int, source: st
 
 def decision_band(d: "Decision", catalog: "Catalog", source: str = "profile",
                   catalog_path: Optional[str] = None) -> Band:
-    """The range of today's daily requests over which `d`'s profile gets the same tier and pattern."""
+    """The range of today's daily requests over which `d`'s profile gets the same tier and pattern (or one no more
+    than MATERIAL_SAVING dearer than the answer there)."""
     p = d.profile
     today = p.traffic.daily_requests
     per_request = p.traffic.avg_input_tokens + p.traffic.avg_output_tokens
@@ -155,7 +171,7 @@ def decision_band(d: "Decision", catalog: "Catalog", source: str = "profile",
             if volume < 1:
                 break
             trial = _decide_at(p, catalog, volume, source, catalog_path)
-            if _signature(trial) != same:
+            if not holds(trial, same):
                 outside, other = volume, trial
                 break
             inside = volume
@@ -166,7 +182,7 @@ def decision_band(d: "Decision", catalog: "Catalog", source: str = "profile",
             if mid in (inside, outside):
                 break
             trial = _decide_at(p, catalog, mid, source, catalog_path)
-            if _signature(trial) == same:
+            if holds(trial, same):
                 inside = mid
             else:
                 outside, other = mid, trial
@@ -183,8 +199,12 @@ def _band_reason(d: "Decision", other: Optional["Decision"], daily_requests: int
     if other is None:
         return f"{where} no tier the planner can build serves the profile: re-plan before traffic gets there"
     o = other.chosen
-    return (f"{where} the planner would choose {o.label} (${o.monthly_cost_usd:,.0f}/month all-in at that volume) "
-            f"instead of {c.label}")
+    ours = [x.monthly_cost_usd for x in other.candidates if x.feasible and (x.tier, x.pattern) == (c.tier, c.pattern)
+            and x.monthly_cost_usd is not None]
+    against = (f"; {c.tier}" + (f" ({c.pattern})" if c.pattern else "") + f" would cost ${min(ours):,.0f}") if ours else \
+        f"; {c.tier}" + (f" ({c.pattern})" if c.pattern else "") + " would no longer be allowed"
+    return (f"{where} the planner would choose {o.label} (${o.monthly_cost_usd:,.0f}/month all-in at that volume"
+            f"{against}) instead of {c.label}")
 
 
 # -- costs along the horizon -------------------------------------------------------------------------------------------

@@ -251,6 +251,7 @@ class SpendConfig(_Camel):
         default=True, description="AWS: the stack activates its cost-allocation tag; false in an Organizations member "
                                   "account, where only the management account can (the profile's "
                                   "aws_activate_cost_allocation_tag)")
+    revisit: Optional[str] = Field(default=None, description="when the report says to revisit the decision")
     drift: DriftConfig
 
 

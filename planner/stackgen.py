@@ -55,6 +55,7 @@ def spend_section(decision: Decision, cfg: StackConfig, catalog: Catalog, source
         "apiMonthlyUsd": round(c.cost.get("api_usd", 0.0), 2),
         "staffingMonthlyUsd": round(c.cost.get("staffing_usd", 0.0) + c.cost.get("gateway_staffing_usd", 0.0), 2),
         "billingAccount": p.gcp_billing_account,
+        "revisit": decision.revisit or None,
         # Written only when the profile turns it off, so stacks that keep the default stay as they were.
         "activateCostAllocationTag": None if p.aws_activate_cost_allocation_tag else False,
         "drift": {"dailyTokensNow": t.daily_requests * per_request,

@@ -51,3 +51,18 @@ def test_readme_example_table_matches_the_stacks():
     for stack, tier in rows.items():
         config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
         assert config["llm-hosting:tier"] == tier, stack
+
+
+REPLAN_COMMANDS = [line for block in BLOCKS for line in block.splitlines()
+                   if line.startswith("llmhost replan") and "--write" not in line]
+
+
+def test_readme_replan_example_runs_and_writes_nothing(project):
+    """The README's re-plan example, on the example usage file it names: it runs and leaves the stack as it was."""
+    assert REPLAN_COMMANDS, "the README shows `llmhost replan` on the example usage file"
+    before = {p.name: p.read_text() for p in (project / "stacks").glob("*startup-api*")}
+    for line in REPLAN_COMMANDS:
+        proc = subprocess.run([LLMHOST, *shlex.split(line)[1:]], cwd=project, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "decision unchanged" in proc.stdout and "nothing written" in proc.stdout
+    assert {p.name: p.read_text() for p in (project / "stacks").glob("*startup-api*")} == before

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import PROFILES, ROOT, edit_stack, set_section
 from planner.errors import InputError
 from planner.profile import Profile, load_profile
 from planner.rules import _fleet_capacity_tok_s, decide
-from planner.spend import (API_HEADROOM, BURST_API_HEADROOM, _decide_at, _signature, decision_band, front_door_items, horizon_costs,
+from planner.spend import (API_HEADROOM, BAND_DOUBLINGS, BURST_API_HEADROOM, MATERIAL_SAVING, _decide_at, holds, _signature, decision_band, front_door_items, horizon_costs,
                            horizon_months, horizon_svg, horizon_table)
 from planner.stack_config import BUDGET_ALERT_PERCENTS, load_stack_config
 from planner.stackgen import stack_config_from
@@ -112,12 +114,30 @@ def test_band_ends_are_where_the_decision_changes(name, decisions, catalog):
         if tokens is None:
             continue
         at = tokens // per_request
-        assert _signature(_decide_at(d.profile, catalog, at, ref, None)) != same
-        assert _signature(_decide_at(d.profile, catalog, int(at * inside), ref, None)) == same
+        assert not holds(_decide_at(d.profile, catalog, at, ref, None), same)
+        assert holds(_decide_at(d.profile, catalog, int(at * inside), ref, None), same)
     if drift.upper_daily_tokens is not None:
         assert drift.upper_daily_tokens > drift.daily_tokens_now
     if drift.lower_daily_tokens is not None:
         assert drift.lower_daily_tokens < drift.daily_tokens_now
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(EXAMPLES), at=st.floats(min_value=0.0, max_value=1.0))
+def test_the_decision_holds_everywhere_inside_the_band(name, at, catalog):
+    """Anywhere between the band's ends (today's traffic scaled, in log space) the planner gives the same answer, or
+    one no more than MATERIAL_SAVING cheaper: the drift alerts stay quiet exactly where a re-plan would not move."""
+    path = ROOT / "stacks" / "profiles" / f"{name}.yaml"
+    p = load_profile(path)
+    drift = _stack(name).spend.drift
+    per_request = p.traffic.avg_input_tokens + p.traffic.avg_output_tokens
+    # The ends are found to within the bisection's 2^(1/128) of the volume: the band proper starts 1 % inside them.
+    lo = math.ceil(drift.lower_daily_tokens / per_request * 1.01) if drift.lower_daily_tokens else 1
+    hi = (math.floor(drift.upper_daily_tokens / per_request / 1.01) if drift.upper_daily_tokens
+          else p.traffic.daily_requests * 2 ** BAND_DOUBLINGS)
+    volume = max(lo, min(hi, int(round(lo * (hi / lo) ** at))))
+    d = decide(p, catalog, str(path), relax=False, explain=False)
+    assert holds(_decide_at(p, catalog, volume, str(path), None), _signature(d)), (name, volume, MATERIAL_SAVING)
 
 
 def test_examples_exercise_every_threshold():
@@ -291,3 +311,33 @@ def test_stack_config_from_is_deterministic(decisions, catalog):
     a = stack_config_from(d, "stacks/profiles/tiered-sensitivity.yaml", catalog)
     b = stack_config_from(d, "stacks/profiles/tiered-sensitivity.yaml", catalog)
     assert a.flat() == b.flat()
+
+
+def test_member_account_leaves_the_tag_to_the_payer(cli, project, tmp_path):
+    """aws_activate_cost_allocation_tag: false (an Organizations member account): the stack still budgets on the tag,
+    but does not try to activate it, which only the management account may."""
+    from preview.harness import run_preview
+
+    path = tmp_path / "member.yaml"
+    doc = yaml.safe_load((ROOT / "stacks/profiles/startup-api.yaml").read_text())
+    doc["aws_activate_cost_allocation_tag"] = False
+    path.write_text(yaml.safe_dump(doc))
+    result = cli("plan", str(path), "--stack", "member", "--project-dir", str(project))
+    assert result.exit_code == 0, result.output
+    stack = yaml.safe_load((project / "stacks" / "Pulumi.member.yaml").read_text())["config"]
+    assert stack["llm-hosting:spend"]["activateCostAllocationTag"] is False
+    preview = run_preview(project, "member")
+    assert preview.by_type("aws:budgets/budget:Budget")
+    assert not preview.by_type("aws:costexplorer/costAllocationTag:CostAllocationTag")
+    default = run_preview(project, "startup-api")
+    assert default.by_type("aws:costexplorer/costAllocationTag:CostAllocationTag")
+
+
+def test_cost_allocation_tag_switch_is_aws_only(cli, project, tmp_path):
+    path = tmp_path / "gcp.yaml"
+    doc = yaml.safe_load((ROOT / "stacks/profiles/us-vertex-support.yaml").read_text())
+    doc["aws_activate_cost_allocation_tag"] = False
+    path.write_text(yaml.safe_dump(doc))
+    result = cli("plan", str(path), "--stack", "gcp", "--project-dir", str(project))
+    assert result.exit_code == 2 and "aws_activate_cost_allocation_tag" in result.stderr
+    assert not (project / "stacks" / "Pulumi.gcp.yaml").exists()
