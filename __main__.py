@@ -4,6 +4,8 @@ Where does a resource come from? The tier's builder below, one component per bui
 comes from `stacks/Pulumi.<stack>.yaml`, which `llmhost plan` writes from a workload profile.
 """
 
+from __future__ import annotations
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,60 +14,30 @@ from typing import Optional
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
-from components.aws_api_key_secret import AwsApiKeySecret, AwsApiKeySecretArgs
-from components.aws_alb_endpoint import AwsAlbEndpoint, AwsAlbEndpointArgs
-from components.aws_alert_topic import AwsAlertTopic, AwsAlertTopicArgs
-from components.aws_budget import AwsBudget, AwsBudgetArgs
-from components.aws_consumer_keys import AwsConsumerKeys, AwsConsumerKeysArgs
-from components.aws_network import AwsNetwork, AwsNetworkArgs
-from components.aws_private_endpoint import AwsPrivateEndpoint, AwsPrivateEndpointArgs, dns_name as aws_endpoint_host
 from components.consumer_keys import Consumer
-from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-from components.dcgm_exporter import DcgmExporter, DcgmExporterArgs
 from components.contract import TierOutputs, aws_tags, gcp_labels
-from components.eks_cluster import EksCluster, EksClusterArgs
-from components.eks_container_logs import EksContainerLogs, EksContainerLogsArgs
-from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArgs
-from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
-from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
-from components.gcp_budget import GcpBudget, GcpBudgetArgs
-from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
-from components.gcp_consumer_keys import GcpConsumerKeys, GcpConsumerKeysArgs
-from components.gcp_image_mirror import GcpImageMirror, GcpImageMirrorArgs
-from components.gcp_network import HEALTH_CHECK_RANGES, GcpNetwork, GcpNetworkArgs
-from components.gcp_private_endpoint import GcpPrivateEndpoint, GcpPrivateEndpointArgs, dns_label as gcp_endpoint_label
-from components.gcp_serverless_endpoint import GcpServerlessEndpoint, GcpServerlessEndpointArgs
-from components.gke_alert_forwarding import GMP_NAMESPACE, GkeAlertForwarding, GkeAlertForwardingArgs
-from components.gke_cluster import GkeCluster, GkeClusterArgs
-from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
-from components.keda import NAMESPACE as KEDA_NAMESPACE, Keda, KedaArgs
-from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.node_labels import system_node_labels
-from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
-from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
-from components.eks_pod_identity import EksPodIdentity, EksPodIdentityArgs
-from components.gke_workload_identity import GkeWorkloadIdentity, GkeWorkloadIdentityArgs
-from components.vertex_endpoint import VertexEndpoint, VertexEndpointArgs
 from components.versions import VERSIONS
 from planner.catalog import load_catalog, load_regions
 from planner.errors import InputError
 from planner.sizing import GKE_ACCELERATOR, VERTEX_ACCELERATOR, node_counts, pod_size, weights_gb
 from planner.stack_config import GATEWAY_MASTER_KEY, PROJECT, StackConfig, load_stack_config
+from planner.stackgen import STACK_NAME_RULE, valid_stack_name
 from serving.alerts import AlertContext, prometheus_rule, runbooks
 from serving.usage import GROWTH_RETENTION
 from serving.dashboard import grafana_dashboard
 from serving.engine import QUEUE_TARGET_PER_REPLICA, EngineInputs, EngineSpec
-from serving.gateway_cloud_run import GatewayCloudRun, GatewayCloudRunArgs
 from serving.gateway_config import (PUBLIC_MODEL, Consumer as GatewayConsumer, api_key_env_name, sagemaker_upstream,
                                     stack_routes, vertex_upstream)
-from serving.gateway_ecs import GatewayEcs, GatewayEcsArgs
-from serving.gateway_k8s import Gateway, GatewayArgs
-from serving.model_server import ModelServer, ModelServerArgs
 from serving.tgi import tgi_spec
 from serving.vllm import vllm_spec
 
 stack = pulumi.get_stack()
 source = f"stacks/Pulumi.{stack}.yaml"
+if not valid_stack_name(stack):
+    # The name is part of the resources' names (DNS label, GCP names, AWS's 32 characters): refused before any of them.
+    raise pulumi.RunError(f"{source}: the stack name {stack!r} cannot name this stack's resources: use {STACK_NAME_RULE} "
+                          "(pulumi stack rename, or llmhost plan --stack)")
 try:
     # The engine hands the program its whole config map; the strict loader rejects unknown keys in it.
     cfg: StackConfig = load_stack_config({**get_config_env(), **CONFIG.get()}, source)
@@ -78,6 +50,60 @@ SERVING_NAMESPACE = "llm-serving"
 GATEWAY_REPLICAS = 2
 GATEWAY_NAME = "llm-gateway"  # the gateway's Service, which the private endpoint forwards to
 ENDPOINT_ZONE = "llm.internal"  # the private DNS zone the endpoint's name lives in (<stack>.llm.internal)
+
+# The components this stack's builder uses, and only those. The SDKs load a module (pulumi_aws.ec2, ...) on first use,
+# and loading those takes longer than running the program: so a stack loads none of the other cloud's, and none of
+# Kubernetes' without a cluster. The tests are the ones the builders dispatch on: cloud, a cluster or not, then a
+# managed endpoint or an API.
+CLUSTER = cfg.self_hosted is not None
+if cfg.cloud == "aws":
+    from components.aws_alert_topic import AwsAlertTopic, AwsAlertTopicArgs
+    from components.aws_budget import AwsBudget, AwsBudgetArgs
+    from components.aws_consumer_keys import AwsConsumerKeys, AwsConsumerKeysArgs
+    from components.aws_network import AwsNetwork, AwsNetworkArgs
+    from components.aws_private_endpoint import dns_name as aws_endpoint_host
+    if cfg.api is not None:
+        from components.aws_api_key_secret import AwsApiKeySecret, AwsApiKeySecretArgs
+    if CLUSTER:
+        from components.aws_private_endpoint import AwsPrivateEndpoint, AwsPrivateEndpointArgs
+        from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+        from components.eks_cluster import EksCluster, EksClusterArgs
+        from components.eks_container_logs import EksContainerLogs, EksContainerLogsArgs
+        from components.eks_gpu_node_groups import EksGpuNodeGroups, EksGpuNodeGroupsArgs
+        from components.eks_pod_identity import EksPodIdentity, EksPodIdentityArgs
+        from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+    else:
+        from components.aws_alb_endpoint import AwsAlbEndpoint, AwsAlbEndpointArgs
+        from serving.gateway_ecs import GatewayEcs, GatewayEcsArgs
+        if cfg.managed is not None:
+            from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
+else:
+    from components.gcp_alert_channel import GcpAlertChannel, GcpAlertChannelArgs
+    from components.gcp_budget import GcpBudget, GcpBudgetArgs
+    from components.gcp_consumer_keys import GcpConsumerKeys, GcpConsumerKeysArgs
+    from components.gcp_network import HEALTH_CHECK_RANGES, GcpNetwork, GcpNetworkArgs
+    from components.gcp_private_endpoint import dns_label as gcp_endpoint_label
+    if cfg.api is not None:
+        from components.gcp_api_key_secret import GcpApiKeySecret, GcpApiKeySecretArgs
+    if CLUSTER:
+        from components.gcp_log_bucket import GcpLogBucket, GcpLogBucketArgs
+        from components.gcp_private_endpoint import GcpPrivateEndpoint, GcpPrivateEndpointArgs
+        from components.gke_alert_forwarding import GMP_NAMESPACE, GkeAlertForwarding, GkeAlertForwardingArgs
+        from components.gke_cluster import GkeCluster, GkeClusterArgs
+        from components.gke_gpu_node_pools import GkeGpuNodePools, GkeGpuNodePoolsArgs
+        from components.gke_workload_identity import GkeWorkloadIdentity, GkeWorkloadIdentityArgs
+    else:
+        from components.gcp_image_mirror import GcpImageMirror, GcpImageMirrorArgs
+        from components.gcp_serverless_endpoint import GcpServerlessEndpoint, GcpServerlessEndpointArgs
+        from serving.gateway_cloud_run import GatewayCloudRun, GatewayCloudRunArgs
+        if cfg.managed is not None:
+            from components.vertex_endpoint import VertexEndpoint, VertexEndpointArgs
+if CLUSTER:
+    from components.dcgm_exporter import DcgmExporter, DcgmExporterArgs
+    from components.keda import NAMESPACE as KEDA_NAMESPACE, Keda, KedaArgs
+    from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
+    from serving.gateway_k8s import Gateway, GatewayArgs
+    from serving.model_server import ModelServer, ModelServerArgs
 
 
 def api_key_secret(cfg: StackConfig):

@@ -1,7 +1,7 @@
 """Usage metrics and decision-drift alarms for a gateway without Prometheus: CloudWatch, from the gateway's own log.
 
 On ECS on Fargate the gateway's stdout goes to its CloudWatch Logs group (awslogs). For every successful completion
-the gateway prints one usage line, a JSON object (USAGE_FIELDS below):
+the gateway prints one usage line, a JSON object (usage_line.py USAGE_FIELDS):
 
     {"llmhost_usage": 1, "route": "llm", "upstream": "...", "third_party": false, "consumer": "chat-app",
      "prompt_tokens": 812, "completion_tokens": 240, "total_tokens": 1052}
@@ -56,19 +56,14 @@ import pulumi
 import pulumi_aws as aws
 
 from planner.stack_config import DriftConfig
-from serving.gateway_config import USAGE_MARK
-from serving.usage import ALERT_ABOVE, ALERT_BELOW, ALERT_CROSSOVER, DRIFT_FOR, REPLAN
+from serving.usage import ALERT_ABOVE, ALERT_BELOW, DRIFT_FOR, REPLAN
+
+# The usage line's field names, shared with gcp_usage_metrics.py (the filters below read them).
+from .usage_line import (ALARM_CROSSOVER, COMPLETION_TOKENS_FIELD, PROMPT_TOKENS_FIELD, ROUTE_FIELD, TOTAL_TOKENS_FIELD,
+                         USAGE_FIELDS, USAGE_MARKER, drift_days)
 
 NAMESPACE = "LLMHosting/Gateway"
-# The usage line's field names (serving/gateway_config.py usage_record writes them; the filters below read them).
-USAGE_MARKER = USAGE_MARK  # = 1 on a usage line and on nothing else the gateway prints
-ROUTE_FIELD = "route"
-PROMPT_TOKENS_FIELD = "prompt_tokens"
-COMPLETION_TOKENS_FIELD = "completion_tokens"
-TOTAL_TOKENS_FIELD = "total_tokens"
 STACK_FIELD = "stack"  # added by this component's log transformer, not by the gateway
-USAGE_FIELDS = (USAGE_MARKER, ROUTE_FIELD, "upstream", "third_party", "consumer", PROMPT_TOKENS_FIELD,
-                COMPLETION_TOKENS_FIELD, TOTAL_TOKENS_FIELD)
 
 # CloudWatch Logs' JSON filter syntax: every usage line, and nothing else.
 USAGE_PATTERN = f"{{ $.{USAGE_MARKER} = 1 }}"
@@ -93,15 +88,13 @@ METRICS = (
 TOKENS_METRIC = "Tokens"
 
 ALARM_ABOVE, ALARM_BELOW = ALERT_ABOVE, ALERT_BELOW  # the alert names every runtime uses
-# The plan's crossover with the best API (spend.drift.crossover*), under the name the plan's report gives it.
-ALARM_CROSSOVER = ALERT_CROSSOVER
 DAY_SECONDS = 86_400
 # CloudWatch's limits on an alarm's evaluation range (period x evaluation periods): 1 day below a 1-hour period,
 # 7 days otherwise. The drift alarms use DRIFT_FOR days of 1-day periods.
 MAX_RANGE_SECONDS, MAX_SHORT_RANGE_SECONDS = 604_800, 86_400
 MAX_DESCRIPTION = 1024  # PutMetricAlarm's AlarmDescription
 MAX_DIMENSIONS = 3  # per metric filter
-_STACK = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+_STACK = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 
 
 def filter_name(stack: str, metric: UsageMetric) -> str:
@@ -115,14 +108,6 @@ def alarm_name(stack: str, alert: str) -> str:
 def metric_dimensions(metric: UsageMetric) -> dict[str, str]:
     """Dimension name -> the `$.` selector of the field its value is read from."""
     return {d: f"$.{DIMENSION_FIELDS[d]}" for d in metric.dimensions}
-
-
-def drift_days(duration: str) -> int:
-    """Whole days of a Prometheus duration such as serving/usage.py DRIFT_FOR ("2d")."""
-    m = re.fullmatch(r"(\d+)d", duration)
-    if not m or int(m.group(1)) < 1:
-        raise ValueError(f"{duration!r}: expected whole days, e.g. 2d")
-    return int(m.group(1))
 
 
 def check_range(period: int, evaluation_periods: int) -> None:

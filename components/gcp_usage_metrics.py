@@ -49,8 +49,8 @@ import pulumi_gcp as gcp
 from planner.stack_config import DriftConfig
 from serving.usage import DRIFT_FOR, REPLAN, DailyTokens, drift_rules
 
-from .aws_usage_metrics import (ALARM_CROSSOVER, COMPLETION_TOKENS_FIELD, PROMPT_TOKENS_FIELD, ROUTE_FIELD,
-                                TOTAL_TOKENS_FIELD, USAGE_MARKER, drift_days)
+from .usage_line import (ALARM_CROSSOVER, COMPLETION_TOKENS_FIELD, PROMPT_TOKENS_FIELD, ROUTE_FIELD, TOTAL_TOKENS_FIELD,
+                         USAGE_MARKER, drift_days)
 
 RESOURCE_TYPE = "cloud_run_revision"  # Cloud Run services' log entries (and so their log-based metrics)
 LOG_METRIC_DOMAIN = "logging.googleapis.com/user/"

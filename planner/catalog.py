@@ -436,7 +436,10 @@ _CATALOGS: dict[tuple[str, float], Catalog] = {}
 def load_catalog(path: Path | None = None) -> Catalog:
     """The validated catalog; parsed once per file version (the planner and the stack checks both read it)."""
     path = Path(path) if path else DEFAULT_CATALOG
-    key = (str(path.resolve()), path.stat().st_mtime) if path.is_file() else None
+    try:
+        key = (str(path.resolve()), path.stat().st_mtime) if path.is_file() else None
+    except (OSError, ValueError):
+        key = None  # read_yaml below names what is wrong with the path
     if key in _CATALOGS:
         return _CATALOGS[key]
     data = read_yaml(path, "catalog")

@@ -5,8 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 from pydantic import BaseModel, ValidationError
+
+from policies.strict_input import ReadError, read_text
+from policies.strict_input import load_json as _load_json
+from policies.strict_input import load_yaml as _load_yaml
+
+# A refusal fits a screen: at most this many problems, each line clipped, however large the input was.
+MAX_PROBLEMS = 20
+MAX_FIELD_CHARS = 120
+MAX_MESSAGE_CHARS = 600
+MAX_SOURCE_CHARS = 160
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def quote(value: Any, limit: int = 200) -> str:
+    """repr() of a user's value for a message, at most about `limit` characters of it."""
+    return clip(repr(value), limit)
+
+
+def _clip_source(text: str) -> str:
+    # A path's end (the file name) says the most; keep its start too, so it is still recognisable.
+    keep = MAX_SOURCE_CHARS // 2
+    return text if len(text) <= MAX_SOURCE_CHARS else f"{text[:keep]}...{text[-keep:]}"
 
 
 class InputError(Exception):
@@ -21,10 +46,19 @@ class InputError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        lines = []
-        for field, message in self.problems:
-            where = f"{self.source}: {field}" if field else self.source
-            lines.append(f"{where}: {message}")
+        source = _clip_source(self.source)
+        lines, shown = [], set()
+        for field, message in self.problems[:MAX_PROBLEMS]:
+            where = f"{source}: {clip(field, MAX_FIELD_CHARS)}" if field else source
+            if message in shown and ";" in message:
+                # The same long message for many fields (e.g. every unknown key): say what is wrong, not again what is valid.
+                lines.append(f"{where}: {clip(message.split(';', 1)[0], MAX_MESSAGE_CHARS)} (as above)")
+            else:
+                lines.append(f"{where}: {clip(message, MAX_MESSAGE_CHARS)}")
+            shown.add(message)
+        more = len(self.problems) - MAX_PROBLEMS
+        if more > 0:
+            lines.append(f"{source}: ... and {more} more problem(s) not shown; fix these and run again to see them")
         return "\n".join(lines)
 
 
@@ -32,19 +66,22 @@ def refuse(source: str | Path, field: str, message: str) -> InputError:
     return InputError(source, [(field, message)])
 
 
-def read_yaml(path: Path, what: str) -> Any:
-    """Read a YAML document, turning a missing file or a syntax error into an InputError."""
-    if not path.exists():
-        raise refuse(path, "", f"no such {what} file")
-    if not path.is_file():
-        raise refuse(path, "", f"is not a file (expected a {what} YAML file)")
+def read_yaml(path: Path, what: str, missing: str | None = None) -> Any:
+    """Read a YAML document strictly (policies/strict_input.py): an unreadable path, bytes that are not UTF-8, a
+    syntax error, a repeated key, deep nesting or exploding aliases become an InputError naming the file.
+    `missing` replaces the no-such-file message (to say how to create the file)."""
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise refuse(path, at, f"not valid YAML: {problem}") from None
+        return _load_yaml(read_text(path, what, missing))
+    except ReadError as exc:
+        raise InputError(path, exc.problems) from None
+
+
+def read_json(path: Path, what: str, missing: str | None = None) -> Any:
+    """read_yaml's twin for JSON (a repeated key in an object is refused, naming its key path and lines)."""
+    try:
+        return _load_json(read_text(path, what, missing))
+    except ReadError as exc:
+        raise InputError(path, exc.problems) from None
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -104,6 +141,6 @@ def from_validation_error(source: str | Path, exc: ValidationError, model: type[
             if message.startswith("Value error, "):
                 message = message[len("Value error, "):]
             if kind not in ("value_error", "assertion_error") and "input" in err and not isinstance(err["input"], (dict, list)):
-                message += f" (got {err['input']!r})"
+                message += f" (got {quote(err['input'])})"
         problems.append((field, message))
     return InputError(source, problems)

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from .catalog import Capacity, Cloud, Quality, load_regions
+from .catalog import Capacity, Catalog, Cloud, Quality, load_catalog, load_regions
 from .errors import InputError, from_validation_error, read_yaml, refuse
 
 Sensitivity = Literal["public", "internal", "confidential", "regulated"]
@@ -203,6 +203,23 @@ class Profile(_Strict):
         description="who calls the endpoint: each gets its own key and request/token rate limits at the gateway")
     workloads: list[Workload] = []
     endpoint: EndpointSpec = Field(default_factory=EndpointSpec)
+    protect: bool = Field(
+        default=True, description="protect the stack's stateful resources (keys, secrets, clusters, logs) from deletion; "
+                                  "false only for throw-away stacks (the policy BAS-004-protect-stateful then advises)")
+
+    @model_validator(mode="after")
+    def _fits_the_model(self, info: ValidationInfo):
+        # Against the catalog the plan uses (`load_profile(path, catalog)`), else the kit's own; an unknown size class
+        # is the planner's refusal, which lists the valid ones.
+        context = info.context if isinstance(info.context, dict) else {}
+        catalog: Catalog = context.get("catalog") or load_catalog()
+        if self.model is not None and self.model.size_class in catalog.models:
+            limit = catalog.models[self.model.size_class].max_context_tokens
+            if self.model.max_context_tokens > limit:
+                raise _FieldError("model.max_context_tokens", f"{self.model.max_context_tokens} is above the {limit} "
+                                                              f"tokens {self.model.size_class} models are trained for; "
+                                                              f"use {limit} or less")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -237,6 +254,13 @@ class Profile(_Strict):
             scheme = {"aws": "s3://", "gcp": "gs://"}[self.cloud]
             if not self.model.weights_uri.startswith(scheme):
                 raise _FieldError("model.weights_uri", f"must be an {scheme} URI of a bucket in the allowed regions (cloud is {self.cloud})")
+        if self.model is not None:
+            per_request = self.traffic.avg_input_tokens + self.traffic.avg_output_tokens
+            if per_request > self.model.max_context_tokens:
+                raise _FieldError("traffic.avg_input_tokens",
+                                  f"an average request of {self.traffic.avg_input_tokens} + {self.traffic.avg_output_tokens} "
+                                  f"tokens does not fit the {self.model.max_context_tokens}-token context the server "
+                                  "holds per sequence (model.max_context_tokens): raise that, or check the averages")
         if self.air_gapped and not self.private_registry:
             raise _FieldError("private_registry", "an air-gapped deployment needs the in-region registry its images are mirrored to "
                                                   "(ECR on aws, Artifact Registry on gcp)")
@@ -262,13 +286,18 @@ class _FieldError(ValueError):
         self.field = field
 
 
-def load_profile(path: Path) -> Profile:
+def load_profile(path: Path, catalog: Optional[Catalog] = None) -> Profile:
+    """The profile at `path`, validated (against `catalog`, the one the plan uses; default: the kit's own)."""
     path = Path(path)
     data = read_yaml(path, "profile")
     if not isinstance(data, dict):
         raise refuse(path, "", "a workload profile is a YAML mapping (cloud, traffic, residency, team, quality, ...)")
+    if data.get("cloud") == "gcp" and data.get("gcp_project") is None:
+        # Without it the stack would deploy into whatever project the runner's credentials default to.
+        raise refuse(path, "gcp_project", "is required for cloud: gcp: the Google Cloud project the stack deploys "
+                                          "into (6-30 lower-case letters, digits and '-', e.g. acme-llm-prod)")
     try:
-        profile = Profile.model_validate(data)
+        profile = Profile.model_validate(data, context={"catalog": catalog} if catalog is not None else None)
     except ValidationError as exc:
         field_errors = [e for e in exc.errors(include_url=False) if isinstance(e.get("ctx", {}).get("error"), _FieldError)]
         if field_errors:
@@ -276,7 +305,9 @@ def load_profile(path: Path) -> Profile:
             for e in field_errors:
                 err = e["ctx"]["error"]
                 prefix = ".".join(str(p) for p in e["loc"])
-                problems.append((f"{prefix}.{err.field}" if prefix else err.field, str(err)))
+                # A section's own rule may already name the field from the top (endpoint.allowed_cidrs[1]).
+                whole = not prefix or err.field == prefix or err.field.startswith((prefix + ".", prefix + "["))
+                problems.append((err.field if whole else f"{prefix}.{err.field}", str(err)))
             raise InputError(path, problems) from None
         raise from_validation_error(path, exc, Profile) from None
     if profile.name is None:

@@ -7,6 +7,7 @@ data routed to a third-party API, an air-gapped stack with an API tier) are refu
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -39,7 +40,7 @@ class ResidencyConfig(_Camel):
 
 
 class ModelConfig(_Camel):
-    id: str
+    id: str = Field(min_length=1)
     size_class: str
     fine_tuned: bool = False
     max_context_tokens: int = Field(default=8192, gt=0)
@@ -54,6 +55,56 @@ class ModelConfig(_Camel):
     @property
     def kv_tokens(self) -> int:
         return self.kv_cache_tokens or self.max_context_tokens
+
+
+# The address plan the network components build (components/aws_network.py and components/gcp_network.py check it
+# again when they build); held here so a hand-edited range is refused against its stack key before anything is built.
+AWS_VPC_PREFIXES = (16, 28)  # AWS accepts VPC blocks from /16 to /28
+AWS_PRIVATE_MAX_PREFIX = 24  # private subnets hold nodes and, with the VPC CNI, one address per pod
+AWS_PUBLIC_MAX_PREFIX = 27  # a load balancer's subnet is a /27 or larger with 8 free addresses
+GCP_RANGE_PREFIXES = (8, 29)  # GCP subnet ranges, primary and secondary
+# Ranges GCP rejects for subnets, or that would shadow the Google API VIPs the private variants route to.
+GCP_RESERVED_RANGES = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "199.36.153.4/30", "199.36.153.8/30")
+GCP_DEFAULT_PODS_CIDR = "10.16.0.0/14"
+GCP_DEFAULT_SERVICES_CIDR = "10.20.0.0/20"
+# Subnets every GCP stack (proxy-only, for the internal load balancer) or a private Vertex AI stack (Private Service
+# Connect) adds next to the vpc ranges, at fixed addresses.
+GCP_PROXY_ONLY_CIDR = "10.26.0.0/23"
+GCP_PSC_CIDR = "10.24.0.0/28"
+
+
+def _ipv4(key: str, value: str, example: str) -> ipaddress.IPv4Network:
+    """`value` as an IPv4 network, or the refusal naming `key`."""
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except (ValueError, TypeError) as exc:
+        raise _Field(key, f"{value!r} is not an IPv4 network in CIDR notation, e.g. {example} ({exc})") from None
+    if net.version != 4:
+        raise _Field(key, f"{value!r} is IPv6; give an IPv4 block, e.g. {example}")
+    return net
+
+
+def aws_subnet_problem(cidr: ipaddress.IPv4Network, az_count: int, need_public: bool) -> Optional[str]:
+    """Why the VPC block cannot be carved into the network's subnets (one private block per zone, the public subnets
+    cut from the last block; at least 8 blocks), or None: components/aws_network.py `plan_subnets` carves it so."""
+    block_bits = max(3, az_count.bit_length())
+    private_prefix = cidr.prefixlen + block_bits
+    public_prefix = private_prefix + max(5, az_count.bit_length())
+    problems = []
+    if private_prefix > AWS_PRIVATE_MAX_PREFIX:
+        problems.append(f"its {az_count} private subnets would be /{private_prefix} (need /{AWS_PRIVATE_MAX_PREFIX} or "
+                        "larger: nodes and pods each take an address)")
+    if need_public and public_prefix > AWS_PUBLIC_MAX_PREFIX:
+        size = f"/{public_prefix}" if public_prefix <= 32 else "smaller than one address"
+        problems.append(f"its {az_count} public subnets would be {size} (need /{AWS_PUBLIC_MAX_PREFIX} or larger for "
+                        "NAT gateways and load balancers)")
+    if not problems:
+        return None
+    smallest = AWS_PRIVATE_MAX_PREFIX - block_bits
+    if need_public:
+        smallest = min(smallest, AWS_PUBLIC_MAX_PREFIX - (public_prefix - cidr.prefixlen))
+    return (f"{cidr} is too small for {az_count} availability zones: {'; '.join(problems)}; use a /{smallest} or "
+            "larger block, e.g. 10.0.0.0/16")
 
 
 class VpcConfig(_Camel):
@@ -365,8 +416,10 @@ class StackConfig(_Camel):
         self._check_weights()
         self._check_versions()
         self._check_model_licence()
+        self._check_network()
         fleet_key, fleet = ("managed", self.managed) if self.managed else ("selfHosted", self.self_hosted)
         if fleet is not None:
+            self._check_replicas(fleet_key, fleet)
             self._check_fleet(fleet_key, fleet)
         if self.model is not None and self.model.weights_uri:
             scheme = {"aws": "s3://", "gcp": "gs://"}[self.cloud]
@@ -389,6 +442,16 @@ class StackConfig(_Camel):
         if self.self_hosted is not None and self.self_hosted.public_access_cidrs and self.network != "public":
             raise _Field("selfHosted.publicAccessCidrs", f"the {self.network} network variant keeps the cluster endpoint private; "
                                                          "public access CIDRs apply to network public only")
+        if self.self_hosted is not None:
+            for i, cidr in enumerate(self.self_hosted.public_access_cidrs):
+                key = f"selfHosted.publicAccessCidrs[{i}]"
+                if _ipv4(key, cidr, "203.0.113.0/24").prefixlen == 0:
+                    raise _Field(key, f"{cidr} opens the cluster's API server to the whole internet; name the CIDRs "
+                                      "that deploy to it (e.g. the CI runner's, 203.0.113.0/24)")
+        if self.cloud == "gcp" and self.observability is not None and self.observability.log_retention_days > 3650:
+            # A Cloud Logging bucket keeps logs 1..3650 days.
+            raise _Field("observability.logRetentionDays", f"{self.observability.log_retention_days} is beyond the 3650 "
+                                                           "days a Cloud Logging bucket keeps logs; use 3288 or less")
         e = self.endpoint
         if e.audience == "internet":
             if self.network != "public":
@@ -405,6 +468,12 @@ class StackConfig(_Camel):
             if region != self.region:
                 raise _Field("endpoint.certificateAuthorityArn", f"the CA is in {region}; ACM issues only from a CA in "
                                                                  f"the stack's region {self.region}")
+        if e.public_zone is not None:
+            zone_form = (r"^Z[0-9A-Z]{1,31}$", "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ (without /hostedzone/)") \
+                if self.cloud == "aws" else (r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", "a Cloud DNS managed zone's name, "
+                                             "e.g. example-com (1-63 lower-case letters, digits and '-')")
+            if not re.match(zone_form[0], e.public_zone):
+                raise _Field("endpoint.publicZone", f"{e.public_zone!r} is not {zone_form[1]}")
         if self.self_hosted is not None and self.self_hosted.control_plane_dns_endpoint:
             if self.self_hosted.cluster != "gke":
                 raise _Field("selfHosted.controlPlaneDnsEndpoint", "is GKE's; an EKS cluster is deployed from inside its "
@@ -468,19 +537,164 @@ class StackConfig(_Camel):
             raise _Field("model.huggingFaceTokenConfig", "only a Vertex AI endpoint reads a Hugging Face token (Model "
                                                          "Garden's download); remove it from this stack")
 
+    def _check_network(self) -> None:
+        """The address plan the network component carves: valid IPv4 blocks the cloud accepts, large enough for the
+        zones, and (GCP) ranges that do not overlap each other, Google's reserved ranges or the kit's own subnets."""
+        vpc = self.vpc
+        if self.cloud == "aws":
+            cidr = _ipv4("vpc.cidr", vpc.cidr, "10.0.0.0/16")
+            low, high = AWS_VPC_PREFIXES
+            if not low <= cidr.prefixlen <= high:
+                raise _Field("vpc.cidr", f"{vpc.cidr}: AWS takes VPC blocks from /{low} to /{high}, e.g. 10.0.0.0/16")
+            problem = aws_subnet_problem(cidr, vpc.az_count, need_public=self.network != "airgapped")
+            if problem:
+                raise _Field("vpc.cidr", problem)
+            return
+        ranges = {"vpc.cidr": (vpc.cidr, "10.0.0.0/16"),
+                  "vpc.podsCidr": (vpc.pods_cidr or GCP_DEFAULT_PODS_CIDR, GCP_DEFAULT_PODS_CIDR),
+                  "vpc.servicesCidr": (vpc.services_cidr or GCP_DEFAULT_SERVICES_CIDR, GCP_DEFAULT_SERVICES_CIDR)}
+        nets: dict[str, ipaddress.IPv4Network] = {}
+        low, high = GCP_RANGE_PREFIXES
+        for key, (value, example) in ranges.items():
+            net = nets[key] = _ipv4(key, value, example)
+            if not low <= net.prefixlen <= high:
+                raise _Field(key, f"{value}: GCP takes subnet ranges from /{low} to /{high}")
+            for reserved in GCP_RESERVED_RANGES:
+                if net.overlaps(ipaddress.ip_network(reserved)):
+                    raise _Field(key, f"{value} overlaps {reserved}, which GCP reserves or uses for the Google APIs")
+        fixed = {"the proxy-only subnet": GCP_PROXY_ONLY_CIDR}
+        if self.managed is not None and self.network != "public":
+            fixed["the Private Service Connect subnet"] = GCP_PSC_CIDR
+        written = {"vpc.cidr": True, "vpc.podsCidr": vpc.pods_cidr is not None,
+                   "vpc.servicesCidr": vpc.services_cidr is not None}
+        keys = list(nets)
+        for i, key in enumerate(keys):
+            for other in keys[i + 1:]:
+                if nets[key].overlaps(nets[other]):
+                    # Named on the range the stack file sets (the later one when it sets both).
+                    named, against = (other, key) if written[other] else (key, other)
+                    default = "" if written[against] else "the default "
+                    raise _Field(named, f"{nets[named]} overlaps {default}{against} ({nets[against]}); the subnet and "
+                                        "the GKE pod and service ranges must not share addresses")
+            for what, cidr in fixed.items():
+                if nets[key].overlaps(ipaddress.ip_network(cidr)):
+                    raise _Field(key, f"{nets[key]} overlaps {cidr}, {what} the stack adds; choose a range clear of it")
+        if vpc.zones:
+            if len(set(vpc.zones)) != len(vpc.zones):
+                raise _Field("vpc.zones", "lists a zone twice")
+            if self.self_hosted is not None and len(vpc.zones) < 2:
+                raise _Field("vpc.zones", f"the GPU node pools span at least two zones of {self.region}, so a zone "
+                                          f"outage leaves replicas serving; e.g. "
+                                          f"{', '.join(load_regions().zones(self.cloud, self.region)[:3])}")
+
+    def _check_replicas(self, key: str, fleet: "GpuFleetConfig") -> None:
+        """The fleet's replica counts and timeouts as the serving components take them."""
+        from .sizing import SAGEMAKER_TIMEOUT_RANGE
+
+        if isinstance(fleet, ManagedConfig):
+            if fleet.min_replicas < 2 and not fleet.allow_single_instance:
+                raise _Field("managed.minReplicas", f"{fleet.min_replicas} leaves no instance serving during an instance "
+                                                    "failure, a deployment or maintenance; use 2 or more, or set "
+                                                    "managed.allowSingleInstance: true to accept that")
+            if fleet.on_demand_replicas > fleet.max_replicas:
+                raise _Field("managed.onDemandReplicas", f"{fleet.on_demand_replicas} is above managed.maxReplicas "
+                                                         f"({fleet.max_replicas}); a managed endpoint runs every instance "
+                                                         f"on demand, so at most {fleet.max_replicas}")
+            if fleet.service == "sagemaker":
+                lo, hi = SAGEMAKER_TIMEOUT_RANGE
+                for name in ("startup_timeout_seconds", "download_timeout_seconds"):
+                    value = getattr(fleet, name)
+                    if not lo <= value <= hi:
+                        raise _Field(f"managed.{ManagedConfig.model_fields[name].alias}",
+                                     f"{value} is outside SageMaker's range of {lo}..{hi} seconds")
+            return
+        from .costmodel import TP_SIZES
+
+        s = fleet
+        assert isinstance(s, SelfHostedConfig)
+        if s.min_replicas < 2:
+            raise _Field("selfHosted.minReplicas", f"{s.min_replicas} leaves no replica serving while a node fails, a "
+                                                   "spot node is reclaimed or the model is rolled; use 2 or more")
+        if s.gpus_per_replica not in TP_SIZES:
+            # Tensor parallelism splits the attention heads evenly; the catalog's models (8 KV heads) take 1, 2, 4 or 8.
+            raise _Field("selfHosted.gpusPerReplica", f"{s.gpus_per_replica} does not split the model evenly; use one "
+                                                      f"of {', '.join(map(str, TP_SIZES))}")
+        if s.on_demand_replicas > s.max_replicas:
+            raise _Field("selfHosted.onDemandReplicas", f"{s.on_demand_replicas} is above selfHosted.maxReplicas "
+                                                        f"({s.max_replicas})")
+        if s.spot_replicas > s.max_replicas:
+            raise _Field("selfHosted.spotReplicas", f"{s.spot_replicas} is above selfHosted.maxReplicas ({s.max_replicas})")
+        if s.on_demand_replicas < s.min_replicas:
+            raise _Field("selfHosted.onDemandReplicas", f"{s.on_demand_replicas} is below selfHosted.minReplicas "
+                                                        f"({s.min_replicas}): the floor runs on on-demand nodes, so a "
+                                                        "spot reclaim never takes it")
+        if s.on_demand_replicas + s.spot_replicas > s.max_replicas:
+            # (Below it, the pools hold fewer replicas than the autoscaler may ask for: LNK-002-replicas-fit names the
+            # pools and the missing nodes from the built inventory.)
+            raise _Field("selfHosted.spotReplicas", f"onDemandReplicas + spotReplicas ({s.on_demand_replicas} + "
+                                                    f"{s.spot_replicas}) is above maxReplicas ({s.max_replicas}), the "
+                                                    "peak fleet they split; set spotReplicas: "
+                                                    f"{s.max_replicas - s.on_demand_replicas}")
+        if s.spot_replicas and not s.spot_instance_types:
+            raise _Field("selfHosted.spotInstanceTypes", f"is empty, so there is no spot node group for the "
+                                                         f"{s.spot_replicas} spot replicas; list instance types with "
+                                                         f"{s.gpu} GPUs (e.g. [{s.instance_type}]) or set spotReplicas: 0 "
+                                                         "(and raise onDemandReplicas)")
+        if s.startup_timeout_seconds < 60:
+            raise _Field("selfHosted.startupTimeoutSeconds", f"{s.startup_timeout_seconds} s cannot cover a model "
+                                                             "download and load; use 60 or more")
+
+    def _check_model(self, catalog: Any) -> None:
+        """The model section against the catalog: a size class it knows, a context the model was trained for."""
+        model = self.model
+        if model is None:
+            return
+        if model.size_class not in catalog.models:
+            raise _Field("model.sizeClass", f"{model.size_class!r} is not a size class in the catalog; valid: "
+                                            f"{', '.join(catalog.models)}")
+        limit = catalog.models[model.size_class].max_context_tokens
+        if model.max_context_tokens > limit:
+            raise _Field("model.maxContextTokens", f"{model.max_context_tokens} is above the {limit} tokens "
+                                                   f"{model.size_class} models are trained for; use {limit} or less")
+        if self.self_hosted is not None and self.self_hosted.engine == "tgi" and model.max_context_tokens < 2:
+            raise _Field("model.maxContextTokens", "TGI needs room for at least one input and one output token; use 2 "
+                                                   "or more")
+
     def _check_versions(self) -> None:
         from components.versions import ComponentVersions  # pure data, no Pulumi import
 
         known = set(ComponentVersions.__dataclass_fields__)
-        for key in self.versions:
+        for key, value in self.versions.items():
             if key not in known:
                 raise _Field(f"versions.{key}", f"unknown version key; valid: {', '.join(sorted(known))}")
+            if not isinstance(value, str) or not value.strip() or value.lower() == "latest" or value.endswith(":latest"):
+                raise _Field(f"versions.{key}", f"{value!r} is not pinned; give an exact release (or tag@sha256:digest), "
+                                                f"e.g. {getattr(ComponentVersions(), key)}")
+        versions = ComponentVersions().with_overrides(self.versions)
+        if self.self_hosted is not None:
+            # The engine's queue metric (what KEDA scales on and the alerts read) is named per release.
+            from serving.vllm import QUEUE_METRIC_BY_RELEASE as VLLM_QUEUE, metric_for_version
+            from serving.tgi import QUEUE_METRIC_BY_RELEASE as TGI_QUEUE
+
+            engine = self.self_hosted.engine
+            try:
+                metric_for_version(engine, getattr(versions, f"{engine}_tag"), VLLM_QUEUE if engine == "vllm" else TGI_QUEUE)
+            except ValueError as exc:
+                raise _Field(f"versions.{engine}_tag", str(exc)) from None
+            tag_minor = ".".join(versions.cluster_autoscaler_tag.lstrip("v").split(".")[:2])
+            if self.self_hosted.cluster == "eks" and tag_minor != versions.eks_version:
+                # The autoscaler simulates the scheduler of its own Kubernetes minor; another minor mis-predicts.
+                key = "cluster_autoscaler_tag" if "cluster_autoscaler_tag" in self.versions else "eks_version"
+                raise _Field(f"versions.{key}", f"the cluster autoscaler {versions.cluster_autoscaler_tag} and "
+                                                f"Kubernetes {versions.eks_version} differ; set "
+                                                f"versions.cluster_autoscaler_tag to a v{versions.eks_version}.x release")
 
     def _check_fleet(self, key: str, fleet: "GpuFleetConfig") -> None:
         from .catalog import load_catalog
         from .sizing import fit_problem
 
         catalog = load_catalog(Path(self.catalog)) if self.catalog else load_catalog()
+        self._check_model(catalog)
         service = "compute" if key == "selfHosted" else fleet.service  # type: ignore[union-attr]
         priced = {i.instance_type: i for i in catalog.instances_in(self.cloud, self.region, service)}
         if fleet.instance_type not in priced:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -21,7 +22,7 @@ import yaml
 
 from .catalog import Catalog, load_catalog
 from .costmodel import kv_cache_tokens, project_daily_requests
-from .errors import InputError, refuse
+from .errors import InputError, read_yaml, refuse
 from .profile import Profile, licence_refusal
 from .sizing import (GKE_ACCELERATOR, VERTEX_ACCELERATOR, clamp_sagemaker, root_volume_gb, same_class_instance_types,
                      startup_budget, weights_gb)
@@ -96,6 +97,7 @@ def candidate_stack_config(p: Profile, c: Candidate, network: str, profile_path:
         "residency": {"allowedRegions": list(p.residency.allowed_regions), "classification": p.data_sensitivity,
                       "regulations": list(p.regulations)},
         "catalog": catalog_path,
+        "protect": p.protect,
     }
     if p.private_registry and c.plan:  # only tiers that run images pull them from the registry (an API tier runs none)
         data["registry"] = p.private_registry
@@ -205,7 +207,10 @@ _PROFILE_FIELD = {
     "model.id": "model.id",
     "spend.billingAccount": "gcp_billing_account",
     "spend.activateCostAllocationTag": "aws_activate_cost_allocation_tag",
+    "spend.drift.dailyTokensNow": "traffic.daily_requests",
+    "spend.drift.growthMonthlyPercent": "traffic.growth_monthly_percent",
     "spend": "traffic",
+    "protect": "protect",
     "model": "model",
     "residency.allowedRegions": "residency.allowed_regions",
     "residency.classification": "data_sensitivity",
@@ -218,11 +223,37 @@ _PROFILE_FIELD = {
     "api.replicaRegions": "residency.allowed_regions",
     "managed.instanceType": "residency.allowed_regions",
     "selfHosted.instanceType": "residency.allowed_regions",
+    # The replica floor follows the availability target; the peak fleet and its on-demand share, the traffic; the
+    # spot share, allow_spot. The rest of a fleet section is the planner's choice for the model.
+    "managed.minReplicas": "availability_target",
+    "managed.allowSingleInstance": "availability_target",
+    "managed.maxReplicas": "traffic",
+    "managed.onDemandReplicas": "traffic",
+    "selfHosted.minReplicas": "availability_target",
+    "selfHosted.maxReplicas": "traffic",
+    "selfHosted.onDemandReplicas": "traffic",
+    "selfHosted.spotReplicas": "allow_spot",
+    "selfHosted.spotInstanceTypes": "allow_spot",
     "managed": "model.size_class",
     "selfHosted": "model.size_class",
     "tier": "workloads",
     "pattern": "workloads",
 }
+
+
+_CONSUMER_FIELD = {"name": "name", "roleName": "aws_role_name", "member": "gcp_member", "rotation": "rotation"}
+
+# Stack names as Pulumi takes them: ASCII letters, digits, '-', '_' and '.' (str.isalnum would let in any script's
+# letters, which the clouds' resource names then refuse).
+# The stack's name is part of its resources' names: a DNS label (<stack>.llm.internal), GCP resource names that start
+# with a letter, and names AWS limits to 32 characters (target groups, ECS services): lower-case, at most 32.
+STACK_NAME = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
+STACK_NAME_RULE = "lower-case letters, digits and inner '-', starting with a letter, at most 32 characters"
+
+
+def valid_stack_name(name: str) -> bool:
+    """Whether `name` can name a stack (the stack file `stacks/Pulumi.<name>.yaml` and the names built from it)."""
+    return bool(name) and STACK_NAME.fullmatch(name) is not None
 
 
 def profile_field(stack_key: str, profile: Profile) -> str:
@@ -231,13 +262,17 @@ def profile_field(stack_key: str, profile: Profile) -> str:
     if key in ("network", "api"):
         # The network variant and the API section follow from the air gap and the data's sensitivity.
         return "air_gapped" if profile.air_gapped else "data_sensitivity"
+    consumer = re.match(r"^consumers\[(\d+)\]\.(\w+)", key)
+    if consumer:  # one consumer's entry, at the same index: its name, its reader, or its share of the traffic
+        field = _CONSUMER_FIELD.get(consumer.group(2), "share_percent")
+        return f"consumers[{consumer.group(1)}].{field}"
     for prefix in sorted(_PROFILE_FIELD, key=len, reverse=True):
         if key == prefix or key.startswith((prefix + ".", prefix + "[")):
             field = _PROFILE_FIELD[prefix]
             if prefix == "residency.allowedRegions" and key != prefix:
                 return field + key[len(prefix):]  # the same index: residency.allowed_regions[1]
             return field
-    return key  # a key no profile field writes (vpc, versions, protect): only a hand-written stack has it
+    return key  # a key no profile field writes (vpc, versions, observability.logRetentionDays): only a hand edit has it
 
 
 def _flatten(data: dict[str, Any]) -> dict[str, Any]:
@@ -409,9 +444,9 @@ def _existing(stack_file: Path, force: bool) -> tuple[dict, dict]:
     if not stack_file.exists():
         return {}, {}
     try:
-        doc = yaml.safe_load(stack_file.read_text()) or {}
-    except yaml.YAMLError:
-        doc = None
+        doc = read_yaml(stack_file, "stack") or {}
+    except InputError:
+        doc = None  # unreadable as a stack file: refused below unless --force
     if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
         if force:
             return {}, {}
@@ -433,12 +468,7 @@ def _existing(stack_file: Path, force: bool) -> tuple[dict, dict]:
 
 def read_stack_file(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a stack file, with `secure:` values left as they are."""
-    if not path.exists():
-        raise refuse(path, "", "no such stack file; create it with `llmhost plan PROFILE --stack NAME`")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise refuse(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    doc = read_yaml(path, "stack", missing="no such stack file; create it with `llmhost plan PROFILE --stack NAME`")
     if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
         raise refuse(path, "config", "a stack file is a mapping with a `config:` mapping")
     return dict(doc.get("config") or {})

@@ -8,6 +8,8 @@ policy objects applied in-process by `llmhost preview` to the offline inventory.
   `Rule` (metadata a reviewer reads) plus its check, built into a pulumi-policy policy by rulekit.py.
 - placement.py: where pods can run (node pools with the labels and taints the cloud adds, requests against node
   sizes, spread over zones), shared by the link rules.
+- strict_input.py: the one place input files are read (UTF-8, size, nesting, aliases, repeated keys), shared with
+  the planner's loaders (the pack's own virtualenv ships only this folder).
 - config.py: each policy's config schema, the stack facts -> policy config mapping, and its validation (pure).
 - exceptions.py / exceptions.yaml: the exceptions register (one policy, one stack, one resource, a reason,
   an approver and an expiry date).

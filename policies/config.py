@@ -206,6 +206,10 @@ _FROM_FACTS = {"allowedRegions": "allowedRegions", "classification": "classifica
 FACT_KEYS = ("cloud", "allowedRegions", "classification", "regulations", "network", "tier", "thirdPartyApi",
              "thirdPartyApiBaseUrl", "registry", "protect", "endpointAudience", "links")
 REQUIRED_FACTS = ("allowedRegions", "classification", "network")
+WHOLESALE_OFF = ("all: 'disabled' would switch off every policy of the pack, and a stack's policy config cannot do "
+                 "that; set \"all\": \"mandatory\", and to waive one policy on one resource add an entry to "
+                 "policies/exceptions.yaml (policy, stack, resource, reason, approvedBy, approved, expires; "
+                 "`llmhost policies` describes how to request one)")
 
 
 class PolicyConfigError(ValueError):
@@ -327,8 +331,10 @@ def validate_config(cfg: Any) -> list[str]:
     names = ", ".join(SCHEMAS)
     for policy, entry in cfg.items():
         if policy == "all":
-            if entry not in ENFORCEMENT_LEVELS:
-                problems.append(f"all: {entry!r} is not an enforcement level ({', '.join(ENFORCEMENT_LEVELS)})")
+            if entry == "disabled":
+                problems.append(WHOLESALE_OFF)
+            elif not isinstance(entry, str) or entry not in ENFORCEMENT_LEVELS:
+                problems.append(f"all: {_short(entry)} is not an enforcement level ({', '.join(ENFORCEMENT_LEVELS)})")
             continue
         if policy not in SCHEMAS:
             problems.append(f"{policy}: not a policy of this pack; its policies are {names}")
@@ -342,6 +348,51 @@ def validate_config(cfg: Any) -> list[str]:
         if policy not in cfg:
             problems += [f"{policy}.{key}: is required" for key in SCHEMAS[policy]["required"]]
     return problems
+
+
+def validate_for_stack(cfg: Mapping[str, Any], facts: Mapping[str, Any]) -> list[str]:
+    """Problems of a (schema-valid) policy config that is weaker than the stack it checks: allowed regions beyond the
+    stack's residency.allowedRegions, a lower classification or a less closed network than the stack's own.
+
+    A config may narrow what the stack allows, never widen it; `policy_config(facts)` of the same facts always passes.
+    `facts` as `facts_from_stack_config` builds them."""
+    problems: list[str] = []
+    allowed = list(facts.get("allowedRegions") or [])
+    rank_class = {c: i for i, c in enumerate(CLASSIFICATIONS)}
+    rank_net = {n: i for i, n in enumerate(NETWORKS)}
+    for policy, entry in cfg.items():
+        if policy not in SCHEMAS or not isinstance(entry, Mapping):
+            continue
+        regions = entry.get("allowedRegions")
+        if isinstance(regions, (list, tuple)) and allowed:
+            wider = [r for r in regions if r not in allowed]
+            if wider:
+                problems.append(f"{policy}.allowedRegions: {', '.join(map(_short, wider[:5]))} "
+                                f"{'is' if len(wider) == 1 else 'are'} outside the stack's residency "
+                                f"(llm-hosting:residency.allowedRegions: {', '.join(allowed)}); the policy config may "
+                                "narrow the stack's regions, never widen them")
+        stack_class, stack_net = facts.get("classification"), facts.get("network")
+        cls = entry.get("classification")
+        if cls in rank_class and stack_class in rank_class and rank_class[cls] < rank_class[stack_class]:
+            problems.append(f"{policy}.classification: {cls!r} is below the stack's classification "
+                            f"{stack_class!r} (llm-hosting:residency.classification); the boundary policies would "
+                            "check less than the data needs")
+        net = entry.get("network")
+        if net in rank_net and stack_net in rank_net and rank_net[net] < rank_net[stack_net]:
+            problems.append(f"{policy}.network: {net!r} is more open than the stack's network {stack_net!r} "
+                            "(llm-hosting:network); the air-gap policies would check less than the stack promises")
+    # A stack file switched to protect: false by hand, with the config still planned for protection: say how to do it.
+    entry = cfg.get("BAS-004-protect-stateful")
+    level = entry.get(LEVEL_KEY) if isinstance(entry, Mapping) else entry if isinstance(entry, str) else None
+    if facts.get("protect") is False and level not in ("advisory", "disabled") and cfg.get("all") not in ("advisory", "disabled"):
+        problems.append("BAS-004-protect-stateful: the stack file sets llm-hosting:protect: false but this config was "
+                        "planned with protect on; set protect: false in the profile and re-plan")
+    return problems
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def validate_policy_config(policy: str, entry: Any) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from . import exceptions as _exceptions
 from .config import PolicyConfigError, level_of, validate_config, with_defaults
+from .strict_input import ReadError, read_json_file
 from .rulekit import PACK_NAME, REPORT_EXCEPTED, STACK_OUTPUTS
 from .rules import BY_ID, POLICIES
 
@@ -290,20 +290,21 @@ class PolicyReport:
 
 def load_policy_config(path: Path, stack_config: Any = None) -> tuple[dict[str, Any], list[str]]:
     """A stack's policy config file, validated; an older `llmhost-stack-facts` file is converted (with a note)."""
-    from .config import policy_config
+    from .config import facts_from_stack_config, policy_config, validate_for_stack
 
     notes: list[str] = []
-    if not path.exists():
+    if not path.exists() and path.parent.is_dir():
         if stack_config is None:
             raise PolicyConfigError(str(path), ["no such file; re-run `llmhost plan` to write it"])
         notes.append(f"{path.name} does not exist; checked against the stack config's facts (re-run `llmhost plan`)")
         from planner.stackgen import policy_facts  # the kit side: the catalog's link facts as `llmhost plan` writes them
 
         return policy_config(policy_facts(stack_config)), notes
+    source = f"stacks/{path.name}" if path.parent.name == "stacks" else str(path)
     try:
-        doc = json.loads(path.read_text())
-    except ValueError as exc:
-        raise PolicyConfigError(str(path), [f"not valid JSON: {exc}"]) from None
+        doc = read_json_file(path, "policy config")
+    except ReadError as exc:
+        raise PolicyConfigError(source, [f"{w}: {m}" if w else m for w, m in exc.problems]) from None
     legacy = doc.get("llmhost-stack-facts") if isinstance(doc, dict) else None
     if isinstance(legacy, dict):
         facts = {k: v for k, v in legacy.items() if v is not None}
@@ -315,39 +316,56 @@ def load_policy_config(path: Path, stack_config: Any = None) -> tuple[dict[str, 
                 if extra.get(key) is not None:
                     facts.setdefault(key, extra[key])
         notes.append(f"{path.name} holds the older stack-facts format; converted (re-run `llmhost plan` to rewrite it)")
-        return policy_config(facts), notes
+        try:
+            converted = policy_config(facts)
+        except PolicyConfigError as exc:
+            facts_key = exc.source == "stack facts"  # else a problem of the config made from them, named by policy
+            raise PolicyConfigError(source, [f"llmhost-stack-facts.{p}" if facts_key else p for p in exc.problems]) from None
+        problems = validate_for_stack(converted, facts_from_stack_config(stack_config)) if stack_config else []
+        if problems:
+            raise PolicyConfigError(source, problems)
+        return converted, notes
     problems = validate_config(doc)
+    if not problems and stack_config is not None:
+        problems = validate_for_stack(doc, facts_from_stack_config(stack_config))
     if problems:
-        raise PolicyConfigError(f"stacks/{path.name}" if path.parent.name == "stacks" else str(path), problems)
+        raise PolicyConfigError(source, problems)
     return doc, notes
 
 
-def check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]] = None,
-                  today: Optional[dt.date] = None) -> PolicyReport:
-    """The pack on an offline preview of a kit stack, with the stack's own policy config and provider region.
+@dataclass
+class PolicyInputs:
+    """What the pack reads besides the inventory, loaded and validated before the program runs."""
 
-    Reads stacks/<stack>.policy-config.json (the file `pulumi preview --policy-pack-config` takes) unless `config`
-    is given, the provider regions from the stack file, and policies/exceptions.yaml. A wrong config file or
-    exceptions register is raised as planner's InputError (the CLI prints it and exits 2), naming policy and key.
-    """
+    config: dict[str, Any]
+    source: str  # where the config came from, for the report
+    notes: list[str]
+    exceptions: list[Any]
+    regions: dict[str, str]  # the default provider region per package (aws:region / gcp:region)
+
+
+def load_policy_inputs(root: Path, stack: str) -> PolicyInputs:
+    """The stack's policy config (stacks/<stack>.policy-config.json, checked against the stack's own residency)
+    and the exceptions register, validated. `llmhost preview` calls this before it runs the program, so a bad file
+    is refused before anything is printed or written. Raises planner's InputError, naming the file, policy and key."""
     from planner.errors import InputError
 
     try:
-        return _check_preview(Path(root), result, config, today)
+        return _load_policy_inputs(Path(root), stack)
     except (PolicyConfigError, _exceptions.ExceptionsError) as exc:
         raise InputError(exc.source, [tuple(p.split(": ", 1)) if ": " in p else ("", p) for p in exc.problems]) from None
 
 
-def _check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]], today: Optional[dt.date]) -> PolicyReport:
+def _load_policy_inputs(root: Path, stack: str, config: Optional[Mapping[str, Any]] = None) -> PolicyInputs:
     from planner.stack_config import load_stack_config
     from preview.harness import load_config
 
-    _, merged, _, _ = load_config(root, result.stack)
-    stack_config = load_stack_config(merged, f"stacks/Pulumi.{result.stack}.yaml")
+    _, merged, _, _ = load_config(root, stack)
+    stack_config = load_stack_config(merged, f"stacks/Pulumi.{stack}.yaml")
     regions = {pkg: merged[f"{pkg}:region"] for pkg in ("aws", "gcp") if merged.get(f"{pkg}:region")}
     notes: list[str] = []
     if config is None:
-        path = root / "stacks" / f"{result.stack}.policy-config.json"
+        path = root / "stacks" / f"{stack}.policy-config.json"
         config, notes = load_policy_config(path, stack_config)
         source = f"stacks/{path.name}"
     else:
@@ -355,12 +373,35 @@ def _check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]],
         if problems:
             raise PolicyConfigError("policy config", problems)
         source = "given"
+    return PolicyInputs(dict(config), source, notes, _exceptions.load_exceptions(), regions)
+
+
+def check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]] = None,
+                  today: Optional[dt.date] = None, inputs: Optional[PolicyInputs] = None) -> PolicyReport:
+    """The pack on an offline preview of a kit stack, with the stack's own policy config and provider region.
+
+    Reads stacks/<stack>.policy-config.json (the file `pulumi preview --policy-pack-config` takes) unless `config`
+    is given, the provider regions from the stack file, and policies/exceptions.yaml; or takes all of them from
+    `inputs` (`load_policy_inputs`, called before the program ran). A wrong config file or exceptions register is
+    raised as planner's InputError (the CLI prints it and exits 2), naming policy and key.
+    """
+    from planner.errors import InputError
+
+    try:
+        if inputs is None:
+            inputs = _load_policy_inputs(Path(root), result.stack, config)
+        return _check_preview(result, inputs, today)
+    except (PolicyConfigError, _exceptions.ExceptionsError) as exc:
+        raise InputError(exc.source, [tuple(p.split(": ", 1)) if ": " in p else ("", p) for p in exc.problems]) from None
+
+
+def _check_preview(result: Any, inputs: PolicyInputs, today: Optional[dt.date]) -> PolicyReport:
     today = today or dt.date.today()
-    exceptions = _exceptions.load_exceptions()
-    for e in _exceptions.expired(exceptions, today, result.stack):
+    notes = list(inputs.notes)
+    for e in _exceptions.expired(inputs.exceptions, today, result.stack):
         notes.append(f"exception for {e.policy} on {e.resource} expired on {e.expires}; its violations count again")
-    violations = evaluate_preview(result, config, regions, exceptions=exceptions, today=today)
-    return PolicyReport(result.stack, source, violations, notes)
+    violations = evaluate_preview(result, inputs.config, inputs.regions, exceptions=inputs.exceptions, today=today)
+    return PolicyReport(result.stack, inputs.source, violations, notes)
 
 
 def check_resource(policy_id: str, resource_type: str, props: Mapping[str, Any], config: Mapping[str, Any],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .config import SCHEMAS
+from .strict_input import ReadError, read_yaml_file
 
 EXCEPTIONS_FILE = Path(__file__).resolve().parent / "exceptions.yaml"
 FIELDS = ("policy", "stack", "resource", "reason", "approvedBy", "approved", "expires")
@@ -66,8 +67,12 @@ def parse_exceptions(doc: Any, source: str = "policies/exceptions.yaml") -> list
     """Validate the register's document ({"exceptions": [...]}) and return its entries; raise naming entry and key."""
     if doc is None:
         return []
-    if not isinstance(doc, dict) or set(doc) - {"exceptions"}:
+    if not isinstance(doc, dict):
         raise ExceptionsError(source, ["the file is a mapping with one key, `exceptions`, holding a list of entries"])
+    extra = [k for k in doc if k != "exceptions"]
+    if extra:
+        raise ExceptionsError(source, [f"{str(k)[:80]}: unknown key; the file holds one key, `exceptions`, a list of "
+                                       "entries" for k in extra])
     entries = doc.get("exceptions") or []
     if not isinstance(entries, list):
         raise ExceptionsError(source, ["exceptions: expected a list of entries"])
@@ -119,15 +124,18 @@ def parse_exceptions(doc: Any, source: str = "policies/exceptions.yaml") -> list
 
 
 def load_exceptions(path: Optional[Path] = None) -> list[PolicyException]:
-    import yaml  # PyYAML comes with the pulumi SDK, so it is in the pack's virtualenv too
-
+    """The register's entries; no file means no exceptions. Read strictly (strict_input): a repeated key, bytes that
+    are not UTF-8, a directory or a path that cannot be read is refused, never read as something else."""
     path = Path(path) if path else EXCEPTIONS_FILE
-    if not path.exists():
-        return []
     try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ExceptionsError(str(path), [f"not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+        if not path.exists() and path.parent.is_dir():
+            return []
+    except (OSError, ValueError):
+        pass  # read_yaml_file names what is wrong with the path
+    try:
+        doc = read_yaml_file(path, "policy exceptions")
+    except ReadError as exc:
+        raise ExceptionsError(str(path), [f"{w}: {m}" if w else m for w, m in exc.problems]) from None
     return parse_exceptions(doc, str(path))
 
 

@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import yaml
-
 from planner.catalog import load_regions
-from planner.errors import InputError, refuse
+from planner.errors import InputError, read_yaml, refuse
 from planner.stack_config import PROJECT, load_stack_config
-from planner.stackgen import read_stack_file
+from planner.stackgen import STACK_NAME_RULE, valid_stack_name
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 MASK = "[secret]"
@@ -103,15 +101,20 @@ def _plain(value: Any) -> Any:
 def project_defaults(root: Path) -> tuple[str, dict[str, Any]]:
     """The project name and its config defaults, keyed the way the CLI keys them."""
     path = root / "Pulumi.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise refuse(path, "", f"cannot read the project file: {exc}") from None
+    doc = read_yaml(path, "project")
+    if not isinstance(doc, dict):
+        raise refuse(path, "", "the project file is a mapping (name, runtime, config, ...), "
+                               f"not {type(doc).__name__ if doc is not None else 'empty'}")
     name = doc.get("name")
-    if not name:
+    if not name or not isinstance(name, str):
         raise refuse(path, "name", "the project file has no name")
+    config = doc.get("config") or {}
+    if not isinstance(config, dict):
+        raise refuse(path, "config", "is a mapping of config keys to their defaults")
     defaults = {}
-    for key, spec in (doc.get("config") or {}).items():
+    for key, spec in config.items():
+        if not isinstance(key, str):
+            raise refuse(path, "config", f"keys are config names such as llm-hosting:tier; got {key!r}")
         full = key if ":" in key else f"{name}:{key}"
         if isinstance(spec, dict) and "default" in spec:
             defaults[full] = spec["default"]
@@ -130,11 +133,27 @@ def _as_config_string(value: Any) -> str:
     return str(value)
 
 
+def _read_stack(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, read strictly (repeated keys, encoding, size; planner.errors.read_yaml),
+    with `secure:` values left as they are."""
+    doc = read_yaml(path, "stack", missing="no such stack file; create it with `llmhost plan PROFILE --stack NAME`")
+    if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
+        raise refuse(path, "config", "a stack file is a mapping with a `config:` mapping")
+    values = dict(doc.get("config") or {})
+    keys = [k for k in values if not isinstance(k, str)]
+    if keys:
+        raise refuse(path, "config", f"keys are strings such as llm-hosting:tier; got {keys[0]!r}")
+    return values
+
+
 def load_config(root: Path, stack: str) -> tuple[str, dict[str, Any], list[str], list[str]]:
     """Merged config (defaults, then the stack file), the secret keys, and placeholders used for secrets."""
     project, defaults = project_defaults(root)
     stack_file = root / "stacks" / f"Pulumi.{stack}.yaml"
-    values = read_stack_file(stack_file)
+    if not valid_stack_name(stack):
+        raise refuse(f"stacks/Pulumi.{stack}.yaml", "--stack", f"{stack!r} cannot name this stack's resources: use "
+                                                             f"{STACK_NAME_RULE}")
+    values = _read_stack(stack_file)
     merged = {**defaults, **values}
     secret_keys, placeholders = [], []
     for key, value in list(merged.items()):

@@ -48,7 +48,7 @@ STOP_TIMEOUT_SECONDS = 120
 # As long as the Kubernetes startup probe allows: LiteLLM starts in ~10-60 s, slower on a cold, small task.
 STARTUP_SECONDS = 180
 RESERVED_ENV = {MASTER_KEY_ENV, FILES_ENV, *PROXY_ENV}
-STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")  # keeps role names within IAM's 64 characters
+STACK_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")  # keeps role names within IAM's 64 characters
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 # A key ARN, not an alias: IAM grants key use on key ARNs only, and CloudWatch Logs takes only a key ARN.
 KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9_-]+$")
@@ -103,7 +103,7 @@ class GatewayEcsArgs:
 
     def __post_init__(self):
         if not isinstance(self.stack, str) or not STACK_NAME.match(self.stack):
-            raise ValueError(f"stack: {self.stack!r} must be lowercase letters, digits and '-' (2-32 characters)")
+            raise ValueError(f"stack: {self.stack!r} must be lowercase letters, digits and '-' (1-32 characters)")
         if not isinstance(self.region, str) or not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", self.region):
             raise ValueError(f"region: {self.region!r} is not an AWS region")
         tail = self.image.rsplit("/", 1)[-1]
