@@ -34,6 +34,7 @@ from . import exceptions as _exceptions
 from .config import PolicyConfigError, level_of, validate_config, with_defaults
 from .strict_input import ReadError, read_json_file
 from .rulekit import PACK_NAME, REPORT_EXCEPTED, STACK_OUTPUTS
+from .props import GCP_ZONE
 from .rules import BY_ID, POLICIES
 
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -171,7 +172,9 @@ def evaluate_detailed(resources: Iterable[Any], config: Mapping[str, Any], provi
     providers: dict[str, PolicyProviderResource] = {}  # resource name -> provider
     defaults: dict[str, PolicyProviderResource] = {}
     for pkg, region in provider_regions.items():
-        props = {"region": region} if region else {}
+        # A GCP stack configured with gcp:zone alone: its default provider carries the zone, as Pulumi's does.
+        key = "zone" if pkg == "gcp" and region and GCP_ZONE.match(region) else "region"
+        props = {key: region} if region else {}
         urn = f"urn:pulumi:{stack}::{project}::{PROVIDER_PREFIX}{pkg}::default"
         defaults[pkg] = PolicyProviderResource(f"{PROVIDER_PREFIX}{pkg}", _proxy(props), urn, "default")
     for r in items:
@@ -362,7 +365,8 @@ def _load_policy_inputs(root: Path, stack: str, config: Optional[Mapping[str, An
 
     _, merged, _, _ = load_config(root, stack)
     stack_config = load_stack_config(merged, f"stacks/Pulumi.{stack}.yaml")
-    regions = {pkg: merged[f"{pkg}:region"] for pkg in ("aws", "gcp") if merged.get(f"{pkg}:region")}
+    regions = {pkg: merged.get(f"{pkg}:region") or merged.get(f"{pkg}:zone") for pkg in ("aws", "gcp")}
+    regions = {pkg: where for pkg, where in regions.items() if where}  # gcp:zone stands in when gcp:region is unset
     notes: list[str] = []
     if config is None:
         path = root / "stacks" / f"{stack}.policy-config.json"
@@ -398,6 +402,8 @@ def check_preview(root: Path, result: Any, config: Optional[Mapping[str, Any]] =
 def _check_preview(result: Any, inputs: PolicyInputs, today: Optional[dt.date]) -> PolicyReport:
     today = today or dt.date.today()
     notes = list(inputs.notes)
+    # A multi-language component's children are not in the inventory: the verdict covers only what is.
+    notes += [f"cannot verify: {w}" for w in getattr(result, "remote_components", [])]
     for e in _exceptions.expired(inputs.exceptions, today, result.stack):
         notes.append(f"exception for {e.policy} on {e.resource} expired on {e.expires}; its violations count again")
     violations = evaluate_preview(result, inputs.config, inputs.regions, exceptions=inputs.exceptions, today=today)

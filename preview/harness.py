@@ -4,7 +4,8 @@ It does what the CLI would do before the program starts (merge the Pulumi.yaml d
 hand over config as strings, mark secrets), validates the config with the program's own loader first (so a bad
 stack file fails before any resource), and runs as a preview: what the mocks answer is known and `apply` callbacks
 run on it, while an output the mocks do not know stays unknown (shown as `[unknown]`), as `pulumi preview` shows it,
-instead of turning into a None that callbacks would then act on.
+instead of turning into a None that callbacks would then act on. `run_foreign` previews a program the kit did not
+write, from that program's own stack file.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class PreviewResult:
     warnings: list[str] = field(default_factory=list)
     placeholders: list[str] = field(default_factory=list)
     deploy_warning: Optional[str] = None  # StackConfig.deploy_warning(): what `pulumi up` of this stack needs
+    # Multi-language components the program used: the inventory lacks their children, so it is incomplete.
+    remote_components: list[str] = field(default_factory=list)
 
     def inventory(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in sorted(self.resources, key=lambda r: r.name)]
@@ -187,7 +190,7 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
     from pulumi.runtime import settings as psettings
     from pulumi.runtime.sync_await import _sync_await
 
-    from .mocks import PreviewMocks
+    from .mocks import PreviewMocks, kubernetes_autonamed
 
     regions = load_regions()
     zones = {r: regions.zones(c, r) for c in ("aws", "gcp") for r in regions.for_cloud(c).regions}
@@ -195,6 +198,7 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
 
     rows: list[Resource] = []
     names_by_urn: dict[str, str] = {}
+    remote: list[str] = []
 
     class Capture(pmocks.MockMonitor):
         def RegisterResource(self, request):
@@ -227,10 +231,19 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
             if request.provider:  # explicit providers only; a reference is "<urn>::<id>"
                 urn = request.provider.rsplit("::", 1)[0]
                 options["provider"] = names_by_urn.get(urn, urn)
+            if request.remote:
+                # A multi-language component (awsx, eks, ...) builds its children inside its own plugin, which the
+                # offline preview does not run: they are missing from the inventory, and the policies cannot see them.
+                remote.append(f"{request.name} is a multi-language component ({request.type}): its plugin creates "
+                              "its resources, which this offline preview cannot run, so they are missing from the "
+                              "inventory and no policy checked them")
+            inputs = _plain(_mask(raw))
+            if request.custom and request.type.startswith("kubernetes:"):
+                inputs = kubernetes_autonamed(request.type, request.name, inputs)  # as the provider's check fills it in
             rows.append(Resource(
                 type=request.type, name=request.name,
                 parent=names_by_urn.get(request.parent) if request.parent else None,
-                custom=bool(request.custom), inputs=_plain(_mask(raw)), options=options, urn=response.urn,
+                custom=bool(request.custom), inputs=inputs, options=options, urn=response.urn,
                 dependencies=list(request.dependencies)))
             return response
 
@@ -266,7 +279,7 @@ def run_program(program: Callable[[], None], project: str, stack: str, config: d
             outputs[key] = UNKNOWN
         else:
             outputs[key] = MASK if _sync_await(out.is_secret()) else _plain(resolved)
-    return PreviewResult(stack, project, rows, outputs, warnings)
+    return PreviewResult(stack, project, rows, outputs, warnings + remote, remote_components=remote)
 
 
 def run_preview(root: Path, stack: str) -> PreviewResult:
@@ -292,4 +305,38 @@ def run_preview(root: Path, stack: str) -> PreviewResult:
         raise ProgramRefused(source, [("", message)], registered=getattr(exc, "registered", 0)) from None
     result.placeholders = placeholders
     result.deploy_warning = load_stack_config(merged, f"stacks/Pulumi.{stack}.yaml").deploy_warning()
+    return result
+
+
+def run_foreign(root: Path, stack: str) -> PreviewResult:
+    """Preview a Pulumi program the kit did not write: its Pulumi.yaml defaults and its own stack file
+    (Pulumi.<stack>.yaml beside Pulumi.yaml, where the CLI keeps it, else under stacks/), without the kit's config
+    loader, which only knows the kit's keys. Encrypted values get marked placeholders, as in `run_preview`."""
+    import pulumi
+
+    root = Path(root).resolve()
+    project, defaults = project_defaults(root)
+    if not valid_stack_name(stack):
+        raise refuse(f"Pulumi.{stack}.yaml", "--stack", f"{stack!r} is not a stack name: use {STACK_NAME_RULE}")
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists() and (root / "stacks" / stack_file.name).exists():
+        stack_file = root / "stacks" / stack_file.name
+    merged = {**defaults, **_read_stack(stack_file)}
+    secret_keys, placeholders = [], []
+    for key, value in list(merged.items()):
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            merged[key] = f"preview-placeholder-for-{key}"
+            secret_keys.append(key)
+            placeholders.append(key)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+    def program():
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+
+    try:
+        result = run_program(program, project, stack, merged, secret_keys)
+    except pulumi.RunError as exc:
+        raise ProgramRefused(stack_file.name, [("", str(exc))], registered=getattr(exc, "registered", 0)) from None
+    result.placeholders = placeholders
     return result

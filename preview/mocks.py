@@ -6,6 +6,7 @@ cannot silently turn into empty values (a known trap of Pulumi mocks).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -30,6 +31,21 @@ EC2_ID_PREFIX = {"Vpc": "vpc", "Subnet": "subnet", "InternetGateway": "igw", "Na
                  "DefaultSecurityGroup": "sg", "VpcEndpoint": "vpce", "FlowLog": "fl", "LaunchTemplate": "lt",
                  "SecurityGroupRule": "sgr", "VpcSecurityGroupIngressRule": "sgr", "VpcSecurityGroupEgressRule": "sgr",
                  "DefaultNetworkAcl": "acl", "NetworkAcl": "acl"}
+
+
+def kubernetes_autonamed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """An object given no `metadata.name`, named as the Kubernetes provider names it: the resource name, a dash and
+    a random-looking suffix (here a hash of the name, so each run agrees), marked with the provider's annotation."""
+    kind = typ.rsplit(":", 1)[-1]
+    # Lists and patches are never named by the provider; a Helm release has a top-level name, not metadata.
+    if kind.endswith(("List", "Patch")) or "apiVersion" not in inputs:
+        return inputs
+    meta = dict(inputs.get("metadata") or {})
+    if meta.get("name") or meta.get("generateName"):
+        return inputs
+    meta["name"] = f"{name}-{_hex('k8s', typ, name, n=8)}"
+    meta["annotations"] = {**(meta.get("annotations") or {}), "pulumi.com/autonamed": "true"}
+    return {**inputs, "metadata": meta}
 
 
 class PreviewMocks(pulumi.runtime.Mocks):
@@ -76,7 +92,60 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return {"id": f"projects/{project}/cmekSettings", "name": f"projects/{project}/cmekSettings",
                     "project": project, "kmsKeyName": "", "kmsKeyVersionName": "",
                     "serviceAccountId": f"service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"}, []
+        answer = self._common_invoke(token, dict(args.args), region)
+        if answer is not None:
+            return answer, []
         raise NotImplementedError(f"the offline preview has no answer for invoke {token}; add one in preview/mocks.py")
+
+    def _common_invoke(self, token: str, a: dict[str, Any], region: str | None) -> dict[str, Any] | None:
+        """Data sources that programs the kit did not write call often, answered the way the cloud answers them."""
+        acct = ACCOUNT_ID
+        if token == "aws:ec2/getAmi:getAmi":
+            # The newest image matching the filters, owned by the first owner asked for (an alias such as "amazon"
+            # stands for its publisher's account, as EC2 reports it).
+            wanted = [v for f in a.get("filters") or [] if f.get("name") == "name" for v in f.get("values", [])]
+            name = (wanted[0].replace("*", "20250101") if wanted else a.get("nameRegex") or "preview-image")
+            owner = (a.get("owners") or [acct])[0]
+            owner_id = {"amazon": "137112412989", "self": acct, "aws-marketplace": "679593333241"}.get(owner, owner)
+            image = f"ami-{_hex(region or '', name, n=17)}"
+            arch = "arm64" if "arm64" in name or "aarch64" in name else "x86_64"
+            return {"id": image, "imageId": image, "arn": f"arn:aws:ec2:{region}::image/{image}", "name": name,
+                    "ownerId": owner_id, "owners": a.get("owners"), "architecture": arch, "state": "available",
+                    "rootDeviceName": "/dev/xvda", "rootDeviceType": "ebs", "virtualizationType": "hvm",
+                    "hypervisor": "xen", "enaSupport": True, "public": owner_id != acct, "imageType": "machine",
+                    "imdsSupport": "v2.0", "bootMode": "uefi-preferred", "creationDate": "2025-01-01T00:00:00.000Z",
+                    "platformDetails": "Linux/UNIX", "usageOperation": "RunInstances", "blockDeviceMappings": [],
+                    "productCodes": [], "tags": {}, "filters": a.get("filters"), "mostRecent": a.get("mostRecent")}
+        if token == "aws:ec2/getRouteTable:getRouteTable":
+            key = a.get("routeTableId") or a.get("subnetId") or a.get("vpcId") or a.get("gatewayId") or "main"
+            rtb = a.get("routeTableId") or f"rtb-{_hex(str(key), n=17)}"
+            vpc = a.get("vpcId") or f"vpc-{_hex(str(key), 'vpc', n=17)}"
+            return {"id": rtb, "routeTableId": rtb, "vpcId": vpc, "ownerId": acct, "subnetId": a.get("subnetId"),
+                    "gatewayId": a.get("gatewayId"), "arn": f"arn:aws:ec2:{region}:{acct}:route-table/{rtb}",
+                    "routes": [], "associations": [], "tags": a.get("tags") or {}, "filters": a.get("filters")}
+        if token == "aws:ec2/getRouteTables:getRouteTables":
+            key = a.get("vpcId") or region or ""
+            return {"id": region, "ids": [f"rtb-{_hex(str(key), str(i), n=17)}" for i in range(2)],
+                    "vpcId": a.get("vpcId"), "tags": a.get("tags"), "filters": a.get("filters")}
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            # A token valid twelve hours for the account's registry; the password is what `docker login` is given.
+            registry = a.get("registryId") or acct
+            password = "preview-" + _hex(registry, "ecr-token", n=24)
+            return {"id": region, "registryId": registry, "userName": "AWS", "password": password,
+                    "authorizationToken": base64.b64encode(f"AWS:{password}".encode()).decode(),
+                    "proxyEndpoint": f"https://{registry}.dkr.ecr.{region}.amazonaws.com",
+                    "expiresAt": "2026-01-01T12:00:00Z", "region": region}
+        if token == "aws:ec2/getVpc:getVpc":
+            vpc = a.get("id") or f"vpc-{_hex(region or '', 'default', n=17)}"
+            return {"id": vpc, "arn": f"arn:aws:ec2:{region}:{acct}:vpc/{vpc}", "cidrBlock": a.get("cidrBlock") or "172.31.0.0/16",
+                    "default": bool(a.get("default")), "state": "available", "ownerId": acct, "enableDnsHostnames": True,
+                    "enableDnsSupport": True, "instanceTenancy": "default", "mainRouteTableId": f"rtb-{_hex(vpc, 'main', n=17)}",
+                    "cidrBlockAssociations": [], "tags": a.get("tags") or {}}
+        if token == "aws:ec2/getSubnets:getSubnets":
+            key = str(a.get("filters") or a.get("tags") or region)
+            return {"id": region, "ids": [f"subnet-{_hex(key, z, n=17)}" for z in self.zones.get(region, [])[:3]],
+                    "filters": a.get("filters"), "tags": a.get("tags")}
+        return None
 
     def _provider_region(self, provider_ref: str) -> str | None:
         return self.provider_regions.get(provider_ref.split("::")[0]) if provider_ref else None
@@ -93,6 +162,7 @@ class PreviewMocks(pulumi.runtime.Mocks):
         if typ.startswith("gcp:"):
             return self._gcp(typ, name, inputs)
         if typ.startswith("kubernetes:"):
+            inputs = kubernetes_autonamed(typ, name, inputs)
             meta = inputs.get("metadata") or {}
             ns = meta.get("namespace")
             return (f"{ns}/{meta.get('name', name)}" if ns else meta.get("name", name)), inputs
@@ -176,6 +246,10 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return arn, {**inputs, "arn": arn}
         if typ in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
             return f"{inputs.get('role')}:{physical}", inputs
+        if typ == "aws:ecr/repository:Repository":
+            # The repository lives in the account's private registry; its URL is what `docker push` is given.
+            return physical, {**inputs, "name": physical, "registryId": acct, "arn": f"arn:aws:ecr:{region}:{acct}:repository/{physical}",
+                              "repositoryUrl": f"{acct}.dkr.ecr.{region}.amazonaws.com/{physical}"}
         if typ == "aws:s3/bucketV2:BucketV2" or typ == "aws:s3/bucket:Bucket":
             bucket = inputs.get("bucket") or physical
             return bucket, {**inputs, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "region": region}

@@ -31,7 +31,11 @@ def print_tree(result: PreviewResult, console: Console) -> None:
     """The tree, the outputs and the notes, laid out for `console.width`: rich wraps the tree's lines inside its
     guides, values are cut to what two lines hold, and the commands a note asks for are printed on their own line."""
     limit = max(40, min(140, 2 * console.width - 20))
-    tree = Tree(f"[bold]{result.project}[/bold] / stack [bold]{result.stack}[/bold] ({len(result.resources)} resources, offline preview)")
+    # A multi-language component's children are not in the inventory: the headline must not read as complete.
+    incomplete = (f", [yellow]incomplete: {len(result.remote_components)} multi-language component(s) not expanded[/yellow]"
+                  if result.remote_components else "")
+    tree = Tree(f"[bold]{result.project}[/bold] / stack [bold]{result.stack}[/bold] ({len(result.resources)} resources, "
+                f"offline preview{incomplete})")
     nodes = {None: tree}
     for r in result.resources:
         label = f"[cyan]{r.type}[/cyan] {escape(r.name)}" + (" [yellow](protect)[/yellow]" if r.options.get("protect") else "")

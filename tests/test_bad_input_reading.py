@@ -255,7 +255,8 @@ def test_a_narrower_policy_config_is_accepted():
         f"{p}.network: 'public' is more open than the stack's network 'private' (llm-hosting:network); the air-gap "
         "policies would check less than the stack promises"
         for p in ("AIR-001-no-internet-gateways", "AIR-002-no-internet-routes", "AIR-003-private-registry-images",
-                  "AIR-004-hub-offline-serving", "LNK-007-endpoint-reachable")]
+                  "AIR-004-hub-offline-serving", "BAS-007-no-public-ips",
+                  "LNK-007-endpoint-reachable")]
 
 
 # --- class 4: repeated keys in the exceptions register, and its reading --------------------------------------------

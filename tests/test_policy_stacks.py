@@ -292,11 +292,11 @@ def test_tutorial_program_gets_each_problem_reported(tutorial):
         "the aws provider default deploys to us-west-2, outside the allowed regions (eu-central-1)"
     # links: GPU nodes with no device plugin, a 10-minute wait for a GPU node, a pull and the model, a group nothing grows
     assert by[("LNK-001-pods-schedulable", "vllm")] == (
-        "Deployment default/vllm (selects any node; needs 1 nvidia.com/gpu) fits no node pool: gpu-nodes: no NVIDIA "
+        "Deployment default/vllm-48b83b43 (selects any node; needs 1 nvidia.com/gpu) fits no node pool: gpu-nodes: no NVIDIA "
         "device plugin DaemonSet runs on it, so its nodes advertise no nvidia.com/gpu. Its pods stay Pending. Fix: deploy "
         "the NVIDIA device plugin as a DaemonSet that selects the GPU pools' nodes and tolerates their taints.")
     assert by[("LNK-006-rollout-wait", "vllm")].startswith(
-        "Deployment default/vllm: create waits 600 s (the default) but one start takes GPU node provisioning 600 s + "
+        "Deployment default/vllm-48b83b43: create waits 600 s (the default) but one start takes GPU node provisioning 600 s + "
         "image pull 400 s + no startup or readiness probe = 1000 s per replica")
     assert by[("LNK-003-node-pools-scaled", "gpu-nodes")].startswith("minSize 1 is below maxSize 2, but nothing in the "
                                                                      "stack scales it")
@@ -320,6 +320,7 @@ def test_tutorial_findings_are_exactly_these(tutorial):
         ("BAS-001-no-full-access-policies", "eks-node-s3"), ("BAS-002-imdsv2-nodes", "gpu-nodes"),
         ("BAS-003-no-plaintext-secret-env", "vllm"),
         ("BAS-004-protect-stateful", "llm-cluster"), ("BAS-004-protect-stateful", "model-weights"),
+        ("BAS-008-control-plane-audit-logs", "llm-cluster"),
         ("LNK-001-pods-schedulable", "vllm"), ("LNK-003-node-pools-scaled", "gpu-nodes"), ("LNK-006-rollout-wait", "vllm"),
     })
 
